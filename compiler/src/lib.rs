@@ -1,0 +1,13 @@
+//! The c3dc compiler: ONNX frontend, compile pipeline, plan inspection, and helpers for
+//! .npy tensors and tract's float reference.
+
+pub mod compile;
+pub mod const_fold;
+pub mod diagnostics;
+pub mod inspect;
+pub mod npy;
+pub mod onnx_import;
+pub mod tract_ref;
+
+pub use compile::{compile, CompileError, CompileOptions, Compiled};
+pub use onnx_import::{import_file, ImportOptions};

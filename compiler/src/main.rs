@@ -1,0 +1,254 @@
+//! c3dc: compiles ONNX 3D-CNN models into secure execution plans, simulates plans in
+//! fixed point, and inspects them.
+
+use c3d_compiler::{compile, inspect, npy, tract_ref, CompileError, CompileOptions, ImportOptions};
+use c3d_ir::format::{hex, weights_path_for};
+use c3d_ir::{Plan, Preprocess, Tensor};
+use c3d_passes::QuantConfig;
+use clap::{Parser, Subcommand};
+use miette::{miette, Report};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "c3dc", version, about = "Compiles ONNX 3D-CNN models into secure two-party execution plans")]
+struct Cli {
+    /// No progress lines on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compile an ONNX model into plan.bin (public) and plan.bin.weights (server only).
+    Compile {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Output plan.
+        #[arg(short, long, default_value = "plan.bin")]
+        output: PathBuf,
+        /// Output weights (default: the plan path + ".weights").
+        #[arg(long)]
+        weights_out: Option<PathBuf>,
+        /// Concrete input shape N,C,D,H,W when the model's is symbolic.
+        #[arg(long, value_delimiter = ',')]
+        input_shape: Option<Vec<usize>>,
+        /// Fractional bits (default: chosen by range analysis).
+        #[arg(long)]
+        frac_bits: Option<u32>,
+        /// Field prime (default: the smallest candidate that fits).
+        #[arg(long)]
+        prime: Option<u64>,
+        /// Generated calibration clips.
+        #[arg(long, default_value_t = 4)]
+        calib_samples: usize,
+        /// Extra calibration inputs (float32 .npy of the input shape); repeatable.
+        #[arg(long)]
+        calib: Vec<PathBuf>,
+        /// Preprocessing JSON to record instead of the model's metadata.
+        #[arg(long)]
+        preprocess: Option<PathBuf>,
+        /// Class names, one per line.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+    /// Run the plaintext fixed-point simulation of a plan on a float32 .npy input.
+    Simulate {
+        /// The plan.
+        plan: PathBuf,
+        /// Input tensor (float32 .npy of the model's input shape).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the output (float32 .npy).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The weights file (default: the plan path + ".weights").
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Also run the original ONNX in float with tract and compare.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// How many top classes to print.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+    },
+    /// Per-layer table of a plan: ops, shapes, work, protocol, scales.
+    Inspect {
+        /// The plan.
+        plan: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a random preprocessed clip (uniform pixels) for a plan, as float32 .npy.
+    RandomInput {
+        /// The plan.
+        plan: PathBuf,
+        /// Output .npy.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+struct Failure {
+    report: Report,
+    code: u8,
+}
+
+impl<E: Into<Report>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { report: e.into(), code: 1 }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = cli.quiet;
+    let progress = move |s: &str| {
+        if !quiet {
+            eprintln!("[c3dc] {s}");
+        }
+    };
+    match run(cli.cmd, progress) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{:?}", f.report);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn load_plan(path: &Path) -> Result<(Plan, [u8; 32]), Failure> {
+    Plan::load(path).map_err(|e| Failure { report: miette!("{e}"), code: 1 })
+}
+
+fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
+    match cmd {
+        Cmd::Compile { model, output, weights_out, input_shape, frac_bits, prime, calib_samples, calib, preprocess, labels } => {
+            let t0 = Instant::now();
+            let calib_inputs = calib
+                .iter()
+                .map(|p| npy::read_f32(p).map_err(|e| miette!("calibration input: {e}")))
+                .collect::<Result<Vec<Tensor<f32>>, _>>()?;
+            let preprocess = match preprocess {
+                Some(p) => {
+                    let s = std::fs::read_to_string(&p).map_err(|e| miette!("{}: {e}", p.display()))?;
+                    Some(serde_json::from_str::<Preprocess>(&s).map_err(|e| miette!("{}: not valid preprocessing JSON: {e}", p.display()))?)
+                }
+                None => None,
+            };
+            let class_names = match labels {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| miette!("{}: {e}", p.display()))?
+                        .lines()
+                        .map(|l| l.trim().to_string())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                ),
+                None => None,
+            };
+            let opts = CompileOptions {
+                import: ImportOptions { input_shape },
+                quant: QuantConfig { frac_bits, prime, calib_samples, calib_inputs, ..QuantConfig::default() },
+                preprocess,
+                class_names,
+            };
+            let compiled = compile(&model, &opts, progress).map_err(|e| {
+                let code = if matches!(e, CompileError::Import(_)) { 2 } else { 1 };
+                Failure { report: Report::new(e), code }
+            })?;
+            let wpath = weights_out.unwrap_or_else(|| weights_path_for(&output));
+            compiled.weights.save(&wpath).map_err(|e| miette!("{e}"))?;
+            let hash = compiled.plan.save(&output).map_err(|e| miette!("{e}"))?;
+            let psize = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+            let wsize = std::fs::metadata(&wpath).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "compiled {} -> {} ({} bytes, hash {}) and {} ({} bytes) in {:.2} s; p = {}, f = {}",
+                model.display(),
+                output.display(),
+                psize,
+                &hex(&hash)[..16],
+                wpath.display(),
+                wsize,
+                t0.elapsed().as_secs_f64(),
+                compiled.plan.fixed.p,
+                compiled.plan.fixed.frac_bits
+            );
+            Ok(())
+        }
+        Cmd::Simulate { plan, input, output, weights, reference, top } => {
+            let (plan_v, _) = load_plan(&plan)?;
+            let wpath = weights.unwrap_or_else(|| weights_path_for(&plan));
+            let w = plan_v.load_weights(&wpath).map_err(|e| miette!("{e}"))?;
+            let x = npy::read_f32(&input).map_err(|e| miette!("input: {e}"))?;
+            let t0 = Instant::now();
+            let sim = c3d_ir::simulate(&plan_v, &w, &x).map_err(|e| miette!("{e}"))?;
+            let dt = t0.elapsed().as_secs_f64();
+            progress(&format!("simulate: {dt:.3} s"));
+            print_top(&plan_v, &sim.output, top, "fixed-point simulation");
+            if let Some(r) = reference {
+                let t1 = Instant::now();
+                let f = tract_ref::run_tract(&r, &x).map_err(|e| miette!("{e}"))?;
+                let dt = t1.elapsed().as_secs_f64();
+                print_top(&plan_v, &f, top, &format!("tract float reference ({dt:.3} s)"));
+                if f.data.len() != sim.output.data.len() {
+                    return Err(miette!("reference output has {} values, the plan {}", f.data.len(), sim.output.data.len()).into());
+                }
+                let err = f.data.iter().zip(&sim.output.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                let agree = argmax(&f.data) == argmax(&sim.output.data);
+                println!("max |float - fixed| = {err:.3e}; top-1 {}", if agree { "agrees" } else { "DIFFERS" });
+            }
+            if let Some(o) = output {
+                npy::write_f32(&o, &sim.output).map_err(|e| miette!("{e}"))?;
+            }
+            Ok(())
+        }
+        Cmd::Inspect { plan, json } => {
+            let (p, hash) = load_plan(&plan)?;
+            let ins = inspect::inspect(&p, &hash);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ins).map_err(|e| miette!("{e}"))?);
+            } else {
+                print!("{}", inspect::render(&ins));
+            }
+            Ok(())
+        }
+        Cmd::RandomInput { plan, output, seed } => {
+            use rand::SeedableRng;
+            let (p, _) = load_plan(&plan)?;
+            let (inp, _) = p.graph.io().map_err(|e| miette!("{e}"))?;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let t = c3d_passes::calibrate::random_input(&p.graph.node(inp).shape, &p.meta.preprocess, &mut rng);
+            npy::write_f32(&output, &t).map_err(|e| miette!("{e}"))?;
+            println!("wrote {} ({})", output.display(), t.shape);
+            Ok(())
+        }
+    }
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut b = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[b] {
+            b = i;
+        }
+    }
+    b
+}
+
+fn print_top(plan: &Plan, out: &Tensor<f32>, k: usize, title: &str) {
+    let mut idx: Vec<usize> = (0..out.data.len()).collect();
+    idx.sort_by(|&a, &b| out.data[b].total_cmp(&out.data[a]));
+    println!("{title}: top {}", k.min(idx.len()));
+    for &i in idx.iter().take(k) {
+        let name = plan.meta.class_names.get(i).cloned().unwrap_or_else(|| format!("class {i}"));
+        println!("  {:>5}  {:<24} {:.6}", i, name, out.data[i]);
+    }
+}

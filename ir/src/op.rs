@@ -1,0 +1,461 @@
+//! The op set: what C3D and I3D need, with shape inference and work counts.
+
+use crate::shape::Shape;
+use serde::{Deserialize, Serialize};
+
+/// A sliding window over (D, H, W), shared by convolutions and pools.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window3d {
+    /// Kernel extent (D, H, W).
+    pub kernel: [usize; 3],
+    /// Stride (D, H, W).
+    pub stride: [usize; 3],
+    /// Dilation (D, H, W).
+    pub dilation: [usize; 3],
+    /// Padding (begin, end) for D, H, W.
+    pub pads: [(usize, usize); 3],
+    /// Output size rounds up (a last partial window is kept).
+    pub ceil_mode: bool,
+}
+
+impl Window3d {
+    /// A dense window: stride 1, no dilation, no padding.
+    pub fn dense(kernel: [usize; 3]) -> Self {
+        Window3d {
+            kernel,
+            stride: [1; 3],
+            dilation: [1; 3],
+            pads: [(0, 0); 3],
+            ceil_mode: false,
+        }
+    }
+
+    /// Effective kernel extent along axis `a` once dilated.
+    pub fn extent(&self, a: usize) -> usize {
+        (self.kernel[a] - 1) * self.dilation[a] + 1
+    }
+
+    /// Output length along axis `a` for an input of length `len` (PyTorch's rule for ceil mode:
+    /// a window that starts in the end padding is dropped).
+    pub fn out_len(&self, a: usize, len: usize) -> Result<usize, String> {
+        let (k, s, d) = (self.kernel[a], self.stride[a], self.dilation[a]);
+        if k == 0 || s == 0 || d == 0 {
+            return Err(format!("kernel, stride and dilation must be >= 1 (axis {a})"));
+        }
+        let (pb, pe) = self.pads[a];
+        if pb >= self.extent(a) || pe >= self.extent(a) {
+            return Err(format!(
+                "padding ({pb},{pe}) must be smaller than the window ({}) on axis {a}",
+                self.extent(a)
+            ));
+        }
+        let num = (len + pb + pe) as i64 - self.extent(a) as i64;
+        let s = s as i64;
+        let mut out = if self.ceil_mode {
+            (num + s - 1).div_euclid(s) + 1
+        } else {
+            num.div_euclid(s) + 1
+        };
+        if self.ceil_mode && out > 0 && (out - 1) * s >= (len + pb) as i64 {
+            out -= 1;
+        }
+        if out < 1 {
+            return Err(format!(
+                "window {} (dilated {}) does not fit input length {len} with padding ({pb},{pe}) on axis {a}",
+                k,
+                self.extent(a)
+            ));
+        }
+        Ok(out as usize)
+    }
+
+    /// Output (D, H, W) for an input (D, H, W).
+    pub fn out_dims(&self, input: [usize; 3]) -> Result<[usize; 3], String> {
+        Ok([
+            self.out_len(0, input[0])?,
+            self.out_len(1, input[1])?,
+            self.out_len(2, input[2])?,
+        ])
+    }
+
+    /// For output position `o` along axis `a`: the input indices the window touches that lie
+    /// inside the input (padding excluded).
+    pub fn taps(&self, a: usize, o: usize, len: usize) -> impl Iterator<Item = usize> + '_ {
+        let start = (o * self.stride[a]) as i64 - self.pads[a].0 as i64;
+        (0..self.kernel[a]).filter_map(move |k| {
+            let i = start + (k * self.dilation[a]) as i64;
+            (i >= 0 && (i as usize) < len).then_some(i as usize)
+        })
+    }
+
+    /// Number of window positions that lie inside the padded input (i.e. counting padding but not
+    /// the part of a ceil-mode window hanging past the end padding), along axis `a`.
+    pub fn padded_taps(&self, a: usize, o: usize, len: usize) -> usize {
+        let start = (o * self.stride[a]) as i64 - self.pads[a].0 as i64;
+        let end_limit = (len + self.pads[a].1) as i64;
+        (0..self.kernel[a])
+            .filter(|k| start + (k * self.dilation[a]) as i64 <= end_limit - 1)
+            .count()
+    }
+}
+
+/// Convolution parameters. Weights (O, I, kD, kH, kW) and bias (O) live in the weights file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conv3dParams {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel, stride, dilation and padding.
+    pub window: Window3d,
+}
+
+/// Where an op runs in the two-party protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpClass {
+    /// The client's input.
+    Input,
+    /// Linear with the server's secret weights: HE offline, plaintext field arithmetic online.
+    SecretLinear,
+    /// Linear with public coefficients: local on additive shares, no interaction.
+    Local,
+    /// Needs comparisons: garbled circuits (or Beaver squaring when approximated).
+    NonLinear,
+    /// Computed by the client alone on the revealed logits.
+    ClientOutput,
+}
+
+/// One operation of the IR.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// The model input (N, C, D, H, W).
+    Input,
+    /// 3-D convolution with bias.
+    Conv3d(Conv3dParams),
+    /// Fully connected layer on (N, F) with bias: weights (out, in).
+    Linear {
+        /// Input features.
+        in_features: usize,
+        /// Output features.
+        out_features: usize,
+    },
+    /// Max pooling; padded positions are ignored (as with -inf padding).
+    MaxPool3d(Window3d),
+    /// Average pooling.
+    AvgPool3d {
+        /// The window.
+        window: Window3d,
+        /// Divide by the full kernel size (true) or by the number of valid inputs (false).
+        count_include_pad: bool,
+    },
+    /// max(x, 0).
+    Relu,
+    /// Reinterprets the elements (row-major order kept) as the node's shape.
+    Reshape,
+    /// Concatenation along an axis.
+    Concat {
+        /// The axis.
+        axis: usize,
+    },
+    /// Elementwise sum of two tensors of the same shape.
+    Add,
+    /// Zero padding, (begin, end) per dimension.
+    Pad {
+        /// Padding per dimension.
+        pads: Vec<(usize, usize)>,
+    },
+    /// Mean over some axes.
+    Mean {
+        /// Axes reduced.
+        axes: Vec<usize>,
+        /// Reduced axes kept with length 1.
+        keepdims: bool,
+    },
+    /// Softmax along an axis (client side).
+    Softmax {
+        /// The axis.
+        axis: usize,
+    },
+    /// Index of the maximum along an axis, as a float (client side).
+    Argmax {
+        /// The axis.
+        axis: usize,
+        /// The axis kept with length 1.
+        keepdims: bool,
+    },
+}
+
+impl Op {
+    /// Short name of the op.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "Input",
+            Op::Conv3d(_) => "Conv3d",
+            Op::Linear { .. } => "Linear",
+            Op::MaxPool3d(_) => "MaxPool3d",
+            Op::AvgPool3d { .. } => "AvgPool3d",
+            Op::Relu => "Relu",
+            Op::Reshape => "Reshape",
+            Op::Concat { .. } => "Concat",
+            Op::Add => "Add",
+            Op::Pad { .. } => "Pad",
+            Op::Mean { .. } => "Mean",
+            Op::Softmax { .. } => "Softmax",
+            Op::Argmax { .. } => "Argmax",
+        }
+    }
+
+    /// Where the op runs in the protocol.
+    pub fn class(&self) -> OpClass {
+        match self {
+            Op::Input => OpClass::Input,
+            Op::Conv3d(_) | Op::Linear { .. } => OpClass::SecretLinear,
+            Op::AvgPool3d { .. }
+            | Op::Reshape
+            | Op::Concat { .. }
+            | Op::Add
+            | Op::Pad { .. }
+            | Op::Mean { .. } => OpClass::Local,
+            Op::Relu | Op::MaxPool3d(_) => OpClass::NonLinear,
+            Op::Softmax { .. } | Op::Argmax { .. } => OpClass::ClientOutput,
+        }
+    }
+
+    /// Number of inputs the op takes (`None`: one or more).
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            Op::Input => Some(0),
+            Op::Add => Some(2),
+            Op::Concat { .. } => None,
+            _ => Some(1),
+        }
+    }
+
+    /// Weight and bias shapes for ops with weights.
+    pub fn weight_shapes(&self) -> Option<(Shape, Shape)> {
+        match self {
+            Op::Conv3d(c) => {
+                let [kd, kh, kw] = c.window.kernel;
+                Some((
+                    Shape::new(vec![c.out_channels, c.in_channels, kd, kh, kw]),
+                    Shape::new(vec![c.out_channels]),
+                ))
+            }
+            Op::Linear {
+                in_features,
+                out_features,
+            } => Some((
+                Shape::new(vec![*out_features, *in_features]),
+                Shape::new(vec![*out_features]),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Infers the output shape from the input shapes. `target` is the node's declared shape,
+    /// needed by `Reshape` (which has no parameters of its own).
+    pub fn infer_shape(&self, inputs: &[&Shape], target: Option<&Shape>) -> Result<Shape, String> {
+        if let Some(n) = self.arity() {
+            if inputs.len() != n {
+                return Err(format!("expects {n} inputs, got {}", inputs.len()));
+            }
+        } else if inputs.is_empty() {
+            return Err("expects at least one input".into());
+        }
+        let video = |s: &Shape| {
+            s.ncdhw()
+                .ok_or_else(|| format!("expects a 5-D (N,C,D,H,W) input, got {s}"))
+        };
+        match self {
+            Op::Input => target
+                .cloned()
+                .ok_or_else(|| "input without a shape".to_string()),
+            Op::Conv3d(c) => {
+                let (n, ch, d, h, w) = video(inputs[0])?;
+                if ch != c.in_channels {
+                    return Err(format!("expects {} input channels, got {ch}", c.in_channels));
+                }
+                let [od, oh, ow] = c.window.out_dims([d, h, w])?;
+                Ok(Shape::new(vec![n, c.out_channels, od, oh, ow]))
+            }
+            Op::Linear {
+                in_features,
+                out_features,
+            } => match inputs[0].dims() {
+                [n, f] if f == in_features => Ok(Shape::new(vec![*n, *out_features])),
+                _ => Err(format!(
+                    "expects an (N, {in_features}) input, got {}",
+                    inputs[0]
+                )),
+            },
+            Op::MaxPool3d(win) | Op::AvgPool3d { window: win, .. } => {
+                let (n, ch, d, h, w) = video(inputs[0])?;
+                let [od, oh, ow] = win.out_dims([d, h, w])?;
+                Ok(Shape::new(vec![n, ch, od, oh, ow]))
+            }
+            Op::Relu => Ok(inputs[0].clone()),
+            Op::Reshape => {
+                let t = target.ok_or("reshape without a target shape")?;
+                if t.numel() != inputs[0].numel() {
+                    return Err(format!("cannot reshape {} into {t}", inputs[0]));
+                }
+                Ok(t.clone())
+            }
+            Op::Concat { axis } => {
+                let first = inputs[0];
+                if *axis >= first.rank() {
+                    return Err(format!("axis {axis} out of range for {first}"));
+                }
+                let mut dims = first.0.clone();
+                dims[*axis] = 0;
+                for s in inputs {
+                    if s.rank() != first.rank()
+                        || s.0.iter()
+                            .zip(&first.0)
+                            .enumerate()
+                            .any(|(i, (a, b))| i != *axis && a != b)
+                    {
+                        return Err(format!("cannot concatenate {s} with {first} on axis {axis}"));
+                    }
+                    dims[*axis] += s.0[*axis];
+                }
+                Ok(Shape(dims))
+            }
+            Op::Add => {
+                if inputs[0] != inputs[1] {
+                    return Err(format!(
+                        "adds tensors of different shapes {} and {} (broadcasting is not supported)",
+                        inputs[0], inputs[1]
+                    ));
+                }
+                Ok(inputs[0].clone())
+            }
+            Op::Pad { pads } => {
+                if pads.len() != inputs[0].rank() {
+                    return Err(format!("{} pads for a rank-{} input", pads.len(), inputs[0].rank()));
+                }
+                Ok(Shape(
+                    inputs[0].0.iter().zip(pads).map(|(d, (b, e))| d + b + e).collect(),
+                ))
+            }
+            Op::Mean { axes, keepdims } => {
+                let s = inputs[0];
+                if axes.is_empty() || axes.iter().any(|&a| a >= s.rank()) {
+                    return Err(format!("bad axes {axes:?} for {s}"));
+                }
+                Ok(reduce_shape(s, axes, *keepdims))
+            }
+            Op::Softmax { axis } => {
+                if *axis >= inputs[0].rank() {
+                    return Err(format!("axis {axis} out of range for {}", inputs[0]));
+                }
+                Ok(inputs[0].clone())
+            }
+            Op::Argmax { axis, keepdims } => {
+                if *axis >= inputs[0].rank() {
+                    return Err(format!("axis {axis} out of range for {}", inputs[0]));
+                }
+                Ok(reduce_shape(inputs[0], &[*axis], *keepdims))
+            }
+        }
+    }
+
+    /// Multiply-adds the op costs in plaintext (its linear work).
+    pub fn macs(&self, inputs: &[&Shape], out: &Shape) -> u64 {
+        match self {
+            Op::Conv3d(c) => {
+                let k: usize = c.window.kernel.iter().product();
+                (out.numel() * c.in_channels * k) as u64
+            }
+            Op::Linear { in_features, .. } => (out.numel() * in_features) as u64,
+            Op::AvgPool3d { window, .. } => {
+                (out.numel() * window.kernel.iter().product::<usize>()) as u64
+            }
+            Op::Mean { .. } => inputs.first().map_or(0, |s| s.numel() as u64),
+            Op::Add => out.numel() as u64,
+            _ => 0,
+        }
+    }
+
+    /// Two-input comparisons the op needs in the clear (ReLU: one per element; max-pool: one
+    /// fewer than the valid window size per output).
+    pub fn comparisons(&self, inputs: &[&Shape], out: &Shape) -> u64 {
+        match self {
+            Op::Relu => out.numel() as u64,
+            Op::MaxPool3d(win) => {
+                let Some((n, c, d, h, w)) = inputs[0].ncdhw() else {
+                    return 0;
+                };
+                let Some((_, _, od, oh, ow)) = out.ncdhw() else {
+                    return 0;
+                };
+                // Valid taps factor per axis, so the total is a product of per-axis sums.
+                let axis_sum = |a: usize, o: usize, len: usize| -> u64 {
+                    (0..o).map(|i| win.taps(a, i, len).count() as u64).sum()
+                };
+                let taps = axis_sum(0, od, d) * axis_sum(1, oh, h) * axis_sum(2, ow, w);
+                (n * c) as u64 * (taps - (od * oh * ow) as u64)
+            }
+            _ => 0,
+        }
+    }
+}
+
+fn reduce_shape(s: &Shape, axes: &[usize], keepdims: bool) -> Shape {
+    let mut dims = Vec::new();
+    for (i, &d) in s.0.iter().enumerate() {
+        if axes.contains(&i) {
+            if keepdims {
+                dims.push(1);
+            }
+        } else {
+            dims.push(d);
+        }
+    }
+    Shape(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c3d_pool5_shape() {
+        let w = Window3d {
+            kernel: [2, 2, 2],
+            stride: [2, 2, 2],
+            dilation: [1; 3],
+            pads: [(0, 0), (1, 1), (1, 1)],
+            ceil_mode: false,
+        };
+        assert_eq!(w.out_dims([2, 7, 7]).unwrap(), [1, 4, 4]);
+    }
+
+    #[test]
+    fn ceil_mode_drops_window_starting_in_padding() {
+        // PyTorch: MaxPool1d(k=2, s=2, ceil_mode=True) on length 5 gives 3; on length 4 gives 2.
+        let mut w = Window3d::dense([2, 2, 2]);
+        w.stride = [2, 2, 2];
+        w.ceil_mode = true;
+        assert_eq!(w.out_len(0, 5).unwrap(), 3);
+        assert_eq!(w.out_len(0, 4).unwrap(), 2);
+        assert_eq!(w.out_len(0, 1).unwrap(), 1);
+        w.ceil_mode = false;
+        assert!(w.out_len(0, 1).is_err());
+    }
+
+    #[test]
+    fn maxpool_comparisons_count_valid_taps() {
+        let mut w = Window3d::dense([1, 3, 3]);
+        w.stride = [1, 2, 2];
+        w.pads = [(0, 0), (1, 1), (1, 1)];
+        let op = Op::MaxPool3d(w);
+        let i = Shape::new(vec![1, 1, 1, 4, 4]);
+        let o = op.infer_shape(&[&i], None).unwrap();
+        assert_eq!(o.dims(), &[1, 1, 1, 2, 2]);
+        // Brute force: windows over rows {-1,0,1},{1,2,3} -> valid 2 and 3 per axis.
+        let valid = [2u64 * 2, 2 * 3, 3 * 2, 3 * 3];
+        let expect: u64 = valid.iter().map(|v| v - 1).sum();
+        assert_eq!(op.comparisons(&[&i], &o), expect);
+    }
+}

@@ -1,0 +1,338 @@
+//! The plan: everything public about a compiled model (safe to hand to a client), and the
+//! server-only quantized weights that go beside it.
+
+use crate::error::{IrError, Result};
+use crate::fixed::FixedPoint;
+use crate::graph::{Graph, NodeId};
+use crate::op::OpClass;
+use crate::shape::Shape;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Colour channel order the model expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelOrder {
+    /// Red, green, blue.
+    Rgb,
+    /// Blue, green, red (Caffe-trained models such as the original C3D).
+    Bgr,
+}
+
+/// How the client turns decoded frames into the model input. Runs on the client only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Frames the model takes (the input's D).
+    pub frames: usize,
+    /// Frames are resized to (height, width) before cropping.
+    pub resize: (usize, usize),
+    /// Centre crop (height, width): the input's H and W.
+    pub crop: (usize, usize),
+    /// Pixels (0..=255) are multiplied by this first.
+    pub pixel_scale: f32,
+    /// Then the per-channel mean is subtracted...
+    pub mean: [f32; 3],
+    /// ...and the result divided by the per-channel std.
+    pub std: [f32; 3],
+    /// Channel order of the input tensor.
+    pub channel_order: ChannelOrder,
+}
+
+impl Preprocess {
+    /// A default for models that bring no metadata: frames resized straight to the input size,
+    /// pixels mapped to [-1, 1] (the I3D convention).
+    pub fn default_for(input: &Shape) -> Self {
+        let (_, _, d, h, w) = input.ncdhw().unwrap_or((1, 3, 1, 1, 1));
+        Preprocess {
+            frames: d,
+            resize: (h, w),
+            crop: (h, w),
+            pixel_scale: 2.0 / 255.0,
+            mean: [1.0; 3],
+            std: [1.0; 3],
+            channel_order: ChannelOrder::Rgb,
+        }
+    }
+
+    /// The range [lo, hi] every preprocessed input value lies in (pixels in 0..=255).
+    pub fn input_range(&self) -> (f32, f32) {
+        let mut lo = f32::INFINITY;
+        let mut hi = f32::NEG_INFINITY;
+        for c in 0..3 {
+            for px in [0.0f32, 255.0] {
+                let v = (px * self.pixel_scale - self.mean[c]) / self.std[c];
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        (lo, hi)
+    }
+
+    /// Checks the numbers make sense against the model input shape.
+    pub fn validate(&self, input: &Shape) -> Result<()> {
+        let bad = |m: String| Err(IrError::Format { what: "plan", msg: m });
+        let Some((_, c, d, h, w)) = input.ncdhw() else {
+            return bad(format!("model input {input} is not (N,C,D,H,W)"));
+        };
+        if c != 3 {
+            return bad(format!("model input has {c} channels; video preprocessing needs 3"));
+        }
+        if self.frames != d || self.crop != (h, w) {
+            return bad(format!(
+                "preprocessing gives {} frames of {}x{}, model input is {d}x{h}x{w}",
+                self.frames, self.crop.0, self.crop.1
+            ));
+        }
+        if self.resize.0 < self.crop.0 || self.resize.1 < self.crop.1 {
+            return bad("resize smaller than the crop".into());
+        }
+        let finite = self.pixel_scale.is_finite()
+            && self.mean.iter().all(|m| m.is_finite())
+            && self.std.iter().all(|s| s.is_finite() && *s > 0.0);
+        if !finite {
+            return bad("preprocessing scale, mean or std not finite (or std <= 0)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Public description of the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Model name (from the ONNX file or the user).
+    pub name: String,
+    /// The ONNX producer, for the record.
+    pub producer: String,
+    /// Preprocessing the client applies to video.
+    pub preprocess: Preprocess,
+    /// Class names, when the model brings them (empty otherwise).
+    pub class_names: Vec<String>,
+}
+
+/// Fixed-point scales of one node, chosen by range analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerQuant {
+    /// Fractional bits of each input as it arrives.
+    pub in_scales: Vec<u32>,
+    /// Left shift applied to each input first (aligns the scales of Add and Concat inputs).
+    pub in_shifts: Vec<u32>,
+    /// Fractional bits of the output.
+    pub out_scale: u32,
+    /// Fractional bits of the weights or public coefficients (0 where there are none).
+    pub weight_bits: u32,
+    /// Bits a non-linear layer truncates before comparing (brings the scale back to f).
+    pub truncate_bits: u32,
+    /// log2 of the largest integer magnitude the output may take (worst case over the
+    /// calibrated input range, with the safety margin).
+    pub bound_bits: f64,
+    /// log2((p-1)/2) - bound_bits: how far the output stays from wrapping mod p.
+    pub headroom_bits: f64,
+}
+
+/// How a node runs in the two-party protocol. The protocol pass refines the choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// The client's input enters masked.
+    Input,
+    /// Local on additive shares (reshape, pad, concat, add, public-coefficient pooling).
+    Local,
+    /// Linear layer with secret weights: BFV offline, field arithmetic online.
+    HeLinear,
+    /// Comparisons in a garbled circuit.
+    GarbledCircuit,
+    /// Replaced by x^2 with Beaver triples (approximation chosen by the user).
+    BeaverSquare,
+    /// The client computes it on the revealed output.
+    Client,
+}
+
+impl Protocol {
+    /// The default protocol for an op class.
+    pub fn default_for(class: OpClass) -> Self {
+        match class {
+            OpClass::Input => Protocol::Input,
+            OpClass::SecretLinear => Protocol::HeLinear,
+            OpClass::Local => Protocol::Local,
+            OpClass::NonLinear => Protocol::GarbledCircuit,
+            OpClass::ClientOutput => Protocol::Client,
+        }
+    }
+}
+
+/// HE packing of a linear layer (filled by the packing pass).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Packing {
+    /// Encoding name (e.g. "channels", "diagonal").
+    pub scheme: String,
+    /// Input channels per ciphertext.
+    pub channels_per_ct: usize,
+    /// Spatial tile (D, H, W) per ciphertext, halos included.
+    pub tile: [usize; 3],
+}
+
+/// Per-node plan entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodePlan {
+    /// The node this entry is for.
+    pub node: NodeId,
+    /// Fixed-point scales.
+    pub quant: LayerQuant,
+    /// Protocol for the node.
+    pub protocol: Protocol,
+    /// HE packing (linear layers, once the packing pass has run).
+    pub packing: Option<Packing>,
+    /// Fraction of zero weights (once pruning has run).
+    pub sparsity: Option<f64>,
+}
+
+/// A pass that ran, and what it reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PassRecord {
+    /// Pass name.
+    pub name: String,
+    /// One line on what it did.
+    pub detail: String,
+}
+
+/// How the range analysis was calibrated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Number of calibration inputs.
+    pub samples: usize,
+    /// Seed of the generated calibration inputs (public: calibration is not secret).
+    pub seed: u64,
+    /// Bits of margin added over the largest calibrated activation.
+    pub safety_bits: u32,
+}
+
+/// A compiled model: public, safe to give the client. Never holds weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// Model description and preprocessing.
+    pub meta: ModelMeta,
+    /// The graph.
+    pub graph: Graph,
+    /// Field and activation scale.
+    pub fixed: FixedPoint,
+    /// One entry per node, in topological order.
+    pub layers: Vec<NodePlan>,
+    /// Passes that ran, in order.
+    pub passes: Vec<PassRecord>,
+    /// Calibration of the range analysis.
+    pub calibration: Calibration,
+    /// SHA-256 of the weights file payload the plan was compiled with.
+    pub weights_hash: [u8; 32],
+}
+
+impl Plan {
+    /// The plan entry of a node.
+    pub fn layer(&self, id: NodeId) -> Option<&NodePlan> {
+        self.layers.iter().find(|l| l.node == id)
+    }
+
+    /// Semantic checks beyond the file format: the graph, one entry per node in topological
+    /// order, scales consistent with the graph, a usable field.
+    pub fn validate(&self) -> Result<()> {
+        self.graph.validate()?;
+        let bad = |m: String| Err(IrError::Format { what: "plan", msg: m });
+        let fx = &self.fixed;
+        if !crate::fixed::is_prime(fx.p) || fx.p < (1 << 20) || fx.p >= (1 << 62) {
+            return bad(format!("field modulus {} is not a prime of 21..62 bits", fx.p));
+        }
+        if fx.frac_bits == 0 || fx.frac_bits > 24 {
+            return bad(format!("{} fractional bits is out of range 1..=24", fx.frac_bits));
+        }
+        let order = self.graph.topo_order()?;
+        if order.len() != self.layers.len() {
+            return bad(format!(
+                "{} plan entries for {} nodes",
+                self.layers.len(),
+                order.len()
+            ));
+        }
+        let pos: BTreeMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let mut seen = BTreeMap::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            let Some(&p) = pos.get(&l.node) else {
+                return bad(format!("plan entry {i} names a missing node"));
+            };
+            seen.insert(l.node, i);
+            let node = self.graph.node(l.node);
+            let ins = self.graph.inputs_of(l.node);
+            if ins.iter().any(|n| seen.get(n).is_none()) {
+                return bad(format!(
+                    "plan entry for `{}` comes before its inputs (order {p})",
+                    node.name
+                ));
+            }
+            let q = &l.quant;
+            if q.in_scales.len() != ins.len() || q.in_shifts.len() != ins.len() {
+                return bad(format!("scales of `{}` do not match its inputs", node.name));
+            }
+            for (k, &inp) in ins.iter().enumerate() {
+                let up = &self.layers[seen[&inp]].quant;
+                if up.out_scale != q.in_scales[k] {
+                    return bad(format!("scale of `{}` input {k} disagrees", node.name));
+                }
+            }
+            if q.out_scale > 62 || q.weight_bits > 40 || q.in_shifts.iter().any(|&s| s > 40) {
+                return bad(format!("scales of `{}` out of range", node.name));
+            }
+            if node.op.class() == OpClass::NonLinear
+                && q.in_scales[0] != q.out_scale + q.truncate_bits
+            {
+                return bad(format!("truncation of `{}` inconsistent", node.name));
+            }
+        }
+        let input = self.graph.io()?.0;
+        self.meta.preprocess.validate(&self.graph.node(input).shape)
+    }
+}
+
+/// Quantized weights and bias of one layer, as centred field values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerWeights {
+    /// Weights at `weight_bits` fractional bits, in the op's weight layout.
+    pub weight: Vec<i64>,
+    /// Bias at the layer's output scale.
+    pub bias: Vec<i64>,
+}
+
+/// The server-only weights file: quantized weights of every layer with secret weights.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Weights by node.
+    pub layers: BTreeMap<NodeId, LayerWeights>,
+}
+
+impl Weights {
+    /// Checks that every weighted node has weights of the right sizes, and nothing else does.
+    pub fn check_against(&self, graph: &Graph) -> Result<()> {
+        let mut expected = 0;
+        for id in graph.topo_order()? {
+            let node = graph.node(id);
+            if let Some((w, b)) = node.op.weight_shapes() {
+                expected += 1;
+                let lw = self.layers.get(&id).ok_or_else(|| {
+                    IrError::Weights(format!("no weights for layer `{}`", node.name))
+                })?;
+                if lw.weight.len() != w.numel() || lw.bias.len() != b.numel() {
+                    return Err(IrError::Weights(format!(
+                        "layer `{}` has {} weights and {} biases, expected {} ({w}) and {} ",
+                        node.name,
+                        lw.weight.len(),
+                        lw.bias.len(),
+                        w.numel(),
+                        b.numel()
+                    )));
+                }
+            }
+        }
+        if self.layers.len() != expected {
+            return Err(IrError::Weights(format!(
+                "{} weighted layers in the file, the plan has {expected}",
+                self.layers.len()
+            )));
+        }
+        Ok(())
+    }
+}

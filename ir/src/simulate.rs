@@ -1,0 +1,235 @@
+//! The plaintext fixed-point simulator: executes a plan on field values exactly as the secure
+//! protocol does (every linear op mod p, truncation and comparison where the garbled circuits
+//! do them). The secure runtime's output must equal this one bit for bit.
+//!
+//! Semantics, per op (values are centred representatives of F_p):
+//! - Input: round(x * 2^f) mod p (ties away from zero).
+//! - Conv3d / Linear: sum(w * x) + b mod p; w at `weight_bits`, b at the output scale.
+//! - AvgPool3d / Mean: (sum of the window) * round(2^weight_bits / count) mod p.
+//! - Add / Concat: each input times 2^shift mod p, then added / joined. Pad, Reshape: moved.
+//! - Relu: floor(x / 2^t) then max(., 0). MaxPool3d: max over valid taps of floor(x / 2^t).
+//! - Softmax / Argmax: on the decoded floats, by the client.
+
+use crate::error::{IrError, Result};
+use crate::eval_float::client_op;
+use crate::exec::run_graph;
+use crate::fixed::FixedPoint;
+use crate::graph::NodeId;
+use crate::kernels::{self, Tensor};
+use crate::op::{Op, OpClass};
+use crate::plan::{NodePlan, Plan, Weights};
+use std::collections::HashMap;
+
+/// What a simulation returns.
+#[derive(Clone, Debug)]
+pub struct SimOutput {
+    /// Field values (centred) of the last node before the client-side ops: what the secure
+    /// run reveals to the client.
+    pub revealed: Tensor<i64>,
+    /// Fractional bits of `revealed`.
+    pub scale: u32,
+    /// The model output as floats (client-side ops applied).
+    pub output: Tensor<f32>,
+}
+
+/// Multiply-accumulate in the cheapest type that is exact for these magnitudes.
+fn exact_mac(
+    x: &[i64],
+    w: &[i64],
+    terms: usize,
+    f64_path: impl Fn(&[f64], &[f64]) -> Vec<f64>,
+    i64_path: impl Fn(&[i64], &[i64]) -> Vec<i64>,
+    i128_path: impl Fn(&[i128], &[i128]) -> Vec<i128>,
+) -> Vec<i128> {
+    let xm = x.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as u128;
+    let wm = w.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as u128;
+    let bound = xm * wm * terms as u128;
+    if bound < (1u128 << 53) {
+        let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let wf: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+        f64_path(&xf, &wf).into_iter().map(|v| v as i128).collect()
+    } else if bound < (1u128 << 62) {
+        i64_path(x, w).into_iter().map(|v| v as i128).collect()
+    } else {
+        let xi: Vec<i128> = x.iter().map(|&v| v as i128).collect();
+        let wi: Vec<i128> = w.iter().map(|&v| v as i128).collect();
+        i128_path(&xi, &wi)
+    }
+}
+
+fn floor_shift(v: i64, t: u32) -> i64 {
+    v >> t
+}
+
+/// Runs the plan on one input tensor (floats in the model's input shape).
+pub fn simulate(plan: &Plan, weights: &Weights, input: &Tensor<f32>) -> Result<SimOutput> {
+    let fx = plan.fixed;
+    let g = &plan.graph;
+    let (inp, _) = g.io()?;
+    if input.shape != g.node(inp).shape {
+        return Err(IrError::Input(format!(
+            "tensor of shape {} given, the model takes {}",
+            input.shape,
+            g.node(inp).shape
+        )));
+    }
+    if let Some(bad) = input.data.iter().find(|v| !v.is_finite()) {
+        return Err(IrError::Input(format!("input holds a non-finite value ({bad})")));
+    }
+    let layers: HashMap<NodeId, &NodePlan> = plan.layers.iter().map(|l| (l.node, l)).collect();
+    let in_scale = layers[&inp].quant.out_scale;
+    let encoded = input.map(|&v| fx.encode(v as f64, in_scale));
+
+    // The client-side tail runs on floats; remember where the secure part ends.
+    let mut revealed: Option<(Tensor<i64>, u32)> = None;
+    let mut client: Option<Tensor<f32>> = None;
+    let last = run_graph(g, encoded, |id, node, ins| {
+        let l = layers[&id];
+        let q = &l.quant;
+        if node.op.class() == OpClass::ClientOutput {
+            let src = g.inputs_of(id)[0];
+            let x = if g.node(src).op.class() == OpClass::ClientOutput {
+                client.clone().expect("client input computed first")
+            } else {
+                revealed = Some((ins[0].clone(), q.in_scales[0]));
+                ins[0].map(|&v| fx.decode(v, q.in_scales[0]) as f32)
+            };
+            let y = client_op(&node.op, &x, &node.shape).expect("client op");
+            client = Some(y);
+            // The integer tensor flowing on is a placeholder; client ops only read `client`.
+            return Ok(Tensor::new(node.shape.clone(), vec![0; node.shape.numel()]));
+        }
+        Ok(Tensor::new(node.shape.clone(), step_fixed(&fx, id, node, l, weights, ins)?))
+    })?;
+    let (out_id, out_node) = {
+        let o = g.io()?.1;
+        (o, g.node(o))
+    };
+    let (revealed, scale, output) = if out_node.op.class() == OpClass::ClientOutput {
+        let (r, s) = revealed.expect("client ops saw the revealed tensor");
+        (r, s, client.expect("client output"))
+    } else {
+        let s = layers[&out_id].quant.out_scale;
+        let out = last.map(|&v| fx.decode(v, s) as f32);
+        (last, s, out)
+    };
+    Ok(SimOutput { revealed, scale, output })
+}
+
+fn step_fixed(
+    fx: &FixedPoint,
+    id: NodeId,
+    node: &crate::graph::Node,
+    l: &NodePlan,
+    weights: &Weights,
+    ins: &[&Tensor<i64>],
+) -> Result<Vec<i64>> {
+    let q = &l.quant;
+    let out = &node.shape;
+    let x = ins[0];
+    let center_all = |v: Vec<i128>| -> Vec<i64> { v.into_iter().map(|a| fx.center_i128(a)).collect() };
+    let lw = || {
+        weights
+            .layers
+            .get(&id)
+            .ok_or_else(|| IrError::Weights(format!("no weights for `{}`", node.name)))
+    };
+    Ok(match &node.op {
+        Op::Input => unreachable!("input is not stepped"),
+        Op::Conv3d(p) => {
+            let lw = lw()?;
+            let terms = p.in_channels * p.window.kernel.iter().product::<usize>();
+            let acc = exact_mac(
+                &x.data,
+                &lw.weight,
+                terms,
+                |xf, wf| kernels::conv3d(xf, &x.shape, wf, p, out),
+                |xi, wi| kernels::conv3d(xi, &x.shape, wi, p, out),
+                |xi, wi| kernels::conv3d(xi, &x.shape, wi, p, out),
+            );
+            let plane = acc.len() / (out.dims()[0] * p.out_channels);
+            center_all(
+                acc.into_iter()
+                    .enumerate()
+                    .map(|(i, a)| a + lw.bias[(i / plane) % p.out_channels] as i128)
+                    .collect(),
+            )
+        }
+        Op::Linear { in_features, out_features } => {
+            let lw = lw()?;
+            let n = x.shape.dims()[0];
+            let acc = exact_mac(
+                &x.data,
+                &lw.weight,
+                *in_features,
+                |xf, wf| kernels::linear(xf, n, wf, *in_features, *out_features),
+                |xi, wi| kernels::linear(xi, n, wi, *in_features, *out_features),
+                |xi, wi| kernels::linear(xi, n, wi, *in_features, *out_features),
+            );
+            center_all(
+                acc.into_iter()
+                    .enumerate()
+                    .map(|(i, a)| a + lw.bias[i % out_features] as i128)
+                    .collect(),
+            )
+        }
+        Op::AvgPool3d { window, count_include_pad } => {
+            let wb = q.weight_bits;
+            kernels::pool3d(&x.data, &x.shape, window, out, |it, padded| {
+                let (s, n) = it.fold((0i128, 0usize), |(s, n), v| (s + v as i128, n + 1));
+                let count = if *count_include_pad { padded } else { n };
+                fx.center_i128(s * reciprocal(count, wb) as i128)
+            })
+        }
+        Op::Mean { axes, .. } => {
+            let xi: Vec<i128> = x.data.iter().map(|&v| v as i128).collect();
+            let (s, n) = kernels::sum_axes(&xi, &x.shape, axes);
+            let m = reciprocal(n, q.weight_bits) as i128;
+            center_all(s.into_iter().map(|v| v * m).collect())
+        }
+        Op::Relu => {
+            let t = q.truncate_bits;
+            x.data.iter().map(|&v| floor_shift(v, t).max(0)).collect()
+        }
+        Op::MaxPool3d(win) => {
+            let t = q.truncate_bits;
+            kernels::pool3d(&x.data, &x.shape, win, out, |it, _| {
+                it.map(|v| floor_shift(v, t)).max().expect("a window has at least one tap")
+            })
+        }
+        Op::Reshape => x.data.clone(),
+        Op::Pad { pads } => kernels::pad(&x.data, &x.shape, pads, out, 0),
+        Op::Add | Op::Concat { .. } => {
+            let shifted: Vec<Vec<i64>> = ins
+                .iter()
+                .zip(&q.in_shifts)
+                .map(|(t, &s)| shift_all(fx, &t.data, s))
+                .collect();
+            if let Op::Concat { axis } = node.op {
+                let parts: Vec<(&[i64], &crate::Shape)> =
+                    shifted.iter().zip(ins).map(|(d, t)| (&d[..], &t.shape)).collect();
+                kernels::concat(&parts, axis, out)
+            } else {
+                shifted[0]
+                    .iter()
+                    .zip(&shifted[1])
+                    .map(|(&a, &b)| fx.center_i128(a as i128 + b as i128))
+                    .collect()
+            }
+        }
+        Op::Softmax { .. } | Op::Argmax { .. } => unreachable!("client ops handled by caller"),
+    })
+}
+
+fn shift_all(fx: &FixedPoint, v: &[i64], s: u32) -> Vec<i64> {
+    if s == 0 {
+        return v.to_vec();
+    }
+    v.iter().map(|&a| fx.center_i128((a as i128) << s)).collect()
+}
+
+/// The public coefficient that replaces a division by `count`: round(2^bits / count).
+pub fn reciprocal(count: usize, bits: u32) -> i64 {
+    let c = count.max(1) as i64;
+    ((1i64 << bits) + c / 2) / c
+}

@@ -1,0 +1,8 @@
+//! Graph passes of the compiler: BatchNorm folding, calibration, and the range analysis that
+//! chooses the field and fixed-point scales. Each pass is a module with its own tests.
+
+pub mod calibrate;
+pub mod fold;
+pub mod quantize;
+
+pub use quantize::{quantize, QuantConfig, QuantError, Quantized};
