@@ -49,7 +49,11 @@ pub enum CompileError {
 }
 
 /// Compiles an ONNX file. `progress` receives one line per step.
-pub fn compile(path: &Path, opts: &CompileOptions, mut progress: impl FnMut(&str)) -> Result<Compiled, CompileError> {
+pub fn compile(
+    path: &Path,
+    opts: &CompileOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<Compiled, CompileError> {
     progress(&format!("import: {}", path.display()));
     let (mut model, folds) = import_file(path, &opts.import)?;
     if let Some(p) = &opts.preprocess {
@@ -92,5 +96,9 @@ pub fn compile(path: &Path, opts: &CompileOptions, mut progress: impl FnMut(&str
     let mut all = records;
     all.append(&mut plan.passes);
     plan.passes = all;
-    Ok(Compiled { plan, weights: q.weights, model })
+    Ok(Compiled {
+        plan,
+        weights: q.weights,
+        model,
+    })
 }

@@ -26,7 +26,10 @@ type R<T> = Result<T, String>;
 impl ConstT {
     /// An int64 tensor.
     pub fn ints(dims: Vec<usize>, v: Vec<i64>) -> Self {
-        ConstT { dims, data: CData::I(v) }
+        ConstT {
+            dims,
+            data: CData::I(v),
+        }
     }
 
     /// Number of elements.
@@ -88,7 +91,10 @@ impl ConstT {
             CData::I(v) => CData::I(idx.iter().map(|&i| v[i]).collect()),
             CData::B(v) => CData::B(idx.iter().map(|&i| v[i]).collect()),
         };
-        ConstT { dims: vec![idx.len()], data }
+        ConstT {
+            dims: vec![idx.len()],
+            data,
+        }
     }
 
     fn with_dims(mut self, dims: Vec<usize>) -> ConstT {
@@ -119,8 +125,12 @@ pub fn norm_axis(a: i64, rank: usize) -> R<usize> {
 /// two input indices.
 fn broadcast(a: &[usize], b: &[usize]) -> R<(Vec<usize>, Vec<(usize, usize)>)> {
     let r = a.len().max(b.len());
-    let pa: Vec<usize> = std::iter::repeat_n(1, r - a.len()).chain(a.iter().copied()).collect();
-    let pb: Vec<usize> = std::iter::repeat_n(1, r - b.len()).chain(b.iter().copied()).collect();
+    let pa: Vec<usize> = std::iter::repeat_n(1, r - a.len())
+        .chain(a.iter().copied())
+        .collect();
+    let pb: Vec<usize> = std::iter::repeat_n(1, r - b.len())
+        .chain(b.iter().copied())
+        .collect();
     let mut out = Vec::with_capacity(r);
     for i in 0..r {
         if pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1 {
@@ -245,7 +255,13 @@ pub fn gather(data: &ConstT, indices: &ConstT, axis: i64) -> R<ConstT> {
 }
 
 /// ONNX Slice on a constant.
-pub fn slice(data: &ConstT, starts: &[i64], ends: &[i64], axes: Option<&[i64]>, steps: Option<&[i64]>) -> R<ConstT> {
+pub fn slice(
+    data: &ConstT,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<&[i64]>,
+    steps: Option<&[i64]>,
+) -> R<ConstT> {
     let rank = data.dims.len();
     let axes: Vec<usize> = match axes {
         Some(a) => a.iter().map(|&x| norm_axis(x, rank)).collect::<R<_>>()?,
@@ -297,7 +313,10 @@ pub fn concat(parts: &[&ConstT], axis: i64) -> R<ConstT> {
     let first = parts.first().ok_or("Concat of nothing")?;
     let ax = norm_axis(axis, first.dims.len())?;
     let mut dims = first.dims.clone();
-    dims[ax] = parts.iter().map(|p| p.dims.get(ax).copied().unwrap_or(0)).sum();
+    dims[ax] = parts
+        .iter()
+        .map(|p| p.dims.get(ax).copied().unwrap_or(0))
+        .sum();
     let outer: usize = first.dims[..ax].iter().product();
     let mut out: Option<CData> = None;
     for o in 0..outer {
@@ -326,7 +345,10 @@ pub fn concat(parts: &[&ConstT], axis: i64) -> R<ConstT> {
             });
         }
     }
-    Ok(ConstT { dims, data: out.unwrap_or(CData::I(vec![])) })
+    Ok(ConstT {
+        dims,
+        data: out.unwrap_or(CData::I(vec![])),
+    })
 }
 
 /// ONNX Transpose on a constant.
@@ -345,7 +367,11 @@ pub fn transpose(data: &ConstT, perm: Option<&[i64]>) -> R<ConstT> {
     let (si, so) = (strides(&data.dims), strides(&dims));
     let n: usize = dims.iter().product();
     let idx: Vec<usize> = (0..n)
-        .map(|k| (0..rank).map(|a| ((k / so[a]) % dims[a]) * si[perm[a]]).sum())
+        .map(|k| {
+            (0..rank)
+                .map(|a| ((k / so[a]) % dims[a]) * si[perm[a]])
+                .sum()
+        })
         .collect();
     Ok(data.map_idx(&idx).with_dims(dims))
 }
@@ -393,7 +419,10 @@ pub fn unsqueeze_dims(input: &[usize], axes: &[i64]) -> R<Vec<usize>> {
 
 /// Dims after Squeeze (all length-1 dims when `axes` is empty).
 pub fn squeeze_dims(input: &[usize], axes: &[i64]) -> R<Vec<usize>> {
-    let ax: Vec<usize> = axes.iter().map(|&a| norm_axis(a, input.len())).collect::<R<_>>()?;
+    let ax: Vec<usize> = axes
+        .iter()
+        .map(|&a| norm_axis(a, input.len()))
+        .collect::<R<_>>()?;
     for &a in &ax {
         if input[a] != 1 {
             return Err(format!("cannot squeeze axis {a} of length {}", input[a]));
@@ -402,7 +431,13 @@ pub fn squeeze_dims(input: &[usize], axes: &[i64]) -> R<Vec<usize>> {
     Ok(input
         .iter()
         .enumerate()
-        .filter(|(i, &d)| if ax.is_empty() { d != 1 } else { !ax.contains(i) })
+        .filter(|(i, &d)| {
+            if ax.is_empty() {
+                d != 1
+            } else {
+                !ax.contains(i)
+            }
+        })
         .map(|(_, &d)| d)
         .collect())
 }
@@ -417,7 +452,9 @@ mod tests {
         let pad = ConstT::ints(vec![6], vec![1, 2, 3, 4, 5, 6]);
         let zeros = ConstT::ints(vec![4], vec![0; 4]);
         let all = concat(&[&pad, &zeros], 0).unwrap();
-        let r = all.clone().with_dims(reshape_dims(&[10], &[-1, 2], false).unwrap());
+        let r = all
+            .clone()
+            .with_dims(reshape_dims(&[10], &[-1, 2], false).unwrap());
         let flip = slice(&r, &[-1], &[-9223372036854775807], Some(&[0]), Some(&[-1])).unwrap();
         let t = transpose(&flip, Some(&[1, 0])).unwrap();
         assert_eq!(t.as_i64s().unwrap(), vec![0, 0, 5, 3, 1, 0, 0, 6, 4, 2]);
@@ -431,7 +468,12 @@ mod tests {
         assert_eq!(m.dims, vec![2, 2]);
         assert_eq!(m.as_i64s().unwrap(), vec![1, 1, 1, 2]);
         assert!(binary("Div", &a, &ConstT::ints(vec![], vec![0])).is_err());
-        let g = gather(&ConstT::ints(vec![5], vec![1, 3, 16, 112, 112]), &ConstT::ints(vec![], vec![-1]), 0).unwrap();
+        let g = gather(
+            &ConstT::ints(vec![5], vec![1, 3, 16, 112, 112]),
+            &ConstT::ints(vec![], vec![-1]),
+            0,
+        )
+        .unwrap();
         assert_eq!((g.dims.clone(), g.as_i64s().unwrap()), (vec![], vec![112]));
     }
 }

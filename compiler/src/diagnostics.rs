@@ -21,7 +21,10 @@ pub enum ImportError {
     Model(String),
     /// An op (or an op's form) the frontend cannot map.
     #[error("node `{node}` ({op_type}) is not supported: {msg}")]
-    #[diagnostic(code(c3dc::unsupported_op), help("inputs: {inputs}\nsupported ops: {supported}"))]
+    #[diagnostic(
+        code(c3dc::unsupported_op),
+        help("inputs: {inputs}\nsupported ops: {supported}")
+    )]
     Unsupported {
         /// Node name.
         node: String,

@@ -91,7 +91,11 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32]) -> Inspection {
         p: plan.fixed.p,
         frac_bits: plan.fixed.frac_bits,
         plan_hash: c3d_ir::format::hex(hash),
-        passes: plan.passes.iter().map(|p| format!("{}: {}", p.name, p.detail)).collect(),
+        passes: plan
+            .passes
+            .iter()
+            .map(|p| format!("{}: {}", p.name, p.detail))
+            .collect(),
         layers: rows,
         total_macs: macs,
         total_comparisons: cmps,
@@ -122,7 +126,13 @@ pub fn render(ins: &Inspection) -> String {
     for p in &ins.passes {
         s += &format!("  pass {p}\n");
     }
-    let name_w = ins.layers.iter().map(|r| r.name.len()).max().unwrap_or(4).clamp(4, 40);
+    let name_w = ins
+        .layers
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
     s += &format!(
         "{:>3}  {:name_w$}  {:9}  {:>16}  {:>16}  {:>8}  {:>8}  {:14}  {:>9}  {:>8}\n",
         "#", "name", "op", "input", "output", "MACs", "cmps", "protocol", "scale", "headroom"
@@ -136,11 +146,19 @@ pub fn render(ins: &Inspection) -> String {
         let scale = if r.truncate_bits > 0 {
             format!("{}>>{}", r.in_scales[0], r.truncate_bits)
         } else if r.weight_bits > 0 {
-            format!("{}+{}", r.in_scales.first().copied().unwrap_or(0), r.weight_bits)
+            format!(
+                "{}+{}",
+                r.in_scales.first().copied().unwrap_or(0),
+                r.weight_bits
+            )
         } else {
             r.out_scale.to_string()
         };
-        let head = if r.protocol == Protocol::Client { "-".to_string() } else { format!("{:.1}", r.headroom_bits) };
+        let head = if r.protocol == Protocol::Client {
+            "-".to_string()
+        } else {
+            format!("{:.1}", r.headroom_bits)
+        };
         s += &format!(
             "{:>3}  {:name_w$}  {:9}  {:>16}  {:>16}  {:>8}  {:>8}  {:14}  {:>9}  {:>8}\n",
             i,

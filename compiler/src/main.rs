@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "c3dc", version, about = "Compiles ONNX 3D-CNN models into secure two-party execution plans")]
+#[command(
+    name = "c3dc",
+    version,
+    about = "Compiles ONNX 3D-CNN models into secure two-party execution plans"
+)]
 struct Cli {
     /// No progress lines on stderr.
     #[arg(short, long, global = true)]
@@ -103,7 +107,10 @@ struct Failure {
 
 impl<E: Into<Report>> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure { report: e.into(), code: 1 }
+        Failure {
+            report: e.into(),
+            code: 1,
+        }
     }
 }
 
@@ -125,12 +132,26 @@ fn main() -> ExitCode {
 }
 
 fn load_plan(path: &Path) -> Result<(Plan, [u8; 32]), Failure> {
-    Plan::load(path).map_err(|e| Failure { report: miette!("{e}"), code: 1 })
+    Plan::load(path).map_err(|e| Failure {
+        report: miette!("{e}"),
+        code: 1,
+    })
 }
 
 fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
     match cmd {
-        Cmd::Compile { model, output, weights_out, input_shape, frac_bits, prime, calib_samples, calib, preprocess, labels } => {
+        Cmd::Compile {
+            model,
+            output,
+            weights_out,
+            input_shape,
+            frac_bits,
+            prime,
+            calib_samples,
+            calib,
+            preprocess,
+            labels,
+        } => {
             let t0 = Instant::now();
             let calib_inputs = calib
                 .iter()
@@ -138,8 +159,11 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
                 .collect::<Result<Vec<Tensor<f32>>, _>>()?;
             let preprocess = match preprocess {
                 Some(p) => {
-                    let s = std::fs::read_to_string(&p).map_err(|e| miette!("{}: {e}", p.display()))?;
-                    Some(serde_json::from_str::<Preprocess>(&s).map_err(|e| miette!("{}: not valid preprocessing JSON: {e}", p.display()))?)
+                    let s =
+                        std::fs::read_to_string(&p).map_err(|e| miette!("{}: {e}", p.display()))?;
+                    Some(serde_json::from_str::<Preprocess>(&s).map_err(|e| {
+                        miette!("{}: not valid preprocessing JSON: {e}", p.display())
+                    })?)
                 }
                 None => None,
             };
@@ -156,13 +180,26 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
             };
             let opts = CompileOptions {
                 import: ImportOptions { input_shape },
-                quant: QuantConfig { frac_bits, prime, calib_samples, calib_inputs, ..QuantConfig::default() },
+                quant: QuantConfig {
+                    frac_bits,
+                    prime,
+                    calib_samples,
+                    calib_inputs,
+                    ..QuantConfig::default()
+                },
                 preprocess,
                 class_names,
             };
             let compiled = compile(&model, &opts, progress).map_err(|e| {
-                let code = if matches!(e, CompileError::Import(_)) { 2 } else { 1 };
-                Failure { report: Report::new(e), code }
+                let code = if matches!(e, CompileError::Import(_)) {
+                    2
+                } else {
+                    1
+                };
+                Failure {
+                    report: Report::new(e),
+                    code,
+                }
             })?;
             let wpath = weights_out.unwrap_or_else(|| weights_path_for(&output));
             compiled.weights.save(&wpath).map_err(|e| miette!("{e}"))?;
@@ -183,7 +220,14 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Cmd::Simulate { plan, input, output, weights, reference, top } => {
+        Cmd::Simulate {
+            plan,
+            input,
+            output,
+            weights,
+            reference,
+            top,
+        } => {
             let (plan_v, _) = load_plan(&plan)?;
             let wpath = weights.unwrap_or_else(|| weights_path_for(&plan));
             let w = plan_v.load_weights(&wpath).map_err(|e| miette!("{e}"))?;
@@ -197,13 +241,31 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
                 let t1 = Instant::now();
                 let f = tract_ref::run_tract(&r, &x).map_err(|e| miette!("{e}"))?;
                 let dt = t1.elapsed().as_secs_f64();
-                print_top(&plan_v, &f, top, &format!("tract float reference ({dt:.3} s)"));
+                print_top(
+                    &plan_v,
+                    &f,
+                    top,
+                    &format!("tract float reference ({dt:.3} s)"),
+                );
                 if f.data.len() != sim.output.data.len() {
-                    return Err(miette!("reference output has {} values, the plan {}", f.data.len(), sim.output.data.len()).into());
+                    return Err(miette!(
+                        "reference output has {} values, the plan {}",
+                        f.data.len(),
+                        sim.output.data.len()
+                    )
+                    .into());
                 }
-                let err = f.data.iter().zip(&sim.output.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                let err = f
+                    .data
+                    .iter()
+                    .zip(&sim.output.data)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
                 let agree = argmax(&f.data) == argmax(&sim.output.data);
-                println!("max |float - fixed| = {err:.3e}; top-1 {}", if agree { "agrees" } else { "DIFFERS" });
+                println!(
+                    "max |float - fixed| = {err:.3e}; top-1 {}",
+                    if agree { "agrees" } else { "DIFFERS" }
+                );
             }
             if let Some(o) = output {
                 npy::write_f32(&o, &sim.output).map_err(|e| miette!("{e}"))?;
@@ -214,7 +276,10 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
             let (p, hash) = load_plan(&plan)?;
             let ins = inspect::inspect(&p, &hash);
             if json {
-                println!("{}", serde_json::to_string_pretty(&ins).map_err(|e| miette!("{e}"))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ins).map_err(|e| miette!("{e}"))?
+                );
             } else {
                 print!("{}", inspect::render(&ins));
             }
@@ -225,7 +290,11 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
             let (p, _) = load_plan(&plan)?;
             let (inp, _) = p.graph.io().map_err(|e| miette!("{e}"))?;
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let t = c3d_passes::calibrate::random_input(&p.graph.node(inp).shape, &p.meta.preprocess, &mut rng);
+            let t = c3d_passes::calibrate::random_input(
+                &p.graph.node(inp).shape,
+                &p.meta.preprocess,
+                &mut rng,
+            );
             npy::write_f32(&output, &t).map_err(|e| miette!("{e}"))?;
             println!("wrote {} ({})", output.display(), t.shape);
             Ok(())
@@ -248,7 +317,12 @@ fn print_top(plan: &Plan, out: &Tensor<f32>, k: usize, title: &str) {
     idx.sort_by(|&a, &b| out.data[b].total_cmp(&out.data[a]));
     println!("{title}: top {}", k.min(idx.len()));
     for &i in idx.iter().take(k) {
-        let name = plan.meta.class_names.get(i).cloned().unwrap_or_else(|| format!("class {i}"));
+        let name = plan
+            .meta
+            .class_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("class {i}"));
         println!("  {:>5}  {:<24} {:.6}", i, name, out.data[i]);
     }
 }

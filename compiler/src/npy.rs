@@ -17,7 +17,8 @@ pub fn read_f32(path: &Path) -> Result<Tensor<f32>, String> {
 
 /// Writes a float32 .npy file atomically.
 pub fn write_f32(path: &Path, t: &Tensor<f32>) -> Result<(), String> {
-    let a = ArrayD::from_shape_vec(IxDyn(t.shape.dims()), t.data.clone()).map_err(|e| e.to_string())?;
+    let a =
+        ArrayD::from_shape_vec(IxDyn(t.shape.dims()), t.data.clone()).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     a.write_npy(&mut buf).map_err(|e| e.to_string())?;
     c3d_ir::format::write_atomic(path, &buf).map_err(|e| e.to_string())

@@ -16,12 +16,47 @@ use tract_onnx::prelude::Framework;
 
 /// The ONNX ops the frontend maps (data path and folded constants).
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Conv (3-D, group 1)", "BatchNormalization", "Relu", "MaxPool", "AveragePool",
-    "GlobalAveragePool", "Gemm", "MatMul (+ Add)", "Add", "Concat", "Pad (constant 0)",
-    "Flatten", "Reshape", "Squeeze", "Unsqueeze", "ReduceMean", "Softmax", "ArgMax",
-    "Dropout", "Identity", "If (constant condition)", "Constant", "Shape", "Gather", "Slice",
-    "Cast", "ConstantOfShape", "Transpose", "Sub", "Mul", "Div", "Mod", "Max", "Min",
-    "Equal", "Less", "Greater", "Where", "Not", "Neg", "Range",
+    "Conv (3-D, group 1)",
+    "BatchNormalization",
+    "Relu",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Gemm",
+    "MatMul (+ Add)",
+    "Add",
+    "Concat",
+    "Pad (constant 0)",
+    "Flatten",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "ReduceMean",
+    "Softmax",
+    "ArgMax",
+    "Dropout",
+    "Identity",
+    "If (constant condition)",
+    "Constant",
+    "Shape",
+    "Gather",
+    "Slice",
+    "Cast",
+    "ConstantOfShape",
+    "Transpose",
+    "Sub",
+    "Mul",
+    "Div",
+    "Mod",
+    "Max",
+    "Min",
+    "Equal",
+    "Less",
+    "Greater",
+    "Where",
+    "Not",
+    "Neg",
+    "Range",
 ];
 
 /// A value in the ONNX graph: a folded constant or an IR node's output.
@@ -80,12 +115,30 @@ fn tensor_to_const(t: &tract_onnx::prelude::Tensor) -> Result<ConstT, String> {
     let dt = t.datum_type();
     let data = if dt.is_float() {
         let c = t.cast_to::<f32>().map_err(|e| e.to_string())?;
-        CData::F(c.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().copied().collect())
+        CData::F(
+            c.to_plain_array_view::<f32>()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .copied()
+                .collect(),
+        )
     } else if dt == D::Bool {
-        CData::B(t.to_plain_array_view::<bool>().map_err(|e| e.to_string())?.iter().copied().collect())
+        CData::B(
+            t.to_plain_array_view::<bool>()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .copied()
+                .collect(),
+        )
     } else if dt.is_integer() {
         let c = t.cast_to::<i64>().map_err(|e| e.to_string())?;
-        CData::I(c.to_plain_array_view::<i64>().map_err(|e| e.to_string())?.iter().copied().collect())
+        CData::I(
+            c.to_plain_array_view::<i64>()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .copied()
+                .collect(),
+        )
     } else {
         return Err(format!("tensor of type {dt:?} is not supported"));
     };
@@ -100,7 +153,10 @@ fn load_tensor(t: &pb::TensorProto, dir: Option<&str>) -> Result<ConstT, String>
 
 /// Reads an ONNX file and imports it.
 pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<(Model, FoldCounts), ImportError> {
-    let read_err = |msg: String| ImportError::Read { path: path.display().to_string(), msg };
+    let read_err = |msg: String| ImportError::Read {
+        path: path.display().to_string(),
+        msg,
+    };
     let meta = std::fs::metadata(path).map_err(|e| read_err(e.to_string()))?;
     if meta.len() == 0 {
         return Err(read_err("the file is empty".into()));
@@ -109,7 +165,10 @@ pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<(Model, FoldCoun
         .proto_model_for_path(path)
         .map_err(|e| read_err(format!("not a readable ONNX model: {e:#}")))?;
     let dir = path.parent().map(|p| p.to_string_lossy().to_string());
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     import_proto(&proto, dir.as_deref(), &stem, opts)
 }
 
@@ -121,7 +180,10 @@ pub fn import_proto(
     opts: &ImportOptions,
 ) -> Result<(Model, FoldCounts), ImportError> {
     let model_err = |m: String| ImportError::Model(m);
-    let g = proto.graph.as_ref().ok_or_else(|| model_err("the model has no graph".into()))?;
+    let g = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| model_err("the model has no graph".into()))?;
     let mut imp = Importer {
         values: HashMap::new(),
         uses: HashMap::new(),
@@ -133,11 +195,15 @@ pub fn import_proto(
     };
     count_uses(g, &mut imp.uses);
     for t in &g.initializer {
-        let c = load_tensor(t, dir).map_err(|m| model_err(format!("initializer `{}`: {m}", t.name)))?;
+        let c =
+            load_tensor(t, dir).map_err(|m| model_err(format!("initializer `{}`: {m}", t.name)))?;
         imp.values.insert(t.name.clone(), Val::Const(c));
     }
-    let data_inputs: Vec<&pb::ValueInfoProto> =
-        g.input.iter().filter(|i| !imp.values.contains_key(&i.name)).collect();
+    let data_inputs: Vec<&pb::ValueInfoProto> = g
+        .input
+        .iter()
+        .filter(|i| !imp.values.contains_key(&i.name))
+        .collect();
     let [input] = data_inputs[..] else {
         return Err(model_err(format!(
             "the model has {} data inputs; exactly one video input is supported",
@@ -157,7 +223,9 @@ pub fn import_proto(
             shape[0]
         )));
     }
-    let id = imp.graph.add_input(input.name.clone(), Shape::new(shape.clone()));
+    let id = imp
+        .graph
+        .add_input(input.name.clone(), Shape::new(shape.clone()));
     imp.names.insert(input.name.clone(), 1);
     imp.values.insert(input.name.clone(), Val::Data(id));
     imp.run_nodes(&g.node, dir)?;
@@ -170,7 +238,12 @@ pub fn import_proto(
     let out = match imp.values.get(&g.output[0].name) {
         Some(Val::Data(id)) => *id,
         Some(Val::Const(_)) => return Err(model_err("the model output is a constant".into())),
-        None => return Err(model_err(format!("output `{}` is never computed", g.output[0].name))),
+        None => {
+            return Err(model_err(format!(
+                "output `{}` is never computed",
+                g.output[0].name
+            )))
+        }
     };
     imp.graph.set_outputs(vec![out]);
     let graph = prune_dead(imp.graph, &mut imp.weights)?;
@@ -197,33 +270,53 @@ pub fn import_proto(
         .unwrap_or_else(|| fallback_name.to_string());
     let meta = ModelMeta {
         name,
-        producer: format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string(),
+        producer: format!("{} {}", proto.producer_name, proto.producer_version)
+            .trim()
+            .to_string(),
         preprocess,
         class_names,
     };
-    Ok((Model { graph, weights: imp.weights, meta }, imp.folded))
+    Ok((
+        Model {
+            graph,
+            weights: imp.weights,
+            meta,
+        },
+        imp.folded,
+    ))
 }
 
-fn input_shape(input: &pb::ValueInfoProto, opts: &ImportOptions) -> Result<Vec<usize>, ImportError> {
+fn input_shape(
+    input: &pb::ValueInfoProto,
+    opts: &ImportOptions,
+) -> Result<Vec<usize>, ImportError> {
     if let Some(s) = &opts.input_shape {
         return Ok(s.clone());
     }
     use pb::tensor_shape_proto::dimension::Value;
     let err = |m: String| ImportError::Model(format!("input `{}`: {m}", input.name));
-    let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+    let Some(pb::type_proto::Value::TensorType(t)) =
+        input.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
         return Err(err("not a tensor".into()));
     };
     if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
         return Err(err("the input must be float32".into()));
     }
-    let dims = &t.shape.as_ref().ok_or_else(|| err("no shape; pass --input-shape".into()))?.dim;
+    let dims = &t
+        .shape
+        .as_ref()
+        .ok_or_else(|| err("no shape; pass --input-shape".into()))?
+        .dim;
     dims.iter()
         .enumerate()
         .map(|(i, d)| match &d.value {
             Some(Value::DimValue(v)) if *v > 0 => Ok(*v as usize),
             // A symbolic batch dimension becomes 1: one clip at a time.
             Some(Value::DimParam(_)) | None if i == 0 => Ok(1),
-            _ => Err(err(format!("dimension {i} is not concrete; pass --input-shape"))),
+            _ => Err(err(format!(
+                "dimension {i} is not concrete; pass --input-shape"
+            ))),
         })
         .collect()
 }
@@ -272,7 +365,8 @@ fn prune_dead(graph: Graph, weights: &mut FloatWeights) -> Result<Graph, ImportE
             g2.add_input(n.name.clone(), n.shape.clone())
         } else {
             let ins: Vec<NodeId> = graph.inputs_of(id).iter().map(|i| map[i]).collect();
-            g2.add(n.name.clone(), n.op.clone(), &ins, Some(n.shape.clone())).map_err(ImportError::Ir)?
+            g2.add(n.name.clone(), n.op.clone(), &ins, Some(n.shape.clone()))
+                .map_err(ImportError::Ir)?
         };
         if let Some(w) = weights.remove(&id) {
             w2.insert(new, w);
@@ -339,16 +433,17 @@ impl Importer<'_> {
         match n.input.get(k) {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
-            Some(s) => self
-                .values
-                .get(s)
-                .map(Some)
-                .ok_or_else(|| self.bad(n, format!("input `{s}` is not defined before this node"))),
+            Some(s) => {
+                self.values.get(s).map(Some).ok_or_else(|| {
+                    self.bad(n, format!("input `{s}` is not defined before this node"))
+                })
+            }
         }
     }
 
     fn req(&self, n: &NodeProto, k: usize) -> Result<&Val, ImportError> {
-        self.input(n, k)?.ok_or_else(|| self.bad(n, format!("input {k} is missing")))
+        self.input(n, k)?
+            .ok_or_else(|| self.bad(n, format!("input {k} is missing")))
     }
 
     fn konst(&self, n: &NodeProto, k: usize) -> Result<Option<ConstT>, ImportError> {
@@ -363,7 +458,8 @@ impl Importer<'_> {
     }
 
     fn req_const(&self, n: &NodeProto, k: usize) -> Result<ConstT, ImportError> {
-        self.konst(n, k)?.ok_or_else(|| self.bad(n, format!("input {k} is missing")))
+        self.konst(n, k)?
+            .ok_or_else(|| self.bad(n, format!("input {k} is missing")))
     }
 
     fn set(&mut self, n: &NodeProto, v: Val) {
@@ -372,9 +468,21 @@ impl Importer<'_> {
         }
     }
 
-    fn add(&mut self, n: &NodeProto, op: Op, ins: &[NodeId], target: Option<Shape>) -> Result<NodeId, ImportError> {
-        let name = self.unique(if n.name.is_empty() { &n.op_type } else { &n.name });
-        self.graph.add(name, op, ins, target).map_err(|e| self.bad(n, e.to_string()))
+    fn add(
+        &mut self,
+        n: &NodeProto,
+        op: Op,
+        ins: &[NodeId],
+        target: Option<Shape>,
+    ) -> Result<NodeId, ImportError> {
+        let name = self.unique(if n.name.is_empty() {
+            &n.op_type
+        } else {
+            &n.name
+        });
+        self.graph
+            .add(name, op, ins, target)
+            .map_err(|e| self.bad(n, e.to_string()))
     }
 
     fn shape_of(&self, v: &Val) -> Vec<usize> {
@@ -386,7 +494,9 @@ impl Importer<'_> {
 
     /// True when this node is the only reader of its first input.
     fn only_use(&self, n: &NodeProto) -> bool {
-        n.input.first().is_some_and(|i| self.uses.get(i).copied().unwrap_or(0) == 1)
+        n.input
+            .first()
+            .is_some_and(|i| self.uses.get(i).copied().unwrap_or(0) == 1)
     }
 
     fn node(&mut self, n: &NodeProto, dir: Option<&str>) -> Result<(), ImportError> {
@@ -411,23 +521,36 @@ impl Importer<'_> {
             return Ok(());
         }
         if op == "Constant" {
-            let a = n.attribute.first().ok_or_else(|| self.bad(n, "Constant without a value"))?;
+            let a = n
+                .attribute
+                .first()
+                .ok_or_else(|| self.bad(n, "Constant without a value"))?;
             let c = match (a.name.as_str(), AttributeType::try_from(a.r#type)) {
                 ("value", _) => {
-                    let t = a.t.as_ref().ok_or_else(|| self.bad(n, "Constant value is not a tensor"))?;
+                    let t =
+                        a.t.as_ref()
+                            .ok_or_else(|| self.bad(n, "Constant value is not a tensor"))?;
                     load_tensor(t, dir).map_err(|m| self.bad(n, m))?
                 }
                 ("value_int", _) => ConstT::ints(vec![], vec![a.i]),
                 ("value_ints", _) => ConstT::ints(vec![a.ints.len()], a.ints.clone()),
-                ("value_float", _) => ConstT { dims: vec![], data: CData::F(vec![a.f]) },
-                ("value_floats", _) => ConstT { dims: vec![a.floats.len()], data: CData::F(a.floats.clone()) },
+                ("value_float", _) => ConstT {
+                    dims: vec![],
+                    data: CData::F(vec![a.f]),
+                },
+                ("value_floats", _) => ConstT {
+                    dims: vec![a.floats.len()],
+                    data: CData::F(a.floats.clone()),
+                },
                 (other, _) => return Err(self.unsupported(n, format!("Constant with `{other}`"))),
             };
             self.set(n, Val::Const(c));
             return Ok(());
         }
         if op == "If" {
-            let cond = self.konst(n, 0)?.ok_or_else(|| self.bad(n, "If without a condition"))?;
+            let cond = self
+                .konst(n, 0)?
+                .ok_or_else(|| self.bad(n, "If without a condition"))?;
             let c = cond.as_bool().map_err(|m| self.bad(n, m))?;
             let branch = attr(n, if c { "then_branch" } else { "else_branch" })
                 .and_then(|a| a.g.as_ref())
@@ -441,7 +564,10 @@ impl Importer<'_> {
                 return Err(self.bad(n, "branch outputs do not match the If outputs"));
             }
             for (bo, o) in branch.output.iter().zip(&n.output) {
-                let v = self.values.get(&bo.name).cloned().ok_or_else(|| self.bad(n, format!("branch output `{}` undefined", bo.name)))?;
+                let v =
+                    self.values.get(&bo.name).cloned().ok_or_else(|| {
+                        self.bad(n, format!("branch output `{}` undefined", bo.name))
+                    })?;
                 self.values.insert(o.clone(), v);
             }
             self.folded.ifs += 1;
@@ -481,23 +607,40 @@ impl Importer<'_> {
             }
             "Not" => {
                 let a = c(0)?;
-                let t = ConstT { dims: vec![], data: CData::B(vec![true]) };
+                let t = ConstT {
+                    dims: vec![],
+                    data: CData::B(vec![true]),
+                };
                 cf::binary("Xor", &a, &t).map_err(e)?
             }
             "Neg" => {
                 let a = c(0)?;
                 let zero = match a.data {
-                    CData::F(_) => ConstT { dims: vec![], data: CData::F(vec![0.0]) },
+                    CData::F(_) => ConstT {
+                        dims: vec![],
+                        data: CData::F(vec![0.0]),
+                    },
                     _ => ConstT::ints(vec![], vec![0]),
                 };
                 cf::binary("Sub", &zero, &a).map_err(e)?
             }
             "Where" => {
                 let (cond, a, b) = (c(0)?, c(1)?, c(2)?);
-                let ca = cf::binary("Equal", &cond, &ConstT { dims: vec![], data: CData::B(vec![true]) }).map_err(e)?;
+                let ca = cf::binary(
+                    "Equal",
+                    &cond,
+                    &ConstT {
+                        dims: vec![],
+                        data: CData::B(vec![true]),
+                    },
+                )
+                .map_err(e)?;
                 // where = a * cond + b * !cond, elementwise with broadcasting on integers/floats.
                 let to_num = |x: &ConstT, like: &ConstT| match like.data {
-                    CData::F(_) => ConstT { dims: x.dims.clone(), data: CData::F(x.as_f32s()) },
+                    CData::F(_) => ConstT {
+                        dims: x.dims.clone(),
+                        data: CData::F(x.as_f32s()),
+                    },
                     _ => ConstT::ints(x.dims.clone(), x.as_i64s().unwrap_or_default()),
                 };
                 let one = to_num(&ConstT::ints(vec![], vec![1]), &a);
@@ -526,8 +669,16 @@ impl Importer<'_> {
                 let data = c(0)?;
                 let st = c(1)?.as_i64s().map_err(e)?;
                 let en = c(2)?.as_i64s().map_err(e)?;
-                let ax = self.konst(n, 3)?.map(|a| a.as_i64s()).transpose().map_err(e)?;
-                let sp = self.konst(n, 4)?.map(|a| a.as_i64s()).transpose().map_err(e)?;
+                let ax = self
+                    .konst(n, 3)?
+                    .map(|a| a.as_i64s())
+                    .transpose()
+                    .map_err(e)?;
+                let sp = self
+                    .konst(n, 4)?
+                    .map(|a| a.as_i64s())
+                    .transpose()
+                    .map_err(e)?;
                 cf::slice(&data, &st, &en, ax.as_deref(), sp.as_deref()).map_err(e)?
             }
             "Concat" => {
@@ -536,11 +687,19 @@ impl Importer<'_> {
                 cf::concat(&refs, attr_i(n, "axis").unwrap_or(0)).map_err(e)?
             }
             "ConstantOfShape" => {
-                let dims: Vec<usize> = c(0)?.as_i64s().map_err(e)?.iter().map(|&d| d.max(0) as usize).collect();
+                let dims: Vec<usize> = c(0)?
+                    .as_i64s()
+                    .map_err(e)?
+                    .iter()
+                    .map(|&d| d.max(0) as usize)
+                    .collect();
                 let len: usize = dims.iter().product();
                 let v = match attr(n, "value").and_then(|a| a.t.as_ref()) {
                     Some(t) => load_tensor(t, None).map_err(e)?,
-                    None => ConstT { dims: vec![1], data: CData::F(vec![0.0]) },
+                    None => ConstT {
+                        dims: vec![1],
+                        data: CData::F(vec![0.0]),
+                    },
                 };
                 let data = match v.data {
                     CData::F(x) => CData::F(vec![x[0]; len]),
@@ -556,7 +715,11 @@ impl Importer<'_> {
                 a
             }
             "Range" => {
-                let (s, l, d) = (c(0)?.as_i64s().map_err(e)?, c(1)?.as_i64s().map_err(e)?, c(2)?.as_i64s().map_err(e)?);
+                let (s, l, d) = (
+                    c(0)?.as_i64s().map_err(e)?,
+                    c(1)?.as_i64s().map_err(e)?,
+                    c(2)?.as_i64s().map_err(e)?,
+                );
                 let (s, l, d) = (s[0], l[0], d[0]);
                 if d == 0 {
                     return Err(self.bad(n, "Range with delta 0"));
@@ -600,13 +763,20 @@ impl Importer<'_> {
         }
     }
 
-    fn window(&self, n: &NodeProto, kernel_from: Option<&[usize]>) -> Result<Window3d, ImportError> {
+    fn window(
+        &self,
+        n: &NodeProto,
+        kernel_from: Option<&[usize]>,
+    ) -> Result<Window3d, ImportError> {
         let k: Vec<i64> = match kernel_from {
             Some(k) => k.iter().map(|&v| v as i64).collect(),
             None => attr_ints(n, "kernel_shape").ok_or_else(|| self.bad(n, "no kernel_shape"))?,
         };
         if k.len() != 3 {
-            return Err(self.unsupported(n, format!("{}-D window; only 3-D (D, H, W) is supported", k.len())));
+            return Err(self.unsupported(
+                n,
+                format!("{}-D window; only 3-D (D, H, W) is supported", k.len()),
+            ));
         }
         let three = |name: &str, def: i64| -> Result<[usize; 3], ImportError> {
             let v = attr_ints(n, name).unwrap_or_else(|| vec![def; 3]);
@@ -648,7 +818,10 @@ impl Importer<'_> {
     fn data_in(&self, n: &NodeProto, k: usize) -> Result<NodeId, ImportError> {
         match self.req(n, k)? {
             Val::Data(id) => Ok(*id),
-            Val::Const(_) => Err(self.unsupported(n, format!("input {k} is a constant where a tensor is expected"))),
+            Val::Const(_) => Err(self.unsupported(
+                n,
+                format!("input {k} is a constant where a tensor is expected"),
+            )),
         }
     }
 
@@ -662,7 +835,13 @@ impl Importer<'_> {
                     return Err(self.unsupported(n, "grouped convolution"));
                 }
                 if w.dims.len() != 5 {
-                    return Err(self.unsupported(n, format!("{}-D convolution; only 3-D is supported", w.dims.len().saturating_sub(2))));
+                    return Err(self.unsupported(
+                        n,
+                        format!(
+                            "{}-D convolution; only 3-D is supported",
+                            w.dims.len().saturating_sub(2)
+                        ),
+                    ));
                 }
                 let win = self.window(n, Some(&w.dims[2..]))?;
                 if let Some(ks) = attr_ints(n, "kernel_shape") {
@@ -673,16 +852,29 @@ impl Importer<'_> {
                 let (o, i) = (w.dims[0], w.dims[1]);
                 let b = match self.konst(n, 2)? {
                     Some(b) if b.len() == o => b.as_f32s(),
-                    Some(_) => return Err(self.bad(n, "bias length differs from the output channels")),
+                    Some(_) => {
+                        return Err(self.bad(n, "bias length differs from the output channels"))
+                    }
                     None => vec![0.0; o],
                 };
-                let id = self.add(n, Op::Conv3d(Conv3dParams { in_channels: i, out_channels: o, window: win }), &[x], None)?;
+                let id = self.add(
+                    n,
+                    Op::Conv3d(Conv3dParams {
+                        in_channels: i,
+                        out_channels: o,
+                        window: win,
+                    }),
+                    &[x],
+                    None,
+                )?;
                 self.weights.insert(id, (w.as_f32s(), b));
                 self.set(n, Val::Data(id));
             }
             "BatchNormalization" => {
                 let x = self.data_in(n, 0)?;
-                let p: Vec<Vec<f32>> = (1..5).map(|k| self.req_const(n, k).map(|c| c.as_f32s())).collect::<Result<_, _>>()?;
+                let p: Vec<Vec<f32>> = (1..5)
+                    .map(|k| self.req_const(n, k).map(|c| c.as_f32s()))
+                    .collect::<Result<_, _>>()?;
                 let bn = BatchNorm {
                     gamma: p[0].clone(),
                     beta: p[1].clone(),
@@ -693,11 +885,15 @@ impl Importer<'_> {
                 if attr_i(n, "training_mode") == Some(1) {
                     return Err(self.unsupported(n, "BatchNormalization in training mode"));
                 }
-                let foldable = matches!(self.graph.node(x).op, Op::Conv3d(_) | Op::Linear { .. }) && self.only_use(n);
+                let foldable = matches!(self.graph.node(x).op, Op::Conv3d(_) | Op::Linear { .. })
+                    && self.only_use(n);
                 if !foldable {
                     return Err(self.unsupported(n, "BatchNormalization must directly follow a Conv or Gemm whose output it alone reads"));
                 }
-                let (w, b) = self.weights.get_mut(&x).expect("weighted layer has weights");
+                let (w, b) = self
+                    .weights
+                    .get_mut(&x)
+                    .expect("weighted layer has weights");
                 fold_batchnorm(w, b, &bn).map_err(|m| self.bad(n, m))?;
                 self.folded.batchnorms += 1;
                 self.set(n, Val::Data(x));
@@ -724,12 +920,28 @@ impl Importer<'_> {
                 }
                 win.dilation = [1; 3];
                 let cip = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
-                let id = self.add(n, Op::AvgPool3d { window: win, count_include_pad: cip }, &[x], None)?;
+                let id = self.add(
+                    n,
+                    Op::AvgPool3d {
+                        window: win,
+                        count_include_pad: cip,
+                    },
+                    &[x],
+                    None,
+                )?;
                 self.set(n, Val::Data(id));
             }
             "GlobalAveragePool" => {
                 let x = self.data_in(n, 0)?;
-                let id = self.add(n, Op::Mean { axes: vec![2, 3, 4], keepdims: true }, &[x], None)?;
+                let id = self.add(
+                    n,
+                    Op::Mean {
+                        axes: vec![2, 3, 4],
+                        keepdims: true,
+                    },
+                    &[x],
+                    None,
+                )?;
                 self.set(n, Val::Data(id));
             }
             "ReduceMean" => {
@@ -739,14 +951,26 @@ impl Importer<'_> {
                     Some(c) => c.as_i64s().map_err(|m| self.bad(n, m))?,
                     None => attr_ints(n, "axes").unwrap_or_else(|| (0..rank as i64).collect()),
                 };
-                let mut axes: Vec<usize> = axes.iter().map(|&a| cf::norm_axis(a, rank)).collect::<Result<_, _>>().map_err(|m| self.bad(n, m))?;
+                let mut axes: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| cf::norm_axis(a, rank))
+                    .collect::<Result<_, _>>()
+                    .map_err(|m| self.bad(n, m))?;
                 axes.sort_unstable();
                 axes.dedup();
                 if axes.contains(&0) {
                     return Err(self.unsupported(n, "mean over the batch axis"));
                 }
                 let keep = attr_i(n, "keepdims").unwrap_or(1) != 0;
-                let id = self.add(n, Op::Mean { axes, keepdims: keep }, &[x], None)?;
+                let id = self.add(
+                    n,
+                    Op::Mean {
+                        axes,
+                        keepdims: keep,
+                    },
+                    &[x],
+                    None,
+                )?;
                 self.set(n, Val::Data(id));
             }
             "Gemm" => {
@@ -757,7 +981,11 @@ impl Importer<'_> {
                 }
                 let alpha = attr_f(n, "alpha").unwrap_or(1.0);
                 let beta = attr_f(n, "beta").unwrap_or(1.0);
-                let wt = if attr_i(n, "transB").unwrap_or(0) != 0 { w } else { cf::transpose(&w, None).map_err(|m| self.bad(n, m))? };
+                let wt = if attr_i(n, "transB").unwrap_or(0) != 0 {
+                    w
+                } else {
+                    cf::transpose(&w, None).map_err(|m| self.bad(n, m))?
+                };
                 if wt.dims.len() != 2 {
                     return Err(self.bad(n, "Gemm weights are not a matrix"));
                 }
@@ -765,11 +993,21 @@ impl Importer<'_> {
                 let b = match self.konst(n, 2)? {
                     Some(b) if b.len() == o => b.as_f32s().iter().map(|v| v * beta).collect(),
                     Some(b) if b.len() == 1 => vec![b.as_f32s()[0] * beta; o],
-                    Some(_) => return Err(self.bad(n, "Gemm bias does not broadcast to the outputs")),
+                    Some(_) => {
+                        return Err(self.bad(n, "Gemm bias does not broadcast to the outputs"))
+                    }
                     None => vec![0.0; o],
                 };
                 let wv: Vec<f32> = wt.as_f32s().iter().map(|v| v * alpha).collect();
-                let id = self.add(n, Op::Linear { in_features: i, out_features: o }, &[x], None)?;
+                let id = self.add(
+                    n,
+                    Op::Linear {
+                        in_features: i,
+                        out_features: o,
+                    },
+                    &[x],
+                    None,
+                )?;
                 self.weights.insert(id, (wv, b));
                 self.set(n, Val::Data(id));
             }
@@ -781,7 +1019,15 @@ impl Importer<'_> {
                 }
                 let wt = cf::transpose(&w, None).map_err(|m| self.bad(n, m))?;
                 let (o, i) = (wt.dims[0], wt.dims[1]);
-                let id = self.add(n, Op::Linear { in_features: i, out_features: o }, &[x], None)?;
+                let id = self.add(
+                    n,
+                    Op::Linear {
+                        in_features: i,
+                        out_features: o,
+                    },
+                    &[x],
+                    None,
+                )?;
                 self.weights.insert(id, (wt.as_f32s(), vec![0.0; o]));
                 self.set(n, Val::Data(id));
             }
@@ -800,17 +1046,25 @@ impl Importer<'_> {
                 }
             }
             "Concat" => {
-                let ins: Vec<NodeId> = (0..n.input.len()).map(|k| self.data_in(n, k)).collect::<Result<_, _>>()?;
+                let ins: Vec<NodeId> = (0..n.input.len())
+                    .map(|k| self.data_in(n, k))
+                    .collect::<Result<_, _>>()?;
                 let rank = self.graph.node(ins[0]).shape.rank();
-                let axis = cf::norm_axis(attr_i(n, "axis").unwrap_or(0), rank).map_err(|m| self.bad(n, m))?;
+                let axis = cf::norm_axis(attr_i(n, "axis").unwrap_or(0), rank)
+                    .map_err(|m| self.bad(n, m))?;
                 let id = self.add(n, Op::Concat { axis }, &ins, None)?;
                 self.set(n, Val::Data(id));
             }
             "Pad" => {
                 let x = self.data_in(n, 0)?;
-                let mode = attr(n, "mode").map(|a| String::from_utf8_lossy(&a.s).to_string()).unwrap_or_else(|| "constant".into());
+                let mode = attr(n, "mode")
+                    .map(|a| String::from_utf8_lossy(&a.s).to_string())
+                    .unwrap_or_else(|| "constant".into());
                 if mode != "constant" {
-                    return Err(self.unsupported(n, format!("Pad mode `{mode}`; only zero padding is supported")));
+                    return Err(self.unsupported(
+                        n,
+                        format!("Pad mode `{mode}`; only zero padding is supported"),
+                    ));
                 }
                 let rank = self.graph.node(x).shape.rank();
                 let pads = match self.konst(n, 1)? {
@@ -826,9 +1080,14 @@ impl Importer<'_> {
                     return Err(self.unsupported(n, "Pad with explicit axes"));
                 }
                 if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
-                    return Err(self.unsupported(n, format!("pads {pads:?} (negative pads crop, which is not supported)")));
+                    return Err(self.unsupported(
+                        n,
+                        format!("pads {pads:?} (negative pads crop, which is not supported)"),
+                    ));
                 }
-                let pp: Vec<(usize, usize)> = (0..rank).map(|a| (pads[a] as usize, pads[a + rank] as usize)).collect();
+                let pp: Vec<(usize, usize)> = (0..rank)
+                    .map(|a| (pads[a] as usize, pads[a + rank] as usize))
+                    .collect();
                 let id = self.add(n, Op::Pad { pads: pp }, &[x], None)?;
                 self.set(n, Val::Data(id));
             }
@@ -843,14 +1102,18 @@ impl Importer<'_> {
                 let x = self.data_in(n, 0)?;
                 let rank = self.graph.node(x).shape.rank();
                 let def = if op == "Softmax" { -1 } else { 0 };
-                let axis = cf::norm_axis(attr_i(n, "axis").unwrap_or(def), rank).map_err(|m| self.bad(n, m))?;
+                let axis = cf::norm_axis(attr_i(n, "axis").unwrap_or(def), rank)
+                    .map_err(|m| self.bad(n, m))?;
                 let o = if op == "Softmax" {
                     Op::Softmax { axis }
                 } else {
                     if attr_i(n, "select_last_index").unwrap_or(0) != 0 {
                         return Err(self.unsupported(n, "ArgMax with select_last_index"));
                     }
-                    Op::Argmax { axis, keepdims: attr_i(n, "keepdims").unwrap_or(1) != 0 }
+                    Op::Argmax {
+                        axis,
+                        keepdims: attr_i(n, "keepdims").unwrap_or(1) != 0,
+                    }
                 };
                 let id = self.add(n, o, &[x], None)?;
                 self.set(n, Val::Data(id));
@@ -866,11 +1129,21 @@ impl Importer<'_> {
         let channels = match &node.op {
             Op::Conv3d(p) => p.out_channels,
             Op::Linear { out_features, .. } => *out_features,
-            _ => return Err(self.unsupported(n, "adding a constant is supported only as the bias of a Conv or MatMul")),
+            _ => {
+                return Err(self.unsupported(
+                    n,
+                    "adding a constant is supported only as the bias of a Conv or MatMul",
+                ))
+            }
         };
-        let data_name = n.input.iter().find(|i| matches!(self.values.get(*i), Some(Val::Data(d)) if *d == x));
+        let data_name = n
+            .input
+            .iter()
+            .find(|i| matches!(self.values.get(*i), Some(Val::Data(d)) if *d == x));
         if data_name.is_none_or(|i| self.uses.get(i) != Some(&1)) {
-            return Err(self.unsupported(n, "bias Add on a layer output that is also used elsewhere"));
+            return Err(
+                self.unsupported(n, "bias Add on a layer output that is also used elsewhere")
+            );
         }
         let rank = node.shape.rank();
         let v = c.as_f32s();
@@ -884,7 +1157,10 @@ impl Importer<'_> {
             }
         };
         if !ok {
-            return Err(self.unsupported(n, format!("constant of shape {:?} is not a per-channel bias", c.dims)));
+            return Err(self.unsupported(
+                n,
+                format!("constant of shape {:?} is not a per-channel bias", c.dims),
+            ));
         }
         let (_, b) = self.weights.get_mut(&x).expect("weighted layer");
         for (bi, vi) in b.iter_mut().zip(v) {

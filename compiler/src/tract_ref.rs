@@ -24,5 +24,8 @@ pub fn run_tract(path: &Path, input: &Tensor<f32>) -> Result<Tensor<f32>, String
     let out = model.run(tvec!(t.into())).map_err(e)?;
     let o = out[0].cast_to::<f32>().map_err(e)?;
     let view = o.to_plain_array_view::<f32>().map_err(e)?;
-    Ok(Tensor::new(Shape::new(view.shape().to_vec()), view.iter().copied().collect()))
+    Ok(Tensor::new(
+        Shape::new(view.shape().to_vec()),
+        view.iter().copied().collect(),
+    ))
 }

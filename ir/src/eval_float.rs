@@ -3,7 +3,7 @@
 
 use crate::error::{IrError, Result};
 use crate::exec::run_graph;
-use crate::graph::{Graph, NodeId, Node};
+use crate::graph::{Graph, Node, NodeId};
 use crate::kernels::{self, Tensor};
 use crate::op::Op;
 use crate::plan::ModelMeta;
@@ -33,7 +33,9 @@ pub fn softmax(x: &[f32], shape: &crate::Shape, axis: usize) -> Vec<f32> {
     for o in 0..outer {
         for i in 0..inner {
             let idx = |k: usize| (o * len + k) * inner + i;
-            let m = (0..len).map(|k| x[idx(k)]).fold(f32::NEG_INFINITY, f32::max);
+            let m = (0..len)
+                .map(|k| x[idx(k)])
+                .fold(f32::NEG_INFINITY, f32::max);
             let s: f64 = (0..len).map(|k| ((x[idx(k)] - m) as f64).exp()).sum();
             for k in 0..len {
                 y[idx(k)] = (((x[idx(k)] - m) as f64).exp() / s) as f32;
@@ -99,7 +101,10 @@ pub fn eval_float(
                 }
                 Tensor::new(out.clone(), y)
             }
-            Op::Linear { in_features, out_features } => {
+            Op::Linear {
+                in_features,
+                out_features,
+            } => {
                 let (w, b) = model.weights.get(&id).ok_or_else(|| missing(node))?;
                 let n = x.shape.dims()[0];
                 let mut y = kernels::linear(&x.data, n, w, *in_features, *out_features);
@@ -114,7 +119,10 @@ pub fn eval_float(
                     it.fold(f32::NEG_INFINITY, f32::max)
                 }),
             ),
-            Op::AvgPool3d { window, count_include_pad } => Tensor::new(
+            Op::AvgPool3d {
+                window,
+                count_include_pad,
+            } => Tensor::new(
                 out.clone(),
                 kernels::pool3d(&x.data, &x.shape, window, out, |it, padded| {
                     let (s, n) = it.fold((0f32, 0usize), |(s, n), v| (s + v, n + 1));
@@ -130,9 +138,15 @@ pub fn eval_float(
             }
             Op::Add => Tensor::new(
                 out.clone(),
-                x.data.iter().zip(&ins[1].data).map(|(a, b)| a + b).collect(),
+                x.data
+                    .iter()
+                    .zip(&ins[1].data)
+                    .map(|(a, b)| a + b)
+                    .collect(),
             ),
-            Op::Pad { pads } => Tensor::new(out.clone(), kernels::pad(&x.data, &x.shape, pads, out, 0.0)),
+            Op::Pad { pads } => {
+                Tensor::new(out.clone(), kernels::pad(&x.data, &x.shape, pads, out, 0.0))
+            }
             Op::Mean { axes, .. } => {
                 let (s, n) = kernels::sum_axes(&x.data, &x.shape, axes);
                 Tensor::new(out.clone(), s.into_iter().map(|v| v / n as f32).collect())

@@ -185,7 +185,10 @@ mod tests {
         assert_eq!(fp.decode(-384, 8), -1.5);
         assert_eq!(fp.to_field(-1), DELPHI_PRIME - 1);
         assert_eq!(fp.from_field(DELPHI_PRIME - 1), -1);
-        assert_eq!(fp.center(fp.max_signed() as i64 + 1), -(fp.max_signed() as i64));
+        assert_eq!(
+            fp.center(fp.max_signed() as i64 + 1),
+            -(fp.max_signed() as i64)
+        );
         assert_eq!(fp.center_i128(DELPHI_PRIME as i128 * 5 + 7), 7);
     }
 }

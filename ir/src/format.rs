@@ -45,15 +45,13 @@ fn encode<T: Serialize>(magic: [u8; 8], what: &'static str, value: &T) -> Result
     Ok((out, hash))
 }
 
-fn decode<T: DeserializeOwned>(magic: [u8; 8], what: &'static str, bytes: &[u8]) -> Result<(T, Hash)> {
+fn decode<T: DeserializeOwned>(
+    magic: [u8; 8],
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<(T, Hash)> {
     let bad = |msg: String| IrError::Format { what, msg };
-    if bytes.len() < HEADER_LEN {
-        return Err(bad(format!(
-            "file is {} bytes, shorter than the {HEADER_LEN}-byte header (truncated?)",
-            bytes.len()
-        )));
-    }
-    if bytes[..8] != magic {
+    if bytes.len() >= 8 && bytes[..8] != magic {
         let other = if magic == PLAN_MAGIC && bytes[..8] == WEIGHTS_MAGIC {
             " (this is a weights file, not a plan)"
         } else if magic == WEIGHTS_MAGIC && bytes[..8] == PLAN_MAGIC {
@@ -62,6 +60,12 @@ fn decode<T: DeserializeOwned>(magic: [u8; 8], what: &'static str, bytes: &[u8])
             ""
         };
         return Err(bad(format!("not a {what} file: bad magic{other}")));
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(bad(format!(
+            "file is {} bytes, shorter than the {HEADER_LEN}-byte header (truncated?)",
+            bytes.len()
+        )));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
@@ -96,7 +100,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -164,14 +164,19 @@ impl Graph {
         }
         for &io in self.inputs.iter().chain(&self.outputs) {
             if self.g.node_weight(io).is_none() {
-                return Err(IrError::Graph("input or output refers to a missing node".into()));
+                return Err(IrError::Graph(
+                    "input or output refers to a missing node".into(),
+                ));
             }
         }
         let mut names = std::collections::HashSet::new();
         for &id in &order {
             let node = &self.g[id];
             if !names.insert(node.name.as_str()) {
-                return Err(IrError::Graph(format!("duplicate node name `{}`", node.name)));
+                return Err(IrError::Graph(format!(
+                    "duplicate node name `{}`",
+                    node.name
+                )));
             }
             let ins = self.inputs_of(id);
             let mut slots: Vec<u32> = self
@@ -181,7 +186,10 @@ impl Graph {
                 .collect();
             slots.sort_unstable();
             if slots.iter().enumerate().any(|(i, &s)| s as usize != i) {
-                return Err(IrError::Graph(format!("node `{}` has bad input slots", node.name)));
+                return Err(IrError::Graph(format!(
+                    "node `{}` has bad input slots",
+                    node.name
+                )));
             }
             if matches!(node.op, Op::Input) != self.inputs.contains(&id) {
                 return Err(IrError::Graph(format!(

@@ -8,11 +8,27 @@ use std::ops::{Add, AddAssign, Mul};
 
 /// Element types the kernels compute in.
 pub trait Elem:
-    Copy + Send + Sync + Default + PartialEq + PartialOrd + Add<Output = Self> + AddAssign + Mul<Output = Self>
+    Copy
+    + Send
+    + Sync
+    + Default
+    + PartialEq
+    + PartialOrd
+    + Add<Output = Self>
+    + AddAssign
+    + Mul<Output = Self>
 {
 }
 impl<T> Elem for T where
-    T: Copy + Send + Sync + Default + PartialEq + PartialOrd + Add<Output = T> + AddAssign + Mul<Output = T>
+    T: Copy
+        + Send
+        + Sync
+        + Default
+        + PartialEq
+        + PartialOrd
+        + Add<Output = T>
+        + AddAssign
+        + Mul<Output = T>
 {
 }
 
@@ -28,7 +44,11 @@ pub struct Tensor<T> {
 impl<T: Clone> Tensor<T> {
     /// Wraps data of the given shape (lengths must agree).
     pub fn new(shape: Shape, data: Vec<T>) -> Self {
-        assert_eq!(shape.numel(), data.len(), "tensor data does not fill its shape");
+        assert_eq!(
+            shape.numel(),
+            data.len(),
+            "tensor data does not fill its shape"
+        );
         Tensor { shape, data }
     }
 
@@ -43,7 +63,13 @@ impl<T: Clone> Tensor<T> {
 
 /// For output positions along one axis: the range [lo, hi) of outputs whose tap `k` lands
 /// inside an input of length `len`, and the input index of output `lo`.
-fn valid_range(win: &Window3d, a: usize, k: usize, out_len: usize, len: usize) -> (usize, usize, i64) {
+fn valid_range(
+    win: &Window3d,
+    a: usize,
+    k: usize,
+    out_len: usize,
+    len: usize,
+) -> (usize, usize, i64) {
     let s = win.stride[a] as i64;
     let off = (k * win.dilation[a]) as i64 - win.pads[a].0 as i64;
     // input index = o * s + off, need 0 <= idx < len
@@ -75,7 +101,8 @@ pub fn conv3d<T: Elem>(x: &[T], xs: &Shape, w: &[T], p: &Conv3dParams, out: &Sha
             for ci in 0..c {
                 let xc = &xb[ci * d * h * wd..(ci + 1) * d * h * wd];
                 for a in 0..kd {
-                    let iz = (z * win.stride[0] + a * win.dilation[0]) as i64 - win.pads[0].0 as i64;
+                    let iz =
+                        (z * win.stride[0] + a * win.dilation[0]) as i64 - win.pads[0].0 as i64;
                     if iz < 0 || iz as usize >= d {
                         continue;
                     }
@@ -157,8 +184,9 @@ pub fn pool3d<T: Copy + Send + Sync, U: Send + Default + Clone>(
                     let px = win.padded_taps(2, xx, w);
                     let (ty, tx) = (&ty, &tx);
                     let mut it = tz.iter().flat_map(|&iz| {
-                        ty.iter()
-                            .flat_map(move |&iy| tx.iter().map(move |&ix| xc[(iz * h + iy) * w + ix]))
+                        ty.iter().flat_map(move |&iy| {
+                            tx.iter().map(move |&ix| xc[(iz * h + iy) * w + ix])
+                        })
                     });
                     yp[(z * oh + yy) * ow + xx] = f(&mut it, pz * py * px);
                 }
@@ -249,14 +277,34 @@ mod tests {
                                 for a in 0..k[0] {
                                     for bb in 0..k[1] {
                                         for cc in 0..k[2] {
-                                            let iz = (z * p.window.stride[0] + a * p.window.dilation[0]) as i64 - p.window.pads[0].0 as i64;
-                                            let iy = (yy * p.window.stride[1] + bb * p.window.dilation[1]) as i64 - p.window.pads[1].0 as i64;
-                                            let ix = (xx * p.window.stride[2] + cc * p.window.dilation[2]) as i64 - p.window.pads[2].0 as i64;
-                                            if iz < 0 || iy < 0 || ix < 0 || iz >= d as i64 || iy >= h as i64 || ix >= wd as i64 {
+                                            let iz = (z * p.window.stride[0]
+                                                + a * p.window.dilation[0])
+                                                as i64
+                                                - p.window.pads[0].0 as i64;
+                                            let iy = (yy * p.window.stride[1]
+                                                + bb * p.window.dilation[1])
+                                                as i64
+                                                - p.window.pads[1].0 as i64;
+                                            let ix = (xx * p.window.stride[2]
+                                                + cc * p.window.dilation[2])
+                                                as i64
+                                                - p.window.pads[2].0 as i64;
+                                            if iz < 0
+                                                || iy < 0
+                                                || ix < 0
+                                                || iz >= d as i64
+                                                || iy >= h as i64
+                                                || ix >= wd as i64
+                                            {
                                                 continue;
                                             }
-                                            let xv = x[(((b * c + ci) * d + iz as usize) * h + iy as usize) * wd + ix as usize];
-                                            let wv = w[(((oc * c + ci) * k[0] + a) * k[1] + bb) * k[2] + cc];
+                                            let xv = x[(((b * c + ci) * d + iz as usize) * h
+                                                + iy as usize)
+                                                * wd
+                                                + ix as usize];
+                                            let wv = w[(((oc * c + ci) * k[0] + a) * k[1] + bb)
+                                                * k[2]
+                                                + cc];
                                             acc += xv * wv;
                                         }
                                     }
@@ -275,7 +323,9 @@ mod tests {
     fn conv_matches_brute_force_on_strides_pads_dilations() {
         let mut seed = 7u64;
         let mut rnd = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 33) % 11) as i64 - 5
         };
         for (k, s, dl, pads) in [
@@ -287,14 +337,26 @@ mod tests {
             let p = Conv3dParams {
                 in_channels: 2,
                 out_channels: 3,
-                window: Window3d { kernel: k, stride: s, dilation: dl, pads, ceil_mode: false },
+                window: Window3d {
+                    kernel: k,
+                    stride: s,
+                    dilation: dl,
+                    pads,
+                    ceil_mode: false,
+                },
             };
             let xs = Shape::new(vec![1, 2, 5, 9, 8]);
             let [od, oh, ow] = p.window.out_dims([5, 9, 8]).unwrap();
             let out = Shape::new(vec![1, 3, od, oh, ow]);
             let x: Vec<i64> = (0..xs.numel()).map(|_| rnd()).collect();
-            let w: Vec<i64> = (0..3 * 2 * k.iter().product::<usize>()).map(|_| rnd()).collect();
-            assert_eq!(conv3d(&x, &xs, &w, &p, &out), conv_ref(&x, &xs, &w, &p, &out), "{k:?} {s:?}");
+            let w: Vec<i64> = (0..3 * 2 * k.iter().product::<usize>())
+                .map(|_| rnd())
+                .collect();
+            assert_eq!(
+                conv3d(&x, &xs, &w, &p, &out),
+                conv_ref(&x, &xs, &w, &p, &out),
+                "{k:?} {s:?}"
+            );
         }
     }
 
@@ -307,7 +369,11 @@ mod tests {
         assert_eq!(y, vec![0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0]);
         let a = Shape::new(vec![2, 1]);
         let b = Shape::new(vec![2, 2]);
-        let c = concat(&[(&[1, 2][..], &a), (&[3, 4, 5, 6][..], &b)], 1, &Shape::new(vec![2, 3]));
+        let c = concat(
+            &[(&[1, 2][..], &a), (&[3, 4, 5, 6][..], &b)],
+            1,
+            &Shape::new(vec![2, 3]),
+        );
         assert_eq!(c, vec![1, 3, 4, 2, 5, 6]);
         let (s, n) = sum_axes(&[1, 2, 3, 4, 5, 6], &Shape::new(vec![1, 2, 3]), &[2]);
         assert_eq!((s, n), (vec![6, 15], 3));

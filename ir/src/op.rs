@@ -40,7 +40,9 @@ impl Window3d {
     pub fn out_len(&self, a: usize, len: usize) -> Result<usize, String> {
         let (k, s, d) = (self.kernel[a], self.stride[a], self.dilation[a]);
         if k == 0 || s == 0 || d == 0 {
-            return Err(format!("kernel, stride and dilation must be >= 1 (axis {a})"));
+            return Err(format!(
+                "kernel, stride and dilation must be >= 1 (axis {a})"
+            ));
         }
         let (pb, pe) = self.pads[a];
         if pb >= self.extent(a) || pe >= self.extent(a) {
@@ -273,7 +275,10 @@ impl Op {
             Op::Conv3d(c) => {
                 let (n, ch, d, h, w) = video(inputs[0])?;
                 if ch != c.in_channels {
-                    return Err(format!("expects {} input channels, got {ch}", c.in_channels));
+                    return Err(format!(
+                        "expects {} input channels, got {ch}",
+                        c.in_channels
+                    ));
                 }
                 let [od, oh, ow] = c.window.out_dims([d, h, w])?;
                 Ok(Shape::new(vec![n, c.out_channels, od, oh, ow]))
@@ -310,12 +315,15 @@ impl Op {
                 dims[*axis] = 0;
                 for s in inputs {
                     if s.rank() != first.rank()
-                        || s.0.iter()
+                        || s.0
+                            .iter()
                             .zip(&first.0)
                             .enumerate()
                             .any(|(i, (a, b))| i != *axis && a != b)
                     {
-                        return Err(format!("cannot concatenate {s} with {first} on axis {axis}"));
+                        return Err(format!(
+                            "cannot concatenate {s} with {first} on axis {axis}"
+                        ));
                     }
                     dims[*axis] += s.0[*axis];
                 }
@@ -332,10 +340,19 @@ impl Op {
             }
             Op::Pad { pads } => {
                 if pads.len() != inputs[0].rank() {
-                    return Err(format!("{} pads for a rank-{} input", pads.len(), inputs[0].rank()));
+                    return Err(format!(
+                        "{} pads for a rank-{} input",
+                        pads.len(),
+                        inputs[0].rank()
+                    ));
                 }
                 Ok(Shape(
-                    inputs[0].0.iter().zip(pads).map(|(d, (b, e))| d + b + e).collect(),
+                    inputs[0]
+                        .0
+                        .iter()
+                        .zip(pads)
+                        .map(|(d, (b, e))| d + b + e)
+                        .collect(),
                 ))
             }
             Op::Mean { axes, keepdims } => {

@@ -69,12 +69,19 @@ impl Preprocess {
 
     /// Checks the numbers make sense against the model input shape.
     pub fn validate(&self, input: &Shape) -> Result<()> {
-        let bad = |m: String| Err(IrError::Format { what: "plan", msg: m });
+        let bad = |m: String| {
+            Err(IrError::Format {
+                what: "plan",
+                msg: m,
+            })
+        };
         let Some((_, c, d, h, w)) = input.ncdhw() else {
             return bad(format!("model input {input} is not (N,C,D,H,W)"));
         };
         if c != 3 {
-            return bad(format!("model input has {c} channels; video preprocessing needs 3"));
+            return bad(format!(
+                "model input has {c} channels; video preprocessing needs 3"
+            ));
         }
         if self.frames != d || self.crop != (h, w) {
             return bad(format!(
@@ -233,13 +240,24 @@ impl Plan {
     /// order, scales consistent with the graph, a usable field.
     pub fn validate(&self) -> Result<()> {
         self.graph.validate()?;
-        let bad = |m: String| Err(IrError::Format { what: "plan", msg: m });
+        let bad = |m: String| {
+            Err(IrError::Format {
+                what: "plan",
+                msg: m,
+            })
+        };
         let fx = &self.fixed;
         if !crate::fixed::is_prime(fx.p) || fx.p < (1 << 20) || fx.p >= (1 << 62) {
-            return bad(format!("field modulus {} is not a prime of 21..62 bits", fx.p));
+            return bad(format!(
+                "field modulus {} is not a prime of 21..62 bits",
+                fx.p
+            ));
         }
         if fx.frac_bits == 0 || fx.frac_bits > 24 {
-            return bad(format!("{} fractional bits is out of range 1..=24", fx.frac_bits));
+            return bad(format!(
+                "{} fractional bits is out of range 1..=24",
+                fx.frac_bits
+            ));
         }
         let order = self.graph.topo_order()?;
         if order.len() != self.layers.len() {

@@ -74,7 +74,9 @@ pub fn simulate(plan: &Plan, weights: &Weights, input: &Tensor<f32>) -> Result<S
         )));
     }
     if let Some(bad) = input.data.iter().find(|v| !v.is_finite()) {
-        return Err(IrError::Input(format!("input holds a non-finite value ({bad})")));
+        return Err(IrError::Input(format!(
+            "input holds a non-finite value ({bad})"
+        )));
     }
     let layers: HashMap<NodeId, &NodePlan> = plan.layers.iter().map(|l| (l.node, l)).collect();
     let in_scale = layers[&inp].quant.out_scale;
@@ -99,7 +101,10 @@ pub fn simulate(plan: &Plan, weights: &Weights, input: &Tensor<f32>) -> Result<S
             // The integer tensor flowing on is a placeholder; client ops only read `client`.
             return Ok(Tensor::new(node.shape.clone(), vec![0; node.shape.numel()]));
         }
-        Ok(Tensor::new(node.shape.clone(), step_fixed(&fx, id, node, l, weights, ins)?))
+        Ok(Tensor::new(
+            node.shape.clone(),
+            step_fixed(&fx, id, node, l, weights, ins)?,
+        ))
     })?;
     let (out_id, out_node) = {
         let o = g.io()?.1;
@@ -113,7 +118,11 @@ pub fn simulate(plan: &Plan, weights: &Weights, input: &Tensor<f32>) -> Result<S
         let out = last.map(|&v| fx.decode(v, s) as f32);
         (last, s, out)
     };
-    Ok(SimOutput { revealed, scale, output })
+    Ok(SimOutput {
+        revealed,
+        scale,
+        output,
+    })
 }
 
 fn step_fixed(
@@ -127,7 +136,8 @@ fn step_fixed(
     let q = &l.quant;
     let out = &node.shape;
     let x = ins[0];
-    let center_all = |v: Vec<i128>| -> Vec<i64> { v.into_iter().map(|a| fx.center_i128(a)).collect() };
+    let center_all =
+        |v: Vec<i128>| -> Vec<i64> { v.into_iter().map(|a| fx.center_i128(a)).collect() };
     let lw = || {
         weights
             .layers
@@ -155,7 +165,10 @@ fn step_fixed(
                     .collect(),
             )
         }
-        Op::Linear { in_features, out_features } => {
+        Op::Linear {
+            in_features,
+            out_features,
+        } => {
             let lw = lw()?;
             let n = x.shape.dims()[0];
             let acc = exact_mac(
@@ -173,7 +186,10 @@ fn step_fixed(
                     .collect(),
             )
         }
-        Op::AvgPool3d { window, count_include_pad } => {
+        Op::AvgPool3d {
+            window,
+            count_include_pad,
+        } => {
             let wb = q.weight_bits;
             kernels::pool3d(&x.data, &x.shape, window, out, |it, padded| {
                 let (s, n) = it.fold((0i128, 0usize), |(s, n), v| (s + v as i128, n + 1));
@@ -194,7 +210,9 @@ fn step_fixed(
         Op::MaxPool3d(win) => {
             let t = q.truncate_bits;
             kernels::pool3d(&x.data, &x.shape, win, out, |it, _| {
-                it.map(|v| floor_shift(v, t)).max().expect("a window has at least one tap")
+                it.map(|v| floor_shift(v, t))
+                    .max()
+                    .expect("a window has at least one tap")
             })
         }
         Op::Reshape => x.data.clone(),
@@ -206,8 +224,11 @@ fn step_fixed(
                 .map(|(t, &s)| shift_all(fx, &t.data, s))
                 .collect();
             if let Op::Concat { axis } = node.op {
-                let parts: Vec<(&[i64], &crate::Shape)> =
-                    shifted.iter().zip(ins).map(|(d, t)| (&d[..], &t.shape)).collect();
+                let parts: Vec<(&[i64], &crate::Shape)> = shifted
+                    .iter()
+                    .zip(ins)
+                    .map(|(d, t)| (&d[..], &t.shape))
+                    .collect();
                 kernels::concat(&parts, axis, out)
             } else {
                 shifted[0]
@@ -225,11 +246,126 @@ fn shift_all(fx: &FixedPoint, v: &[i64], s: u32) -> Vec<i64> {
     if s == 0 {
         return v.to_vec();
     }
-    v.iter().map(|&a| fx.center_i128((a as i128) << s)).collect()
+    v.iter()
+        .map(|&a| fx.center_i128((a as i128) << s))
+        .collect()
 }
 
 /// The public coefficient that replaces a division by `count`: round(2^bits / count).
 pub fn reciprocal(count: usize, bits: u32) -> i64 {
     let c = count.max(1) as i64;
     ((1i64 << bits) + c / 2) / c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixed::DELPHI_PRIME;
+    use crate::plan::*;
+    use crate::{Graph, Shape};
+
+    /// input (1,3,1,2,2) -> Reshape (1,12) -> Linear 12->3 -> Relu, hand-planned.
+    fn plan(f: u32, wbits: u32) -> Plan {
+        let mut g = Graph::new();
+        let i = g.add_input("x", Shape::new(vec![1, 3, 1, 2, 2]));
+        let r = g
+            .add("flat", Op::Reshape, &[i], Some(Shape::new(vec![1, 12])))
+            .unwrap();
+        let l = g
+            .add(
+                "fc",
+                Op::Linear {
+                    in_features: 12,
+                    out_features: 3,
+                },
+                &[r],
+                None,
+            )
+            .unwrap();
+        let a = g.add("relu", Op::Relu, &[l], None).unwrap();
+        g.set_outputs(vec![a]);
+        let q = |ins: Vec<u32>, out, w, t| LayerQuant {
+            in_shifts: vec![0; ins.len()],
+            in_scales: ins,
+            out_scale: out,
+            weight_bits: w,
+            truncate_bits: t,
+            bound_bits: 0.0,
+            headroom_bits: 0.0,
+        };
+        let np = |node, quant, protocol| NodePlan {
+            node,
+            quant,
+            protocol,
+            packing: None,
+            sparsity: None,
+        };
+        Plan {
+            meta: ModelMeta {
+                name: "t".into(),
+                producer: String::new(),
+                preprocess: Preprocess::default_for(&Shape::new(vec![1, 3, 1, 2, 2])),
+                class_names: vec![],
+            },
+            graph: g,
+            fixed: FixedPoint {
+                p: DELPHI_PRIME,
+                frac_bits: f,
+            },
+            layers: vec![
+                np(i, q(vec![], f, 0, 0), Protocol::Input),
+                np(r, q(vec![f], f, 0, 0), Protocol::Local),
+                np(l, q(vec![f], f + wbits, wbits, 0), Protocol::HeLinear),
+                np(a, q(vec![f + wbits], f, 0, wbits), Protocol::GarbledCircuit),
+            ],
+            passes: vec![],
+            calibration: Calibration {
+                samples: 0,
+                seed: 0,
+                safety_bits: 0,
+            },
+            weights_hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn every_accumulation_path_equals_brute_force_mod_p() {
+        let p = DELPHI_PRIME as i128;
+        // (input magnitude, weight magnitude): f64 path, i64 path, i128 path with wrap-around.
+        for (xmag, wmag) in [(3.0f32, 1000i64), (30_000.0, 1 << 20), (1.0e6, 1 << 39)] {
+            let pl = plan(16, 8);
+            pl.validate().unwrap();
+            let weight: Vec<i64> = (0..36)
+                .map(|k| if k % 2 == 0 { wmag - k } else { -wmag + 3 * k })
+                .collect();
+            let bias = vec![12345, -777, (p / 3) as i64];
+            let mut w = Weights::default();
+            let fc = pl.layers[2].node;
+            w.layers.insert(
+                fc,
+                LayerWeights {
+                    weight: weight.clone(),
+                    bias: bias.clone(),
+                },
+            );
+            let x: Vec<f32> = (0..12).map(|k| xmag * ((k as f32 * 0.37).sin())).collect();
+            let out = simulate(
+                &pl,
+                &w,
+                &Tensor::new(Shape::new(vec![1, 3, 1, 2, 2]), x.clone()),
+            )
+            .unwrap();
+            let fx = pl.fixed;
+            for o in 0..3 {
+                let mut acc: i128 = bias[o] as i128;
+                for k in 0..12 {
+                    acc += weight[o * 12 + k] as i128 * fx.encode(x[k] as f64, 16) as i128;
+                }
+                let c = acc.rem_euclid(p);
+                let c = if c > (p - 1) / 2 { c - p } else { c } as i64;
+                let want = (c >> 8).max(0);
+                assert_eq!(out.revealed.data[o], want, "x {xmag}, w {wmag}, output {o}");
+            }
+        }
+    }
 }

@@ -16,8 +16,14 @@ pub fn build(v: &Variant, classes: usize, seed: u64) -> ModelProto {
     let mut c = 3usize;
     let mut x = "input".to_string();
     let convs: [(&str, usize); 8] = [
-        ("conv1a", 64), ("conv2a", 128), ("conv3a", 256), ("conv3b", 256),
-        ("conv4a", 512), ("conv4b", 512), ("conv5a", 512), ("conv5b", 512),
+        ("conv1a", 64),
+        ("conv2a", 128),
+        ("conv3a", 256),
+        ("conv3b", 256),
+        ("conv4a", 512),
+        ("conv4b", 512),
+        ("conv5a", 512),
+        ("conv5b", 512),
     ];
     // Pools follow conv1a, conv2a, conv3b, conv4b, conv5b.
     let pools: [(&str, usize, [usize; 3], [usize; 3]); 5] = [
@@ -29,24 +35,54 @@ pub fn build(v: &Variant, classes: usize, seed: u64) -> ModelProto {
     ];
     for (i, (name, out)) in convs.iter().enumerate() {
         let out = (out / div).max(1);
-        let wt = b.param(&format!("{name}.weight"), &[out, c, 3, 3, 3], &init.he(out * c * 27, c * 27));
+        let mut wv = init.he(out * c * 27, c * 27);
+        if i == 0 {
+            // He init assumes unit-variance inputs; C3D takes mean-subtracted raw pixels
+            // (std of uniform 0..255 is 255/sqrt(12)), so conv1a is scaled to match.
+            let input_std = 255.0 / 12f32.sqrt();
+            wv.iter_mut().for_each(|v| *v /= input_std);
+        }
+        let wt = b.param(&format!("{name}.weight"), &[out, c, 3, 3, 3], &wv);
         let bs = b.param(&format!("{name}.bias"), &[out], &init.bias(out));
-        x = b.node("Conv", &format!("/{name}/Conv"), &[&x, &wt, &bs], vec![
-            ("dilations", Attr::Ints(vec![1, 1, 1])),
-            ("group", Attr::Int(1)),
-            ("kernel_shape", Attr::Ints(vec![3, 3, 3])),
-            ("pads", Attr::Ints(vec![1; 6])),
-            ("strides", Attr::Ints(vec![1, 1, 1])),
-        ]);
+        x = b.node(
+            "Conv",
+            &format!("/{name}/Conv"),
+            &[&x, &wt, &bs],
+            vec![
+                ("dilations", Attr::Ints(vec![1, 1, 1])),
+                ("group", Attr::Int(1)),
+                ("kernel_shape", Attr::Ints(vec![3, 3, 3])),
+                ("pads", Attr::Ints(vec![1; 6])),
+                ("strides", Attr::Ints(vec![1, 1, 1])),
+            ],
+        );
         x = b.node("Relu", &format!("/relu_{}/Relu", i), &[&x], vec![]);
         c = out;
         if let Some((pname, _, k, p)) = pools.iter().find(|p| p.1 == i) {
-            x = b.node("MaxPool", &format!("/{pname}/MaxPool"), &[&x], vec![
-                ("ceil_mode", Attr::Int(ceil as i64)),
-                ("kernel_shape", Attr::Ints(k.iter().map(|&v| v as i64).collect())),
-                ("pads", Attr::Ints(vec![p[0] as i64, p[1] as i64, p[2] as i64, p[0] as i64, p[1] as i64, p[2] as i64])),
-                ("strides", Attr::Ints(k.iter().map(|&v| v as i64).collect())),
-            ]);
+            x = b.node(
+                "MaxPool",
+                &format!("/{pname}/MaxPool"),
+                &[&x],
+                vec![
+                    ("ceil_mode", Attr::Int(ceil as i64)),
+                    (
+                        "kernel_shape",
+                        Attr::Ints(k.iter().map(|&v| v as i64).collect()),
+                    ),
+                    (
+                        "pads",
+                        Attr::Ints(vec![
+                            p[0] as i64,
+                            p[1] as i64,
+                            p[2] as i64,
+                            p[0] as i64,
+                            p[1] as i64,
+                            p[2] as i64,
+                        ]),
+                    ),
+                    ("strides", Attr::Ints(k.iter().map(|&v| v as i64).collect())),
+                ],
+            );
             d = pool_len(d, k[0], k[0], p[0], ceil);
             h = pool_len(h, k[1], k[1], p[1], ceil);
             w = pool_len(w, k[2], k[2], p[2], ceil);
@@ -58,14 +94,26 @@ pub fn build(v: &Variant, classes: usize, seed: u64) -> ModelProto {
     x = b.node("Reshape", "/Reshape", &[&x, &shape], vec![]);
     let fc = (4096 / div).max(1);
     let mut fin = feat;
-    for (i, (name, out)) in [("fc6", fc), ("fc7", fc), ("fc8", classes)].iter().enumerate() {
-        let wt = b.param(&format!("{name}.weight"), &[*out, fin], &init.he(out * fin, fin));
+    for (i, (name, out)) in [("fc6", fc), ("fc7", fc), ("fc8", classes)]
+        .iter()
+        .enumerate()
+    {
+        let wt = b.param(
+            &format!("{name}.weight"),
+            &[*out, fin],
+            &init.he(out * fin, fin),
+        );
         let bs = b.param(&format!("{name}.bias"), &[*out], &init.bias(*out));
-        x = b.node("Gemm", &format!("/{name}/Gemm"), &[&x, &wt, &bs], vec![
-            ("alpha", Attr::Float(1.0)),
-            ("beta", Attr::Float(1.0)),
-            ("transB", Attr::Int(1)),
-        ]);
+        x = b.node(
+            "Gemm",
+            &format!("/{name}/Gemm"),
+            &[&x, &wt, &bs],
+            vec![
+                ("alpha", Attr::Float(1.0)),
+                ("beta", Attr::Float(1.0)),
+                ("transB", Attr::Int(1)),
+            ],
+        );
         fin = *out;
         if i < 2 {
             x = b.node("Relu", &format!("/relu_{}/Relu", 8 + i), &[&x], vec![]);

@@ -41,7 +41,13 @@ pub struct Variant {
 /// All variants `c3d-models export` knows.
 pub fn variants() -> Vec<Variant> {
     let v = |name, family, width_div, frames, size, classes, ceil_pools| Variant {
-        name, family, width_div, frames, size, classes, ceil_pools,
+        name,
+        family,
+        width_div,
+        frames,
+        size,
+        classes,
+        ceil_pools,
     };
     vec![
         v("c3d", Family::C3d, 1, 16, 112, 487, false),
@@ -74,7 +80,11 @@ pub fn build(v: &Variant, classes: Option<usize>, frames: Option<usize>, seed: u
 pub fn pool_len(len: usize, k: usize, s: usize, pad: usize, ceil: bool) -> usize {
     let num = (len + 2 * pad) as i64 - k as i64;
     let s = s as i64;
-    let mut out = if ceil { (num + s - 1).div_euclid(s) + 1 } else { num.div_euclid(s) + 1 };
+    let mut out = if ceil {
+        (num + s - 1).div_euclid(s) + 1
+    } else {
+        num.div_euclid(s) + 1
+    };
     if ceil && out > 0 && (out - 1) * s >= (len + pad) as i64 {
         out -= 1;
     }

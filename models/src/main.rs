@@ -5,7 +5,11 @@ use miette::{miette, IntoDiagnostic, Result};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "c3d-models", version, about = "Writes architecture-faithful ONNX models with seeded weights")]
+#[command(
+    name = "c3d-models",
+    version,
+    about = "Writes architecture-faithful ONNX models with seeded weights"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -45,14 +49,24 @@ fn write(path: &PathBuf, m: &tract_onnx::pb::ModelProto) -> Result<()> {
     let tmp = path.with_extension("onnx.tmp");
     std::fs::write(&tmp, &bytes).into_diagnostic()?;
     std::fs::rename(&tmp, path).into_diagnostic()?;
-    eprintln!("wrote {} ({:.1} MB)", path.display(), bytes.len() as f64 / 1e6);
+    eprintln!(
+        "wrote {} ({:.1} MB)",
+        path.display(),
+        bytes.len() as f64 / 1e6
+    );
     Ok(())
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Export { name, output, classes, frames, seed } => {
+        Cmd::Export {
+            name,
+            output,
+            classes,
+            frames,
+            seed,
+        } => {
             let v = c3d_models::variant(&name).ok_or_else(|| {
                 let names: Vec<_> = c3d_models::variants().iter().map(|v| v.name).collect();
                 miette!("unknown model `{name}`; known: {}", names.join(", "))
@@ -62,15 +76,23 @@ fn main() -> Result<()> {
             }
             if let Some(f) = frames {
                 if f < 8 {
-                    return Err(miette!("--frames {f}: the architecture's pools need at least 8 frames"));
+                    return Err(miette!(
+                        "--frames {f}: the architecture's pools need at least 8 frames"
+                    ));
                 }
             }
             write(&output, &c3d_models::build(&v, classes, frames, seed))
         }
         Cmd::Fixtures { output } => {
             std::fs::create_dir_all(&output).into_diagnostic()?;
-            write(&output.join("c3d_micro.onnx"), &c3d_models::fixtures::c3d_micro(11))?;
-            write(&output.join("branches_micro.onnx"), &c3d_models::fixtures::branches_micro(12))
+            write(
+                &output.join("c3d_micro.onnx"),
+                &c3d_models::fixtures::c3d_micro(11),
+            )?;
+            write(
+                &output.join("branches_micro.onnx"),
+                &c3d_models::fixtures::branches_micro(12),
+            )
         }
         Cmd::List => {
             for v in c3d_models::variants() {

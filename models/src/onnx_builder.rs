@@ -136,7 +136,13 @@ impl OnnxBuilder {
     }
 
     /// Adds a node named `name` (its output is `name_output_0`); returns the output name.
-    pub fn node(&mut self, op: &str, name: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+    pub fn node(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) -> String {
         let out = format!("{name}_output_0");
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -159,14 +165,24 @@ impl OnnxBuilder {
     pub fn const_i64(&mut self, dims: &[usize], data: &[i64]) -> String {
         self.consts += 1;
         let name = format!("/Constant_{}", self.consts);
-        self.node("Constant", &name, &[], vec![("value", Attr::Tensor(tensor_i64(dims, data)))])
+        self.node(
+            "Constant",
+            &name,
+            &[],
+            vec![("value", Attr::Tensor(tensor_i64(dims, data)))],
+        )
     }
 
     /// Adds a `Constant` float scalar.
     pub fn const_f32(&mut self, v: f32) -> String {
         self.consts += 1;
         let name = format!("/Constant_{}", self.consts);
-        self.node("Constant", &name, &[], vec![("value", Attr::Tensor(tensor_f32("", &[], &[v])))])
+        self.node(
+            "Constant",
+            &name,
+            &[],
+            vec![("value", Attr::Tensor(tensor_f32("", &[], &[v])))],
+        )
     }
 
     /// Records a metadata property of the model.
@@ -178,13 +194,24 @@ impl OnnxBuilder {
     /// `F.pad(x, compute_pad(x.size()))` exports: pads derived from `Shape` at run time, then
     /// PyTorch's reordering chain (ConstantOfShape, Concat, Reshape, reversed Slice,
     /// Transpose, Reshape, Cast) into ONNX's begin/end layout.
-    pub fn same_pad(&mut self, scope: &str, x: &str, kernel: [usize; 3], stride: [usize; 3]) -> String {
+    pub fn same_pad(
+        &mut self,
+        scope: &str,
+        x: &str,
+        kernel: [usize; 3],
+        stride: [usize; 3],
+    ) -> String {
         let shape = self.node("Shape", &format!("{scope}/Shape"), &[x], vec![]);
         let mut fronts_backs = Vec::new();
         for (a, (&k, &s)) in kernel.iter().zip(&stride).enumerate() {
             let sc = format!("{scope}/dim{a}");
             let idx = self.const_i64(&[], &[(a + 2) as i64]);
-            let dim = self.node("Gather", &format!("{sc}/Gather"), &[&shape, &idx], vec![("axis", Attr::Int(0))]);
+            let dim = self.node(
+                "Gather",
+                &format!("{sc}/Gather"),
+                &[&shape, &idx],
+                vec![("axis", Attr::Int(0))],
+            );
             let sv = self.const_i64(&[], &[s as i64]);
             let rem = self.node("Mod", &format!("{sc}/Mod"), &[&dim, &sv], vec![]);
             let zero = self.const_i64(&[], &[0]);
@@ -198,8 +225,18 @@ impl OnnxBuilder {
             let front = self.node("Div", &format!("{sc}/Div"), &[&need, &two], vec![]);
             let back = self.node("Sub", &format!("{sc}/Sub_2"), &[&need, &front], vec![]);
             let ax = self.const_i64(&[1], &[0]);
-            let f1 = self.node("Unsqueeze", &format!("{sc}/Unsqueeze"), &[&front, &ax], vec![]);
-            let b1 = self.node("Unsqueeze", &format!("{sc}/Unsqueeze_1"), &[&back, &ax], vec![]);
+            let f1 = self.node(
+                "Unsqueeze",
+                &format!("{sc}/Unsqueeze"),
+                &[&front, &ax],
+                vec![],
+            );
+            let b1 = self.node(
+                "Unsqueeze",
+                &format!("{sc}/Unsqueeze_1"),
+                &[&back, &ax],
+                vec![],
+            );
             fronts_backs.push((f1, b1));
         }
         // F.pad order: last dim first: (w0, w1, h0, h1, d0, d1).
@@ -208,8 +245,18 @@ impl OnnxBuilder {
             .rev()
             .flat_map(|(f, b)| [f.as_str(), b.as_str()])
             .collect();
-        let pad = self.node("Concat", &format!("{scope}/Concat"), &order, vec![("axis", Attr::Int(0))]);
-        let pad = self.node("Cast", &format!("{scope}/Cast"), &[&pad], vec![("to", Attr::Int(7))]);
+        let pad = self.node(
+            "Concat",
+            &format!("{scope}/Concat"),
+            &order,
+            vec![("axis", Attr::Int(0))],
+        );
+        let pad = self.node(
+            "Cast",
+            &format!("{scope}/Cast"),
+            &[&pad],
+            vec![("to", Attr::Int(7))],
+        );
         let ext = self.const_i64(&[1], &[4]);
         let zeros = self.node(
             "ConstantOfShape",
@@ -217,20 +264,55 @@ impl OnnxBuilder {
             &[&ext],
             vec![("value", Attr::Tensor(tensor_i64(&[1], &[0])))],
         );
-        let all = self.node("Concat", &format!("{scope}/Concat_1"), &[&pad, &zeros], vec![("axis", Attr::Int(0))]);
+        let all = self.node(
+            "Concat",
+            &format!("{scope}/Concat_1"),
+            &[&pad, &zeros],
+            vec![("axis", Attr::Int(0))],
+        );
         let m12 = self.const_i64(&[2], &[-1, 2]);
-        let r = self.node("Reshape", &format!("{scope}/Reshape"), &[&all, &m12], vec![]);
+        let r = self.node(
+            "Reshape",
+            &format!("{scope}/Reshape"),
+            &[&all, &m12],
+            vec![],
+        );
         let st = self.const_i64(&[1], &[-1]);
         let en = self.const_i64(&[1], &[-9223372036854775807]);
         let axs = self.const_i64(&[1], &[0]);
         let stp = self.const_i64(&[1], &[-1]);
-        let flip = self.node("Slice", &format!("{scope}/Slice"), &[&r, &st, &en, &axs, &stp], vec![]);
-        let tr = self.node("Transpose", &format!("{scope}/Transpose"), &[&flip], vec![("perm", Attr::Ints(vec![1, 0]))]);
+        let flip = self.node(
+            "Slice",
+            &format!("{scope}/Slice"),
+            &[&r, &st, &en, &axs, &stp],
+            vec![],
+        );
+        let tr = self.node(
+            "Transpose",
+            &format!("{scope}/Transpose"),
+            &[&flip],
+            vec![("perm", Attr::Ints(vec![1, 0]))],
+        );
         let m1 = self.const_i64(&[1], &[-1]);
-        let flat = self.node("Reshape", &format!("{scope}/Reshape_1"), &[&tr, &m1], vec![]);
-        let pads = self.node("Cast", &format!("{scope}/Cast_1"), &[&flat], vec![("to", Attr::Int(7))]);
+        let flat = self.node(
+            "Reshape",
+            &format!("{scope}/Reshape_1"),
+            &[&tr, &m1],
+            vec![],
+        );
+        let pads = self.node(
+            "Cast",
+            &format!("{scope}/Cast_1"),
+            &[&flat],
+            vec![("to", Attr::Int(7))],
+        );
         let val = self.const_f32(0.0);
-        self.node("Pad", &format!("{scope}/Pad"), &[x, &pads, &val], vec![("mode", Attr::Str("constant"))])
+        self.node(
+            "Pad",
+            &format!("{scope}/Pad"),
+            &[x, &pads, &val],
+            vec![("mode", Attr::Str("constant"))],
+        )
     }
 
     /// Finishes a subgraph (for `If` branches): no inputs, the given outputs.
@@ -239,7 +321,10 @@ impl OnnxBuilder {
             node: self.nodes,
             name: name.into(),
             initializer: self.inits,
-            output: outputs.iter().map(|(n, d)| value_info(n, d, false)).collect(),
+            output: outputs
+                .iter()
+                .map(|(n, d)| value_info(n, d, false))
+                .collect(),
             ..Default::default()
         }
     }

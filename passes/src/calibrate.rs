@@ -48,7 +48,9 @@ pub fn calibrate(
     let shape = model.graph.node(inp).shape.clone();
     let total = cfg.calib_samples + cfg.calib_inputs.len();
     if total == 0 {
-        return Err(QuantError::Config("calibration needs at least one input".into()));
+        return Err(QuantError::Config(
+            "calibration needs at least one input".into(),
+        ));
     }
     for k in 0..total {
         let input = if k < cfg.calib_samples {

@@ -20,7 +20,9 @@ pub struct BatchNorm {
 pub fn fold_batchnorm(w: &mut [f32], b: &mut [f32], bn: &BatchNorm) -> Result<(), String> {
     let c = b.len();
     if [bn.gamma.len(), bn.beta.len(), bn.mean.len(), bn.var.len()] != [c; 4] {
-        return Err(format!("BatchNormalization has parameters for a different channel count than the layer's {c}"));
+        return Err(format!(
+            "BatchNormalization has parameters for a different channel count than the layer's {c}"
+        ));
     }
     if c == 0 || w.len() % c != 0 {
         return Err("layer weights do not split into output channels".into());
@@ -29,7 +31,9 @@ pub fn fold_batchnorm(w: &mut [f32], b: &mut [f32], bn: &BatchNorm) -> Result<()
     for o in 0..c {
         let denom = (bn.var[o] as f64 + bn.eps as f64).sqrt();
         if !(denom.is_finite() && denom > 0.0) {
-            return Err(format!("BatchNormalization variance of channel {o} is negative or not finite"));
+            return Err(format!(
+                "BatchNormalization variance of channel {o} is negative or not finite"
+            ));
         }
         let k = bn.gamma[o] as f64 / denom;
         for v in &mut w[o * per..(o + 1) * per] {
@@ -69,9 +73,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_variance_and_sizes() {
-        let bn = BatchNorm { gamma: vec![1.0], beta: vec![0.0], mean: vec![0.0], var: vec![-2.0], eps: 1e-5 };
+        let bn = BatchNorm {
+            gamma: vec![1.0],
+            beta: vec![0.0],
+            mean: vec![0.0],
+            var: vec![-2.0],
+            eps: 1e-5,
+        };
         assert!(fold_batchnorm(&mut [1.0], &mut [0.0], &bn).is_err());
-        let bn2 = BatchNorm { var: vec![1.0, 1.0], ..bn };
+        let bn2 = BatchNorm {
+            var: vec![1.0, 1.0],
+            ..bn
+        };
         assert!(fold_batchnorm(&mut [1.0], &mut [0.0], &bn2).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Range analysis and fixed-point scale choice: maps a float model into F_p.
 //!
 //! Every activation leaving a non-linear layer carries `f` fractional bits; weights carry
-//! `f` bits; a linear layer's output carries the sum of its input's and its weights' bits
+//! `f` bits plus a few for layers whose weights are all small; a linear layer's output carries the sum of its input's and its weights' bits
 //! until the next non-linear layer truncates back to `f` inside the garbled circuit.
 //!
 //! Bounds: the model input is bounded by the preprocessing (pixels 0..=255), which is sound.
@@ -99,12 +99,38 @@ struct Layout {
     worst: Option<(String, f64)>,
 }
 
+/// Fractional bits of the public coefficient round(2^bits / count) that replaces a division
+/// by `count`: none for 1, exactly log2(count) for a power of two (the division is then only a
+/// change of scale, exact), otherwise enough for a relative error below 2^-(f+1).
+pub fn divisor_bits(count: usize, f: u32) -> u32 {
+    if count.is_power_of_two() {
+        count.trailing_zeros()
+    } else {
+        f + (count as f64).log2().ceil() as u32
+    }
+}
+
+/// Extra fractional bits for a layer whose weights are all small (e.g. a first layer that
+/// takes raw pixels): enough that the largest weight keeps about f significant bits, at most 8.
+pub fn extra_weight_bits(w: &[f32]) -> u32 {
+    let m = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if m <= 0.0 || !m.is_finite() {
+        return 0;
+    }
+    (-(m as f64).log2()).ceil().clamp(0.0, 8.0) as u32
+}
+
 fn round_i64(v: f64) -> i64 {
     v.round().clamp(-(2f64.powi(62)), 2f64.powi(62)) as i64
 }
 
 /// Computes scales, bounds and quantized weights for one (p, f).
-fn layout(model: &Model, stats: &ActStats, fx: FixedPoint, safety: u32) -> Result<Layout, QuantError> {
+fn layout(
+    model: &Model,
+    stats: &ActStats,
+    fx: FixedPoint,
+    safety: u32,
+) -> Result<Layout, QuantError> {
     let g = &model.graph;
     let f = fx.frac_bits;
     let max_bits = (fx.max_signed() as f64).log2();
@@ -123,26 +149,40 @@ fn layout(model: &Model, stats: &ActStats, fx: FixedPoint, safety: u32) -> Resul
         let (scale, b) = match &node.op {
             Op::Input => (f, stats.input_abs_max * 2f64.powi(f as i32) + 0.5),
             Op::Conv3d(_) | Op::Linear { .. } => {
-                let (w, bias) = model
-                    .weights
-                    .get(&id)
-                    .ok_or_else(|| c3d_ir::IrError::Weights(format!("no weights for `{}`", node.name)))?;
-                weight_bits = f;
-                let s = in_scales[0] + f;
-                let wq: Vec<i64> = w.iter().map(|&v| round_i64(v as f64 * 2f64.powi(f as i32))).collect();
-                let bq: Vec<i64> = bias.iter().map(|&v| round_i64(v as f64 * 2f64.powi(s as i32))).collect();
+                let (w, bias) = model.weights.get(&id).ok_or_else(|| {
+                    c3d_ir::IrError::Weights(format!("no weights for `{}`", node.name))
+                })?;
+                weight_bits = f + extra_weight_bits(w);
+                let s = in_scales[0] + weight_bits;
+                let wq: Vec<i64> = w
+                    .iter()
+                    .map(|&v| round_i64(v as f64 * 2f64.powi(weight_bits as i32)))
+                    .collect();
+                let bq: Vec<i64> = bias
+                    .iter()
+                    .map(|&v| round_i64(v as f64 * 2f64.powi(s as i32)))
+                    .collect();
                 let per = wq.len() / bq.len().max(1);
                 let mut worst_row = 0f64;
                 for (o, &bo) in bq.iter().enumerate() {
-                    let l1: f64 = wq[o * per..(o + 1) * per].iter().map(|v| v.unsigned_abs() as f64).sum();
+                    let l1: f64 = wq[o * per..(o + 1) * per]
+                        .iter()
+                        .map(|v| v.unsigned_abs() as f64)
+                        .sum();
                     worst_row = worst_row.max(l1 * in_b[0] + bo.unsigned_abs() as f64);
                 }
-                weights.layers.insert(id, LayerWeights { weight: wq, bias: bq });
+                weights.layers.insert(
+                    id,
+                    LayerWeights {
+                        weight: wq,
+                        bias: bq,
+                    },
+                );
                 (s, worst_row)
             }
             Op::AvgPool3d { window, .. } => {
                 let count: usize = window.kernel.iter().product();
-                weight_bits = f + (count as f64).log2().ceil() as u32;
+                weight_bits = divisor_bits(count, f);
                 let gain = (1..=count)
                     .map(|c| (c as i64 * reciprocal(c, weight_bits)) as f64)
                     .fold(0.0, f64::max);
@@ -151,7 +191,7 @@ fn layout(model: &Model, stats: &ActStats, fx: FixedPoint, safety: u32) -> Resul
             Op::Mean { axes, .. } => {
                 let dims = g.node(ins[0]).shape.dims();
                 let count: usize = axes.iter().map(|&a| dims[a]).product();
-                weight_bits = f + (count as f64).log2().ceil() as u32;
+                weight_bits = divisor_bits(count, f);
                 let gain = (count as i64 * reciprocal(count, weight_bits)) as f64;
                 (in_scales[0] + weight_bits, in_b[0] * gain)
             }
@@ -211,7 +251,11 @@ fn layout(model: &Model, stats: &ActStats, fx: FixedPoint, safety: u32) -> Resul
             sparsity: None,
         });
     }
-    Ok(Layout { layers, weights, worst })
+    Ok(Layout {
+        layers,
+        weights,
+        worst,
+    })
 }
 
 /// Runs calibration and chooses (p, f); returns the plan and the quantized weights.
@@ -230,7 +274,9 @@ pub fn quantize(
     let primes = match cfg.prime {
         Some(p) => {
             if !c3d_ir::fixed::is_prime(p) || !(1u64 << 20..1u64 << 62).contains(&p) {
-                return Err(QuantError::Config(format!("{p} is not a prime of 21..62 bits")));
+                return Err(QuantError::Config(format!(
+                    "{p} is not a prime of 21..62 bits"
+                )));
             }
             vec![p]
         }
@@ -238,7 +284,11 @@ pub fn quantize(
     };
     let fs: Vec<u32> = match cfg.frac_bits {
         Some(f) if (1..=24).contains(&f) => vec![f],
-        Some(f) => return Err(QuantError::Config(format!("{f} fractional bits is out of range 1..=24"))),
+        Some(f) => {
+            return Err(QuantError::Config(format!(
+                "{f} fractional bits is out of range 1..=24"
+            )))
+        }
         None => (cfg.min_frac_bits..=cfg.max_frac_bits).rev().collect(),
     };
     let mut last_fail = None;

@@ -1,0 +1,339 @@
+//! c3dc through its command line: plans round-trip, inspect adds up, and every bad input
+//! gets a clear error and a non-zero exit, never a panic or a half-written output.
+
+use c3d_models::onnx_builder::{to_bytes, OnnxBuilder};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn c3dc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_c3dc"))
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("run c3dc")
+}
+
+/// Stdout and stderr, with miette's line wrapping and gutter undone.
+fn text(o: &Output) -> String {
+    let raw = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    raw.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn no_panic(o: &Output) {
+    let t = text(o);
+    assert!(
+        !t.contains("panicked") && !t.contains("RUST_BACKTRACE"),
+        "panic: {t}"
+    );
+}
+
+/// Exports c3d-tiny and compiles it; returns (onnx, plan) paths.
+fn compiled(dir: &Path, seed: u64, tag: &str) -> (PathBuf, PathBuf) {
+    let v = c3d_models::variant("c3d-tiny").unwrap();
+    let onnx = dir.join(format!("m{tag}.onnx"));
+    std::fs::write(
+        &onnx,
+        to_bytes(&c3d_models::build(&v, Some(10), None, seed)),
+    )
+    .unwrap();
+    let plan = dir.join(format!("p{tag}.bin"));
+    let o = c3dc(&[
+        "compile",
+        onnx.to_str().unwrap(),
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    (onnx, plan)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn compile_inspect_simulate_round_trip() {
+    let d = tempfile::tempdir().unwrap();
+    let (onnx, plan) = compiled(d.path(), 1, "a");
+    let weights = PathBuf::from(format!("{}.weights", s(&plan)));
+    assert!(weights.exists());
+    // The plan holds no weights: it is tiny beside the weights file.
+    let (ps, ws) = (
+        std::fs::metadata(&plan).unwrap().len(),
+        std::fs::metadata(&weights).unwrap().len(),
+    );
+    assert!(ps * 20 < ws, "plan {ps} bytes, weights {ws} bytes");
+
+    // Round trip: load and save again gives the same bytes and hash.
+    let (p, h) = c3d_ir::Plan::load(&plan).unwrap();
+    let again = d.path().join("again.bin");
+    assert_eq!(p.save(&again).unwrap(), h);
+    assert_eq!(
+        std::fs::read(&plan).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+
+    // inspect --json: the totals are the sums of the rows, and the MACs match a brute count.
+    let o = c3dc(&["inspect", s(&plan), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = j["layers"].as_array().unwrap();
+    let sum = |k: &str| rows.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("macs"), j["total_macs"].as_u64().unwrap());
+    assert_eq!(sum("comparisons"), j["total_comparisons"].as_u64().unwrap());
+    // c3d-tiny: convs 3x3x3 padded (output = input size), channels 3->4->8->16->16->32x4.
+    let conv = |cin: u64, cout: u64, dhw: u64| cin * cout * 27 * dhw;
+    let brute = conv(3, 4, 8 * 32 * 32)
+        + conv(4, 8, 8 * 16 * 16)
+        + conv(8, 16, 4 * 8 * 8)
+        + conv(16, 16, 4 * 8 * 8)
+        + conv(16, 32, 2 * 4 * 4)
+        + conv(32, 32, 2 * 4 * 4)
+        + conv(32, 32, 1 * 2 * 2)
+        + conv(32, 32, 1 * 2 * 2)
+        + 128 * 256
+        + 256 * 256
+        + 256 * 10;
+    let conv_macs: u64 = rows
+        .iter()
+        .filter(|r| r["op"] == "Conv3d" || r["op"] == "Linear")
+        .map(|r| r["macs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(conv_macs, brute);
+    let o = c3dc(&["inspect", s(&plan)]);
+    assert!(text(&o).contains("total:"), "{}", text(&o));
+
+    // simulate writes the same output the library computes.
+    let x = d.path().join("x.npy");
+    assert!(c3dc(&["random-input", s(&plan), "-o", s(&x)])
+        .status
+        .success());
+    let y = d.path().join("y.npy");
+    let o = c3dc(&[
+        "simulate",
+        s(&plan),
+        "--input",
+        s(&x),
+        "--output",
+        s(&y),
+        "--reference",
+        s(&onnx),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("top-1 agrees"), "{}", text(&o));
+    let w = p.load_weights(&weights).unwrap();
+    let xin = c3d_compiler::npy::read_f32(&x).unwrap();
+    let lib = c3d_ir::simulate(&p, &w, &xin).unwrap();
+    assert_eq!(c3d_compiler::npy::read_f32(&y).unwrap(), lib.output);
+}
+
+#[test]
+fn damaged_plans_and_mismatched_weights_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, plan) = compiled(d.path(), 1, "a");
+    let (_, other) = compiled(d.path(), 2, "b");
+    let x = d.path().join("x.npy");
+    assert!(c3dc(&["random-input", s(&plan), "-o", s(&x)])
+        .status
+        .success());
+    let bytes = std::fs::read(&plan).unwrap();
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
+        ("header only", bytes[..20].to_vec(), "shorter than"),
+        (
+            "corrupted",
+            {
+                let mut b = bytes.clone();
+                let n = b.len();
+                b[n - 10] ^= 0x55;
+                b
+            },
+            "corrupted",
+        ),
+        (
+            "not a plan",
+            b"hello, this is not a plan at all, not even close to one".to_vec(),
+            "bad magic",
+        ),
+        (
+            "future version",
+            {
+                let mut b = bytes.clone();
+                b[8] = 9;
+                b
+            },
+            "format version 9",
+        ),
+        ("empty", vec![], "shorter than"),
+    ];
+    for (what, b, expect) in cases {
+        let p = d.path().join(format!("bad-{}.bin", what.replace(' ', "-")));
+        std::fs::write(&p, b).unwrap();
+        let o = c3dc(&["inspect", s(&p)]);
+        assert!(!o.status.success(), "{what}: accepted");
+        no_panic(&o);
+        assert!(text(&o).contains(expect), "{what}: {}", text(&o));
+    }
+
+    // Weights of another compilation: the hash check names the mismatch.
+    let o = c3dc(&[
+        "simulate",
+        s(&plan),
+        "--input",
+        s(&x),
+        "--weights",
+        &format!("{}.weights", s(&other)),
+    ]);
+    assert!(!o.status.success());
+    no_panic(&o);
+    assert!(text(&o).contains("does not match the plan"), "{}", text(&o));
+    // A plan passed where the weights go.
+    let o = c3dc(&[
+        "simulate",
+        s(&plan),
+        "--input",
+        s(&x),
+        "--weights",
+        s(&plan),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("this is a plan, not a weights file"),
+        "{}",
+        text(&o)
+    );
+    // Missing weights file.
+    std::fs::remove_file(format!("{}.weights", s(&other))).unwrap();
+    let o = c3dc(&["simulate", s(&other), "--input", s(&x)]);
+    assert!(
+        !o.status.success() && text(&o).contains("weights"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn bad_inputs_to_simulate_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, plan) = compiled(d.path(), 1, "a");
+    // Wrong shape.
+    let wrong = d.path().join("wrong.npy");
+    let t = c3d_ir::Tensor::new(
+        c3d_ir::Shape::new(vec![1, 3, 8, 32, 31]),
+        vec![0.0f32; 3 * 8 * 32 * 31],
+    );
+    c3d_compiler::npy::write_f32(&wrong, &t).unwrap();
+    let out = d.path().join("y.npy");
+    let o = c3dc(&[
+        "simulate",
+        s(&plan),
+        "--input",
+        s(&wrong),
+        "--output",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    no_panic(&o);
+    assert!(
+        text(&o).contains("1x3x8x32x31") && text(&o).contains("1x3x8x32x32"),
+        "{}",
+        text(&o)
+    );
+    assert!(!out.exists(), "no output on failure");
+    // Not an .npy at all.
+    let junk = d.path().join("junk.npy");
+    std::fs::write(&junk, b"\x93NUMPY garbage").unwrap();
+    let o = c3dc(&["simulate", s(&plan), "--input", s(&junk)]);
+    assert!(
+        !o.status.success() && text(&o).contains("not a float32 .npy"),
+        "{}",
+        text(&o)
+    );
+    // Non-finite values.
+    let nan = d.path().join("nan.npy");
+    let mut t = c3d_ir::Tensor::new(
+        c3d_ir::Shape::new(vec![1, 3, 8, 32, 32]),
+        vec![0.0f32; 3 * 8 * 32 * 32],
+    );
+    t.data[5] = f32::NAN;
+    c3d_compiler::npy::write_f32(&nan, &t).unwrap();
+    let o = c3dc(&["simulate", s(&plan), "--input", s(&nan)]);
+    assert!(
+        !o.status.success() && text(&o).contains("non-finite"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn unsupported_op_is_a_diagnostic_with_exit_2_and_no_plan() {
+    let d = tempfile::tempdir().unwrap();
+    let mut b = OnnxBuilder::new();
+    let w = b.param("conv.weight", &[2, 3, 1, 1, 1], &[0.1; 6]);
+    let y = b.node("Conv", "/conv/Conv", &["input", &w], vec![]);
+    let y = b.node("Sigmoid", "/act/Sigmoid", &[&y], vec![]);
+    let m = b.finish("bad", ("input", &[1, 3, 2, 4, 4]), (&y, &[1, 2, 2, 4, 4]));
+    let onnx = d.path().join("bad.onnx");
+    std::fs::write(&onnx, to_bytes(&m)).unwrap();
+    let plan = d.path().join("plan.bin");
+    let o = c3dc(&["compile", s(&onnx), "-o", s(&plan)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    no_panic(&o);
+    let t = text(&o);
+    for needle in [
+        "/act/Sigmoid",
+        "Sigmoid",
+        "/conv/Conv_output_0",
+        "supported ops",
+        "BatchNormalization",
+    ] {
+        assert!(t.contains(needle), "missing `{needle}` in: {t}");
+    }
+    assert!(
+        !plan.exists() && !d.path().join("plan.bin.weights").exists(),
+        "no plan written"
+    );
+
+    // Not an ONNX file, and an empty one.
+    let junk = d.path().join("junk.onnx");
+    std::fs::write(&junk, b"definitely not protobuf \xff\xff\xff").unwrap();
+    let o = c3dc(&["compile", s(&junk), "-o", s(&plan)]);
+    assert!(
+        !o.status.success() && text(&o).contains("cannot read ONNX model"),
+        "{}",
+        text(&o)
+    );
+    no_panic(&o);
+    std::fs::write(&junk, b"").unwrap();
+    let o = c3dc(&["compile", s(&junk), "-o", s(&plan)]);
+    assert!(
+        !o.status.success() && text(&o).contains("empty"),
+        "{}",
+        text(&o)
+    );
+    assert!(!plan.exists());
+}
+
+#[test]
+fn two_d_models_and_data_dependent_shapes_are_explained() {
+    let d = tempfile::tempdir().unwrap();
+    // A 2-D convolution: the frontend says only 3-D is supported.
+    let mut b = OnnxBuilder::new();
+    let shape = b.const_i64(&[4], &[1, 3, 8, 8]);
+    let x = b.node("Reshape", "/r/Reshape", &["input", &shape], vec![]);
+    let w2 = b.param("conv2.weight", &[2, 3, 3, 3], &[0.1; 54]);
+    let y = b.node("Conv", "/conv2d/Conv", &[&x, &w2], vec![]);
+    let m = b.finish("twod", ("input", &[1, 3, 1, 8, 8]), (&y, &[1, 2, 6, 6]));
+    let onnx = d.path().join("twod.onnx");
+    std::fs::write(&onnx, to_bytes(&m)).unwrap();
+    let o = c3dc(&["compile", s(&onnx), "-o", s(&d.path().join("p.bin"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("only 3-D"), "{}", text(&o));
+}
