@@ -121,9 +121,11 @@ pub fn norm_axis(a: i64, rank: usize) -> R<usize> {
     Ok(n as usize)
 }
 
-/// Numpy broadcasting of two shapes; returns the result shape and, for each output index, the
-/// two input indices.
-fn broadcast(a: &[usize], b: &[usize]) -> R<(Vec<usize>, Vec<(usize, usize)>)> {
+/// A broadcast: the result shape and, for each output index, the two input indices.
+type Broadcast = (Vec<usize>, Vec<(usize, usize)>);
+
+/// Numpy broadcasting of two shapes.
+fn broadcast(a: &[usize], b: &[usize]) -> R<Broadcast> {
     let r = a.len().max(b.len());
     let pa: Vec<usize> = std::iter::repeat_n(1, r - a.len())
         .chain(a.iter().copied())
@@ -394,7 +396,7 @@ pub fn reshape_dims(input: &[usize], target: &[i64], allowzero: bool) -> R<Vec<u
     }
     let known: usize = dims.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} into {target:?}"));
         }
         dims[i] = total / known;

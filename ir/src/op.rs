@@ -96,7 +96,7 @@ impl Window3d {
         let start = (o * self.stride[a]) as i64 - self.pads[a].0 as i64;
         let end_limit = (len + self.pads[a].1) as i64;
         (0..self.kernel[a])
-            .filter(|k| start + (k * self.dilation[a]) as i64 <= end_limit - 1)
+            .filter(|k| start + ((k * self.dilation[a]) as i64) < end_limit)
             .count()
     }
 }

@@ -276,7 +276,7 @@ impl Plan {
             seen.insert(l.node, i);
             let node = self.graph.node(l.node);
             let ins = self.graph.inputs_of(l.node);
-            if ins.iter().any(|n| seen.get(n).is_none()) {
+            if ins.iter().any(|n| !seen.contains_key(n)) {
                 return bad(format!(
                     "plan entry for `{}` comes before its inputs (order {p})",
                     node.name

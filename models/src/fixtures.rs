@@ -8,18 +8,25 @@ use crate::onnx_builder::{Attr, OnnxBuilder};
 use crate::weights::Init;
 use tract_onnx::pb::ModelProto;
 
-fn conv(
-    b: &mut OnnxBuilder,
-    init: &mut Init,
-    name: &str,
-    x: &str,
+/// A convolution of the fixtures: channels, cubic kernel, stride, padding, bias.
+struct Spec {
     cin: usize,
     cout: usize,
     k: usize,
     s: usize,
     p: usize,
     bias: bool,
-) -> String {
+}
+
+fn conv(b: &mut OnnxBuilder, init: &mut Init, name: &str, x: &str, c: Spec) -> String {
+    let Spec {
+        cin,
+        cout,
+        k,
+        s,
+        p,
+        bias,
+    } = c;
     let fan = cin * k * k * k;
     let w = b.param(
         &format!("{name}.weight"),
@@ -72,12 +79,14 @@ pub fn c3d_micro(seed: u64) -> ModelProto {
         &mut init,
         "features.0",
         "input",
-        3,
-        4,
-        3,
-        1,
-        1,
-        true,
+        Spec {
+            cin: 3,
+            cout: 4,
+            k: 3,
+            s: 1,
+            p: 1,
+            bias: true,
+        },
     );
     let x = bn(&mut b, &mut init, "features.1", &x, 4);
     let x = b.node("Relu", "/features/features.2/Relu", &[&x], vec![]);
@@ -93,7 +102,20 @@ pub fn c3d_micro(seed: u64) -> ModelProto {
         ],
     );
     let x = b.same_pad("/features/pad", &x, [3, 3, 3], [1, 1, 1]);
-    let x = conv(&mut b, &mut init, "features.4", &x, 4, 6, 3, 1, 0, false);
+    let x = conv(
+        &mut b,
+        &mut init,
+        "features.4",
+        &x,
+        Spec {
+            cin: 4,
+            cout: 6,
+            k: 3,
+            s: 1,
+            p: 0,
+            bias: false,
+        },
+    );
     let x = b.node("Relu", "/features/features.5/Relu", &[&x], vec![]);
     let x = b.node("Flatten", "/Flatten", &[&x], vec![("axis", Attr::Int(1))]);
     let x = b.node("Dropout", "/classifier/classifier.0/Dropout", &[&x], vec![]);
@@ -134,9 +156,35 @@ pub fn c3d_micro(seed: u64) -> ModelProto {
 pub fn branches_micro(seed: u64) -> ModelProto {
     let mut b = OnnxBuilder::new();
     let mut init = Init::new(seed);
-    let x = conv(&mut b, &mut init, "stem", "input", 3, 6, 3, 2, 1, true);
+    let x = conv(
+        &mut b,
+        &mut init,
+        "stem",
+        "input",
+        Spec {
+            cin: 3,
+            cout: 6,
+            k: 3,
+            s: 2,
+            p: 1,
+            bias: true,
+        },
+    );
     let x = b.node("Relu", "/stem/Relu", &[&x], vec![]);
-    let a = conv(&mut b, &mut init, "branch_a", &x, 6, 4, 1, 1, 0, true);
+    let a = conv(
+        &mut b,
+        &mut init,
+        "branch_a",
+        &x,
+        Spec {
+            cin: 6,
+            cout: 4,
+            k: 1,
+            s: 1,
+            p: 0,
+            bias: true,
+        },
+    );
     let a = b.node("Relu", "/branch_a/Relu", &[&a], vec![]);
     let p = b.node(
         "AveragePool",
@@ -150,10 +198,36 @@ pub fn branches_micro(seed: u64) -> ModelProto {
             ("strides", Attr::Ints(vec![1; 3])),
         ],
     );
-    let p = conv(&mut b, &mut init, "branch_b", &p, 6, 4, 1, 1, 0, true);
+    let p = conv(
+        &mut b,
+        &mut init,
+        "branch_b",
+        &p,
+        Spec {
+            cin: 6,
+            cout: 4,
+            k: 1,
+            s: 1,
+            p: 0,
+            bias: true,
+        },
+    );
     let p = b.node("Relu", "/branch_b/Relu", &[&p], vec![]);
     let cat = b.node("Concat", "/Concat", &[&a, &p], vec![("axis", Attr::Int(1))]);
-    let r = conv(&mut b, &mut init, "shortcut", &x, 6, 8, 1, 1, 0, false);
+    let r = conv(
+        &mut b,
+        &mut init,
+        "shortcut",
+        &x,
+        Spec {
+            cin: 6,
+            cout: 8,
+            k: 1,
+            s: 1,
+            p: 0,
+            bias: false,
+        },
+    );
     let r = bn(&mut b, &mut init, "shortcut_bn", &r, 8);
     let y = b.node("Add", "/Add", &[&cat, &r], vec![]);
     let y = b.node("Relu", "/Relu", &[&y], vec![]);

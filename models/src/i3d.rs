@@ -17,7 +17,7 @@ struct Net<'a> {
 
 /// Output length of a SAME-padded window (what the Pad chain produces, then a valid window).
 fn same_len(len: usize, k: usize, s: usize) -> usize {
-    let need = if len % s == 0 {
+    let need = if len.is_multiple_of(s) {
         k.saturating_sub(s)
     } else {
         k.saturating_sub(len % s)
@@ -35,10 +35,8 @@ impl Net<'_> {
         &mut self,
         scope: &str,
         x: &str,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        s: usize,
+        (cin, cout): (usize, usize),
+        (k, s): (usize, usize),
         dims: &mut [usize; 3],
     ) -> String {
         let kk = [k; 3];
@@ -129,16 +127,16 @@ impl Net<'_> {
         let o = o.map(|c| self.ch(c));
         let d0 = *dims;
         let mut dd = d0;
-        let b0 = self.unit(&format!("/{name}/b0"), x, cin, o[0], 1, 1, &mut dd);
+        let b0 = self.unit(&format!("/{name}/b0"), x, (cin, o[0]), (1, 1), &mut dd);
         let mut dd = d0;
-        let b1 = self.unit(&format!("/{name}/b1a"), x, cin, o[1], 1, 1, &mut dd);
-        let b1 = self.unit(&format!("/{name}/b1b"), &b1, o[1], o[2], 3, 1, &mut dd);
+        let b1 = self.unit(&format!("/{name}/b1a"), x, (cin, o[1]), (1, 1), &mut dd);
+        let b1 = self.unit(&format!("/{name}/b1b"), &b1, (o[1], o[2]), (3, 1), &mut dd);
         let mut dd = d0;
-        let b2 = self.unit(&format!("/{name}/b2a"), x, cin, o[3], 1, 1, &mut dd);
-        let b2 = self.unit(&format!("/{name}/b2b"), &b2, o[3], o[4], 3, 1, &mut dd);
+        let b2 = self.unit(&format!("/{name}/b2a"), x, (cin, o[3]), (1, 1), &mut dd);
+        let b2 = self.unit(&format!("/{name}/b2b"), &b2, (o[3], o[4]), (3, 1), &mut dd);
         let mut dd = d0;
         let b3 = self.pool(&format!("/{name}/b3a"), x, [3; 3], [1; 3], &mut dd);
-        let b3 = self.unit(&format!("/{name}/b3b"), &b3, cin, o[5], 1, 1, &mut dd);
+        let b3 = self.unit(&format!("/{name}/b3b"), &b3, (cin, o[5]), (1, 1), &mut dd);
         let y = self.b.node(
             "Concat",
             &format!("/{name}/Concat"),
@@ -159,11 +157,11 @@ pub fn build(v: &Variant, classes: usize, seed: u64) -> ModelProto {
     };
     let mut dims = [n.v.frames, n.v.size, n.v.size];
     let c64 = n.ch(64);
-    let x = n.unit("/Conv3d_1a_7x7", "input", 3, c64, 7, 2, &mut dims);
+    let x = n.unit("/Conv3d_1a_7x7", "input", (3, c64), (7, 2), &mut dims);
     let x = n.pool("/MaxPool3d_2a_3x3", &x, [1, 3, 3], [1, 2, 2], &mut dims);
-    let x = n.unit("/Conv3d_2b_1x1", &x, c64, c64, 1, 1, &mut dims);
+    let x = n.unit("/Conv3d_2b_1x1", &x, (c64, c64), (1, 1), &mut dims);
     let c192 = n.ch(192);
-    let x = n.unit("/Conv3d_2c_3x3", &x, c64, c192, 3, 1, &mut dims);
+    let x = n.unit("/Conv3d_2c_3x3", &x, (c64, c192), (3, 1), &mut dims);
     let x = n.pool("/MaxPool3d_3a_3x3", &x, [1, 3, 3], [1, 2, 2], &mut dims);
     let (x, c) = n.mixed("Mixed_3b", &x, c192, [64, 96, 128, 16, 32, 32], &mut dims);
     let (x, c) = n.mixed("Mixed_3c", &x, c, [128, 128, 192, 32, 96, 64], &mut dims);

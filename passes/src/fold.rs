@@ -24,7 +24,7 @@ pub fn fold_batchnorm(w: &mut [f32], b: &mut [f32], bn: &BatchNorm) -> Result<()
             "BatchNormalization has parameters for a different channel count than the layer's {c}"
         ));
     }
-    if c == 0 || w.len() % c != 0 {
+    if c == 0 || !w.len().is_multiple_of(c) {
         return Err("layer weights do not split into output channels".into());
     }
     let per = w.len() / c;
