@@ -29,6 +29,8 @@ pub struct Compiled {
     pub weights: Weights,
     /// The imported float model (for references and reports).
     pub model: Model,
+    /// Wall time of each phase, seconds.
+    pub timings: Vec<(String, f64)>,
 }
 
 /// Why compilation failed.
@@ -55,7 +57,9 @@ pub fn compile(
     mut progress: impl FnMut(&str),
 ) -> Result<Compiled, CompileError> {
     progress(&format!("import: {}", path.display()));
+    let t0 = std::time::Instant::now();
     let (mut model, folds) = import_file(path, &opts.import)?;
+    let t_import = t0.elapsed().as_secs_f64();
     if let Some(p) = &opts.preprocess {
         model.meta.preprocess = p.clone();
     }
@@ -91,7 +95,12 @@ pub fn compile(
     for r in &records {
         progress(&format!("{}: {}", r.name, r.detail));
     }
+    let t1 = std::time::Instant::now();
     let q = quantize(&model, &opts.quant, &mut progress)?;
+    let timings = vec![
+        ("import+fold".to_string(), t_import),
+        ("calibrate+quantize".to_string(), t1.elapsed().as_secs_f64()),
+    ];
     let mut plan = q.plan;
     let mut all = records;
     all.append(&mut plan.passes);
@@ -100,5 +109,6 @@ pub fn compile(
         plan,
         weights: q.weights,
         model,
+        timings,
     })
 }

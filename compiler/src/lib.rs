@@ -7,6 +7,7 @@ pub mod diagnostics;
 pub mod inspect;
 pub mod npy;
 pub mod onnx_import;
+pub mod report;
 pub mod tract_ref;
 
 pub use compile::{compile, CompileError, CompileOptions, Compiled};

@@ -1,6 +1,7 @@
 //! c3dc: compiles ONNX 3D-CNN models into secure execution plans, simulates plans in
 //! fixed point, and inspects them.
 
+use c3d_compiler::report::{peak_rss_bytes, LayerTime, RunReport};
 use c3d_compiler::{compile, inspect, npy, tract_ref, CompileError, CompileOptions, ImportOptions};
 use c3d_ir::format::{hex, weights_path_for};
 use c3d_ir::{Plan, Preprocess, Tensor};
@@ -21,6 +22,9 @@ struct Cli {
     /// No progress lines on stderr.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Write a JSON report (phase and layer times, sizes, peak memory) here.
+    #[arg(long, global = true)]
+    report: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -122,7 +126,17 @@ fn main() -> ExitCode {
             eprintln!("[c3dc] {s}");
         }
     };
-    match run(cli.cmd, progress) {
+    let mut report = RunReport::default();
+    let result = run(cli.cmd, progress, &mut report);
+    if let (Ok(()), Some(path)) = (&result, &cli.report) {
+        report.peak_rss_bytes = peak_rss_bytes();
+        let json = serde_json::to_vec_pretty(&report).expect("report serializes");
+        if let Err(e) = c3d_ir::format::write_atomic(path, &json) {
+            eprintln!("{:?}", miette!("cannot write the report: {e}"));
+            return ExitCode::from(1);
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("{:?}", f.report);
@@ -138,7 +152,7 @@ fn load_plan(path: &Path) -> Result<(Plan, [u8; 32]), Failure> {
     })
 }
 
-fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
+fn run(cmd: Cmd, progress: impl Fn(&str) + Copy, report: &mut RunReport) -> Result<(), Failure> {
     match cmd {
         Cmd::Compile {
             model,
@@ -206,6 +220,16 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
             let hash = compiled.plan.save(&output).map_err(|e| miette!("{e}"))?;
             let psize = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
             let wsize = std::fs::metadata(&wpath).map(|m| m.len()).unwrap_or(0);
+            report.command = "compile".into();
+            report.model = compiled.plan.meta.name.clone();
+            report.p = Some(compiled.plan.fixed.p);
+            report.frac_bits = Some(compiled.plan.fixed.frac_bits);
+            report.plan_bytes = Some(psize);
+            report.weights_bytes = Some(wsize);
+            for (name, secs) in &compiled.timings {
+                report.phase(name, *secs);
+            }
+            report.phase("total", t0.elapsed().as_secs_f64());
             println!(
                 "compiled {} -> {} ({} bytes, hash {}) and {} ({} bytes) in {:.2} s; p = {}, f = {}",
                 model.display(),
@@ -233,14 +257,34 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy) -> Result<(), Failure> {
             let w = plan_v.load_weights(&wpath).map_err(|e| miette!("{e}"))?;
             let x = npy::read_f32(&input).map_err(|e| miette!("input: {e}"))?;
             let t0 = Instant::now();
-            let sim = c3d_ir::simulate(&plan_v, &w, &x).map_err(|e| miette!("{e}"))?;
+            let mut times = Vec::new();
+            let sim =
+                c3d_ir::simulate_timed(&plan_v, &w, &x, |id, d| times.push((id, d.as_secs_f64())))
+                    .map_err(|e| miette!("{e}"))?;
             let dt = t0.elapsed().as_secs_f64();
+            report.command = "simulate".into();
+            report.model = plan_v.meta.name.clone();
+            report.p = Some(plan_v.fixed.p);
+            report.frac_bits = Some(plan_v.fixed.frac_bits);
+            report.phase("simulate", dt);
+            report.layers = times
+                .iter()
+                .map(|(id, s)| {
+                    let n = plan_v.graph.node(*id);
+                    LayerTime {
+                        name: n.name.clone(),
+                        op: n.op.name().into(),
+                        seconds: *s,
+                    }
+                })
+                .collect();
             progress(&format!("simulate: {dt:.3} s"));
             print_top(&plan_v, &sim.output, top, "fixed-point simulation");
             if let Some(r) = reference {
-                let t1 = Instant::now();
-                let f = tract_ref::run_tract(&r, &x).map_err(|e| miette!("{e}"))?;
-                let dt = t1.elapsed().as_secs_f64();
+                let (f, load, dt) =
+                    tract_ref::run_tract_timed(&r, &x).map_err(|e| miette!("{e}"))?;
+                report.phase("tract load+optimise", load);
+                report.phase("tract float reference", dt);
                 print_top(
                     &plan_v,
                     &f,

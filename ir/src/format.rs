@@ -166,7 +166,7 @@ impl Plan {
                 &hex(&self.weights_hash)[..16]
             )));
         }
-        w.check_against(&self.graph)?;
+        w.check_against(&self.graph, &self.fixed)?;
         Ok(w)
     }
 }

@@ -8,6 +8,9 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
+/// Largest tensor a plan may describe (elements); far above full-size I3D's largest activation.
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
 /// Index of a node in a [`Graph`].
 pub type NodeId = NodeIndex<u32>;
 
@@ -172,6 +175,12 @@ impl Graph {
         let mut names = std::collections::HashSet::new();
         for &id in &order {
             let node = &self.g[id];
+            if node.shape.rank() > 8 || node.shape.checked_numel(MAX_ELEMENTS).is_none() {
+                return Err(IrError::Graph(format!(
+                    "node `{}` has shape {} (more than 2^32 elements or rank over 8)",
+                    node.name, node.shape
+                )));
+            }
             if !names.insert(node.name.as_str()) {
                 return Err(IrError::Graph(format!(
                     "duplicate node name `{}`",

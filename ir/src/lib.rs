@@ -25,4 +25,4 @@ pub use plan::{
     Preprocess, Protocol, Weights,
 };
 pub use shape::Shape;
-pub use simulate::{simulate, SimOutput};
+pub use simulate::{simulate, simulate_timed, SimOutput};

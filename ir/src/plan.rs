@@ -323,8 +323,10 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// Checks that every weighted node has weights of the right sizes, and nothing else does.
-    pub fn check_against(&self, graph: &Graph) -> Result<()> {
+    /// Checks that every weighted node has weights of the right sizes, and nothing else does,
+    /// and that every value is a centred element of F_p.
+    pub fn check_against(&self, graph: &Graph, fixed: &FixedPoint) -> Result<()> {
+        let lim = fixed.max_signed();
         let mut expected = 0;
         for id in graph.topo_order()? {
             let node = graph.node(id);
@@ -341,6 +343,17 @@ impl Weights {
                         lw.bias.len(),
                         w.numel(),
                         b.numel()
+                    )));
+                }
+                if lw
+                    .weight
+                    .iter()
+                    .chain(&lw.bias)
+                    .any(|v| v.unsigned_abs() > lim)
+                {
+                    return Err(IrError::Weights(format!(
+                        "layer `{}` holds values outside the field's centred range",
+                        node.name
                     )));
                 }
             }

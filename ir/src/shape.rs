@@ -23,6 +23,14 @@ impl Shape {
         self.0.iter().product()
     }
 
+    /// Number of elements, or None past `limit` (or on overflow): for shapes read from files.
+    pub fn checked_numel(&self, limit: usize) -> Option<usize> {
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= limit)
+    }
+
     /// The dimensions as a slice.
     pub fn dims(&self) -> &[usize] {
         &self.0

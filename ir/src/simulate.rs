@@ -34,6 +34,7 @@ pub struct SimOutput {
 
 /// Multiply-accumulate in the cheapest type that is exact for these magnitudes.
 fn exact_mac(
+    fx: &FixedPoint,
     x: &[i64],
     w: &[i64],
     terms: usize,
@@ -43,7 +44,7 @@ fn exact_mac(
 ) -> Vec<i128> {
     let xm = x.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as u128;
     let wm = w.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as u128;
-    let bound = xm * wm * terms as u128;
+    let bound = xm.saturating_mul(wm).saturating_mul(terms as u128);
     if bound < (1u128 << 53) {
         let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let wf: Vec<f64> = w.iter().map(|&v| v as f64).collect();
@@ -51,9 +52,22 @@ fn exact_mac(
     } else if bound < (1u128 << 62) {
         i64_path(x, w).into_iter().map(|v| v as i128).collect()
     } else {
+        // Centred values reach 2^61, so whole products reach 2^122 and a sum of many would
+        // overflow i128. Split the weights into a low 31-bit part and the rest: every partial
+        // sum then stays below 2^126 for up to 2^32 terms. Recombined mod p.
         let xi: Vec<i128> = x.iter().map(|&v| v as i128).collect();
-        let wi: Vec<i128> = w.iter().map(|&v| v as i128).collect();
-        i128_path(&xi, &wi)
+        let lo: Vec<i128> = w.iter().map(|&v| (v as i128).rem_euclid(1 << 31)).collect();
+        let hi: Vec<i128> = w
+            .iter()
+            .zip(&lo)
+            .map(|(&v, &l)| (v as i128 - l) >> 31)
+            .collect();
+        let (acc_lo, acc_hi) = (i128_path(&xi, &lo), i128_path(&xi, &hi));
+        acc_hi
+            .into_iter()
+            .zip(acc_lo)
+            .map(|(h, l)| (fx.center_i128(h) as i128) * (1 << 31) + fx.center_i128(l) as i128)
+            .collect()
     }
 }
 
@@ -63,6 +77,16 @@ fn floor_shift(v: i64, t: u32) -> i64 {
 
 /// Runs the plan on one input tensor (floats in the model's input shape).
 pub fn simulate(plan: &Plan, weights: &Weights, input: &Tensor<f32>) -> Result<SimOutput> {
+    simulate_timed(plan, weights, input, |_, _| {})
+}
+
+/// [`simulate`], reporting every node's wall time as it finishes.
+pub fn simulate_timed(
+    plan: &Plan,
+    weights: &Weights,
+    input: &Tensor<f32>,
+    mut on_node: impl FnMut(NodeId, std::time::Duration),
+) -> Result<SimOutput> {
     let fx = plan.fixed;
     let g = &plan.graph;
     let (inp, _) = g.io()?;
@@ -86,6 +110,7 @@ pub fn simulate(plan: &Plan, weights: &Weights, input: &Tensor<f32>) -> Result<S
     let mut revealed: Option<(Tensor<i64>, u32)> = None;
     let mut client: Option<Tensor<f32>> = None;
     let last = run_graph(g, encoded, |id, node, ins| {
+        let t0 = std::time::Instant::now();
         let l = layers[&id];
         let q = &l.quant;
         if node.op.class() == OpClass::ClientOutput {
@@ -98,13 +123,16 @@ pub fn simulate(plan: &Plan, weights: &Weights, input: &Tensor<f32>) -> Result<S
             };
             let y = client_op(&node.op, &x, &node.shape).expect("client op");
             client = Some(y);
+            on_node(id, t0.elapsed());
             // The integer tensor flowing on is a placeholder; client ops only read `client`.
             return Ok(Tensor::new(node.shape.clone(), vec![0; node.shape.numel()]));
         }
-        Ok(Tensor::new(
+        let t = Tensor::new(
             node.shape.clone(),
             step_fixed(&fx, id, node, l, weights, ins)?,
-        ))
+        );
+        on_node(id, t0.elapsed());
+        Ok(t)
     })?;
     let (out_id, out_node) = {
         let o = g.io()?.1;
@@ -150,6 +178,7 @@ fn step_fixed(
             let lw = lw()?;
             let terms = p.in_channels * p.window.kernel.iter().product::<usize>();
             let acc = exact_mac(
+                fx,
                 &x.data,
                 &lw.weight,
                 terms,
@@ -172,6 +201,7 @@ fn step_fixed(
             let lw = lw()?;
             let n = x.shape.dims()[0];
             let acc = exact_mac(
+                fx,
                 &x.data,
                 &lw.weight,
                 *in_features,
@@ -332,7 +362,12 @@ mod tests {
     fn every_accumulation_path_equals_brute_force_mod_p() {
         let p = DELPHI_PRIME as i128;
         // (input magnitude, weight magnitude): f64 path, i64 path, i128 path with wrap-around.
-        for (xmag, wmag) in [(3.0f32, 1000i64), (30_000.0, 1 << 20), (1.0e6, 1 << 39)] {
+        for (xmag, wmag) in [
+            (3.0f32, 1000i64),
+            (30_000.0, 1 << 20),
+            (1.0e6, 1 << 39),
+            (3.0e7, (DELPHI_PRIME / 2 - 100) as i64),
+        ] {
             let pl = plan(16, 8);
             pl.validate().unwrap();
             let weight: Vec<i64> = (0..36)
