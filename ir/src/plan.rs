@@ -122,8 +122,15 @@ pub struct LayerQuant {
     pub in_scales: Vec<u32>,
     /// Left shift applied to each input first (aligns the scales of Add and Concat inputs).
     pub in_shifts: Vec<u32>,
+    /// Integer multiplier applied to each input first (aligns the divisors of Add and Concat
+    /// inputs).
+    pub in_mults: Vec<u64>,
     /// Fractional bits of the output.
     pub out_scale: u32,
+    /// Public divisor of the output: its real value is int / (2^out_scale * divisor). Uniform
+    /// average pools and means sum and multiply the divisor; ReLU and max commute with it; the
+    /// client divides when it decodes.
+    pub divisor: u64,
     /// Fractional bits of the weights or public coefficients (0 where there are none).
     pub weight_bits: u32,
     /// Bits a non-linear layer truncates before comparing (brings the scale back to f).
@@ -283,7 +290,10 @@ impl Plan {
                 ));
             }
             let q = &l.quant;
-            if q.in_scales.len() != ins.len() || q.in_shifts.len() != ins.len() {
+            if q.in_scales.len() != ins.len()
+                || q.in_shifts.len() != ins.len()
+                || q.in_mults.len() != ins.len()
+            {
                 return bad(format!("scales of `{}` do not match its inputs", node.name));
             }
             for (k, &inp) in ins.iter().enumerate() {
@@ -292,7 +302,14 @@ impl Plan {
                     return bad(format!("scale of `{}` input {k} disagrees", node.name));
                 }
             }
-            if q.out_scale > 62 || q.weight_bits > 40 || q.in_shifts.iter().any(|&s| s > 40) {
+            let bad_mult = q.in_mults.iter().any(|&m| m == 0 || m > 1 << 20);
+            if q.out_scale > 62
+                || q.weight_bits > 40
+                || q.in_shifts.iter().any(|&s| s > 40)
+                || bad_mult
+                || q.divisor == 0
+                || q.divisor > 1 << 20
+            {
                 return bad(format!("scales of `{}` out of range", node.name));
             }
             if node.op.class() == OpClass::NonLinear

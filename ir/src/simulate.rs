@@ -5,10 +5,12 @@
 //! Semantics, per op (values are centred representatives of F_p):
 //! - Input: round(x * 2^f) mod p (ties away from zero).
 //! - Conv3d / Linear: sum(w * x) + b mod p; w at `weight_bits`, b at the output scale.
-//! - AvgPool3d / Mean: (sum of the window) * round(2^weight_bits / count) mod p.
-//! - Add / Concat: each input times 2^shift mod p, then added / joined. Pad, Reshape: moved.
+//! - AvgPool3d / Mean: the window sum, with the count moved into the public divisor
+//!   (`weight_bits` 0); or, for windows of varying counts, sum * round(2^weight_bits / count).
+//! - Add / Concat: each input times mult * 2^shift mod p, then added / joined. Pad, Reshape:
+//!   moved.
 //! - Relu: floor(x / 2^t) then max(., 0). MaxPool3d: max over valid taps of floor(x / 2^t).
-//! - Softmax / Argmax: on the decoded floats, by the client.
+//! - Softmax / Argmax: on the decoded floats (int / 2^scale / divisor), by the client.
 
 use crate::error::{IrError, Result};
 use crate::eval_float::client_op;
@@ -28,6 +30,8 @@ pub struct SimOutput {
     pub revealed: Tensor<i64>,
     /// Fractional bits of `revealed`.
     pub scale: u32,
+    /// Public divisor of `revealed` (its real value is int / (2^scale * divisor)).
+    pub divisor: u64,
     /// The model output as floats (client-side ops applied).
     pub output: Tensor<f32>,
 }
@@ -107,7 +111,7 @@ pub fn simulate_timed(
     let encoded = input.map(|&v| fx.encode(v as f64, in_scale));
 
     // The client-side tail runs on floats; remember where the secure part ends.
-    let mut revealed: Option<(Tensor<i64>, u32)> = None;
+    let mut revealed: Option<(Tensor<i64>, u32, u64)> = None;
     let mut client: Option<Tensor<f32>> = None;
     let last = run_graph(g, encoded, |id, node, ins| {
         let t0 = std::time::Instant::now();
@@ -118,8 +122,9 @@ pub fn simulate_timed(
             let x = if g.node(src).op.class() == OpClass::ClientOutput {
                 client.clone().expect("client input computed first")
             } else {
-                revealed = Some((ins[0].clone(), q.in_scales[0]));
-                ins[0].map(|&v| fx.decode(v, q.in_scales[0]) as f32)
+                let d = layers[&src].quant.divisor;
+                revealed = Some((ins[0].clone(), q.in_scales[0], d));
+                ins[0].map(|&v| (fx.decode(v, q.in_scales[0]) / d as f64) as f32)
             };
             let y = client_op(&node.op, &x, &node.shape).expect("client op");
             client = Some(y);
@@ -138,17 +143,19 @@ pub fn simulate_timed(
         let o = g.io()?.1;
         (o, g.node(o))
     };
-    let (revealed, scale, output) = if out_node.op.class() == OpClass::ClientOutput {
-        let (r, s) = revealed.expect("client ops saw the revealed tensor");
-        (r, s, client.expect("client output"))
+    let (revealed, scale, divisor, output) = if out_node.op.class() == OpClass::ClientOutput {
+        let (r, s, d) = revealed.expect("client ops saw the revealed tensor");
+        (r, s, d, client.expect("client output"))
     } else {
-        let s = layers[&out_id].quant.out_scale;
-        let out = last.map(|&v| fx.decode(v, s) as f32);
-        (last, s, out)
+        let q = &layers[&out_id].quant;
+        let (s, d) = (q.out_scale, q.divisor);
+        let out = last.map(|&v| (fx.decode(v, s) / d as f64) as f32);
+        (last, s, d, out)
     };
     Ok(SimOutput {
         revealed,
         scale,
+        divisor,
         output,
     })
 }
@@ -223,6 +230,10 @@ fn step_fixed(
             let wb = q.weight_bits;
             kernels::pool3d(&x.data, &x.shape, window, out, |it, padded| {
                 let (s, n) = it.fold((0i128, 0usize), |(s, n), v| (s + v as i128, n + 1));
+                if wb == 0 {
+                    // Uniform windows: a plain sum; the divisor is public and applied by the client.
+                    return fx.center_i128(s);
+                }
                 let count = if *count_include_pad { padded } else { n };
                 fx.center_i128(s * reciprocal(count, wb) as i128)
             })
@@ -230,7 +241,11 @@ fn step_fixed(
         Op::Mean { axes, .. } => {
             let xi: Vec<i128> = x.data.iter().map(|&v| v as i128).collect();
             let (s, n) = kernels::sum_axes(&xi, &x.shape, axes);
-            let m = reciprocal(n, q.weight_bits) as i128;
+            let m = if q.weight_bits == 0 {
+                1
+            } else {
+                reciprocal(n, q.weight_bits) as i128
+            };
             center_all(s.into_iter().map(|v| v * m).collect())
         }
         Op::Relu => {
@@ -250,8 +265,8 @@ fn step_fixed(
         Op::Add | Op::Concat { .. } => {
             let shifted: Vec<Vec<i64>> = ins
                 .iter()
-                .zip(&q.in_shifts)
-                .map(|(t, &s)| shift_all(fx, &t.data, s))
+                .zip(q.in_shifts.iter().zip(&q.in_mults))
+                .map(|(t, (&s, &m))| shift_all(fx, &t.data, s, m))
                 .collect();
             if let Op::Concat { axis } = node.op {
                 let parts: Vec<(&[i64], &crate::Shape)> = shifted
@@ -272,13 +287,13 @@ fn step_fixed(
     })
 }
 
-fn shift_all(fx: &FixedPoint, v: &[i64], s: u32) -> Vec<i64> {
-    if s == 0 {
+/// Multiplies every value by the public m * 2^s mod p (scale and divisor alignment).
+fn shift_all(fx: &FixedPoint, v: &[i64], s: u32, m: u64) -> Vec<i64> {
+    if s == 0 && m == 1 {
         return v.to_vec();
     }
-    v.iter()
-        .map(|&a| fx.center_i128((a as i128) << s))
-        .collect()
+    let k = (m as i128) << s;
+    v.iter().map(|&a| fx.center_i128(a as i128 * k)).collect()
 }
 
 /// The public coefficient that replaces a division by `count`: round(2^bits / count).
@@ -316,6 +331,8 @@ mod tests {
         g.set_outputs(vec![a]);
         let q = |ins: Vec<u32>, out, w, t| LayerQuant {
             in_shifts: vec![0; ins.len()],
+            in_mults: vec![1; ins.len()],
+            divisor: 1,
             in_scales: ins,
             out_scale: out,
             weight_bits: w,

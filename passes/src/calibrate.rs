@@ -10,10 +10,12 @@ use std::collections::HashMap;
 /// Largest observed magnitudes.
 #[derive(Clone, Debug, Default)]
 pub struct ActStats {
-    /// Largest |value| per node over all calibration inputs.
-    pub abs_max: HashMap<NodeId, f64>,
-    /// Largest |value| the input can take (preprocessing range, or larger user inputs).
-    pub input_abs_max: f64,
+    /// Largest |value| per node and channel (axis 1; one entry for rank < 2) over all
+    /// calibration inputs.
+    pub abs_max: HashMap<NodeId, Vec<f64>>,
+    /// Largest |value| each input channel can take (preprocessing range, or larger user
+    /// inputs).
+    pub input_abs_max: Vec<f64>,
     /// Number of inputs run.
     pub samples: usize,
 }
@@ -38,9 +40,15 @@ pub fn calibrate(
     cfg: &QuantConfig,
     progress: &mut impl FnMut(&str),
 ) -> Result<ActStats, QuantError> {
-    let (lo, hi) = model.meta.preprocess.input_range();
+    let pp = &model.meta.preprocess;
     let mut stats = ActStats {
-        input_abs_max: lo.abs().max(hi.abs()) as f64,
+        input_abs_max: (0..3)
+            .map(|c| {
+                let a = (0.0 * pp.pixel_scale - pp.mean[c]) / pp.std[c];
+                let b = (255.0 * pp.pixel_scale - pp.mean[c]) / pp.std[c];
+                a.abs().max(b.abs()) as f64
+            })
+            .collect(),
         ..Default::default()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -58,16 +66,38 @@ pub fn calibrate(
         } else {
             cfg.calib_inputs[k - cfg.calib_samples].clone()
         };
-        for v in &input.data {
-            stats.input_abs_max = stats.input_abs_max.max(v.abs() as f64);
+        for (c, m) in channel_abs_max(&input).into_iter().enumerate() {
+            if let Some(s) = stats.input_abs_max.get_mut(c) {
+                *s = s.max(m);
+            }
         }
         progress(&format!("calibrate: input {}/{total}", k + 1));
         eval_float(model, input, |id, t| {
-            let m = t.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-            let e = stats.abs_max.entry(id).or_insert(0.0);
-            *e = e.max(m);
+            let m = channel_abs_max(t);
+            let e = stats
+                .abs_max
+                .entry(id)
+                .or_insert_with(|| vec![0.0; m.len()]);
+            for (a, b) in e.iter_mut().zip(m) {
+                *a = a.max(b);
+            }
         })?;
         stats.samples += 1;
     }
     Ok(stats)
+}
+
+/// Largest |value| per channel (axis 1), or one value for tensors of rank below 2.
+pub fn channel_abs_max(t: &Tensor<f32>) -> Vec<f64> {
+    let dims = t.shape.dims();
+    if dims.len() < 2 {
+        return vec![t.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64))];
+    }
+    let (c, inner) = (dims[1], dims[2..].iter().product::<usize>());
+    let mut out = vec![0f64; c];
+    for (i, v) in t.data.iter().enumerate() {
+        let ch = (i / inner) % c;
+        out[ch] = out[ch].max(v.abs() as f64);
+    }
+    out
 }

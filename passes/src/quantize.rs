@@ -124,6 +124,109 @@ fn round_i64(v: f64) -> i64 {
     v.round().clamp(-(2f64.powi(62)), 2f64.powi(62)) as i64
 }
 
+/// Per-channel magnitude bounds of one tensor (axis 1; one entry for rank below 2), in
+/// integer units, and whether every value is known to be non-negative.
+#[derive(Clone, Debug)]
+struct Bound {
+    chan: Vec<f64>,
+    nonneg: bool,
+}
+
+impl Bound {
+    fn max(&self) -> f64 {
+        self.chan.iter().fold(0f64, |m, &v| m.max(v))
+    }
+    fn uniform(&self, n: usize) -> Bound {
+        Bound {
+            chan: vec![self.max(); n.max(1)],
+            nonneg: self.nonneg,
+        }
+    }
+    /// Input bounds come per colour channel; any other channel count gets the largest.
+    fn uniform_if_needed(self, n: usize) -> Bound {
+        if self.chan.len() == n {
+            self
+        } else {
+            self.uniform(n)
+        }
+    }
+    fn scaled(&self, k: f64) -> Bound {
+        Bound {
+            chan: self.chan.iter().map(|v| v * k).collect(),
+            nonneg: self.nonneg,
+        }
+    }
+}
+
+fn channels(s: &c3d_ir::Shape) -> usize {
+    if s.rank() >= 2 {
+        s.dims()[1]
+    } else {
+        1
+    }
+}
+
+/// Maps per-channel bounds through a reshape: each new channel takes the largest bound of the
+/// old channels its elements came from (row-major order is kept).
+fn reshape_bound(b: &Bound, from: &c3d_ir::Shape, to: &c3d_ir::Shape) -> Bound {
+    let per = from.numel() / from.dims().first().copied().unwrap_or(1).max(1);
+    let (c0, c1) = (channels(from), channels(to));
+    if from.rank() < 2 || to.rank() < 2 || b.chan.len() != c0 {
+        return b.uniform(c1);
+    }
+    let (in0, in1) = (per / c0.max(1), per / c1.max(1));
+    let chan = (0..c1)
+        .map(|j| {
+            let (lo, hi) = (j * in1 / in0.max(1), ((j + 1) * in1 - 1) / in0.max(1));
+            b.chan[lo..=hi.min(c0 - 1)]
+                .iter()
+                .fold(0f64, |m, &v| m.max(v))
+        })
+        .collect();
+    Bound {
+        chan,
+        nonneg: b.nonneg,
+    }
+}
+
+/// The number of inputs every window of a pool sums, when it is the same for all windows.
+fn uniform_count(
+    win: &c3d_ir::Window3d,
+    include_pad: bool,
+    input: &c3d_ir::Shape,
+    out: &c3d_ir::Shape,
+) -> Option<usize> {
+    let (_, _, d, h, w) = input.ncdhw()?;
+    let (_, _, od, oh, ow) = out.ncdhw()?;
+    let mut total = 1;
+    for (a, (len, olen)) in [(d, od), (h, oh), (w, ow)].into_iter().enumerate() {
+        let count = |o: usize| {
+            if include_pad {
+                win.padded_taps(a, o, len)
+            } else {
+                win.taps(a, o, len).count()
+            }
+        };
+        let c0 = count(0);
+        if (1..olen).any(|o| count(o) != c0) {
+            return None;
+        }
+        total *= c0;
+    }
+    Some(total)
+}
+
+/// Largest public divisor the analysis lets accumulate before it uses a rounded reciprocal.
+const MAX_DIVISOR: u64 = 1 << 20;
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Computes scales, bounds and quantized weights for one (p, f).
 fn layout(
     model: &Model,
@@ -134,43 +237,75 @@ fn layout(
     let g = &model.graph;
     let f = fx.frac_bits;
     let max_bits = (fx.max_signed() as f64).log2();
-    let mut out_scale: HashMap<NodeId, u32> = HashMap::new();
-    let mut bound: HashMap<NodeId, f64> = HashMap::new();
+    let mut scale_of: HashMap<NodeId, (u32, u64)> = HashMap::new();
+    let mut bound_of: HashMap<NodeId, Bound> = HashMap::new();
     let mut layers = Vec::new();
     let mut weights = Weights::default();
     let mut worst: Option<(String, f64)> = None;
     for id in g.topo_order()? {
         let node = g.node(id);
         let ins = g.inputs_of(id);
-        let in_scales: Vec<u32> = ins.iter().map(|i| out_scale[i]).collect();
-        let in_b: Vec<f64> = ins.iter().map(|i| bound[i]).collect();
+        let in_scales: Vec<u32> = ins.iter().map(|i| scale_of[i].0).collect();
+        let in_divs: Vec<u64> = ins.iter().map(|i| scale_of[i].1).collect();
+        let in_b: Vec<&Bound> = ins.iter().map(|i| &bound_of[i]).collect();
         let mut in_shifts = vec![0; ins.len()];
+        let mut in_mults = vec![1u64; ins.len()];
         let (mut weight_bits, mut truncate_bits) = (0, 0);
-        let (scale, b) = match &node.op {
-            Op::Input => (f, stats.input_abs_max * 2f64.powi(f as i32) + 0.5),
+        let nch = channels(&node.shape);
+        let (scale, divisor, b): (u32, u64, Bound) = match &node.op {
+            Op::Input => {
+                let k = 2f64.powi(f as i32);
+                let chan: Vec<f64> = stats.input_abs_max.iter().map(|m| m * k + 0.5).collect();
+                let (lo, _) = model.meta.preprocess.input_range();
+                (
+                    f,
+                    1,
+                    Bound {
+                        chan,
+                        nonneg: lo >= 0.0,
+                    }
+                    .uniform_if_needed(nch),
+                )
+            }
             Op::Conv3d(_) | Op::Linear { .. } => {
                 let (w, bias) = model.weights.get(&id).ok_or_else(|| {
                     c3d_ir::IrError::Weights(format!("no weights for `{}`", node.name))
                 })?;
                 weight_bits = f + extra_weight_bits(w);
                 let s = in_scales[0] + weight_bits;
+                let d = in_divs[0];
                 let wq: Vec<i64> = w
                     .iter()
                     .map(|&v| round_i64(v as f64 * 2f64.powi(weight_bits as i32)))
                     .collect();
                 let bq: Vec<i64> = bias
                     .iter()
-                    .map(|&v| round_i64(v as f64 * 2f64.powi(s as i32)))
+                    .map(|&v| round_i64(v as f64 * 2f64.powi(s as i32) * d as f64))
                     .collect();
+                let cin = in_b[0].chan.len();
                 let per = wq.len() / bq.len().max(1);
-                let mut worst_row = 0f64;
-                for (o, &bo) in bq.iter().enumerate() {
-                    let l1: f64 = wq[o * per..(o + 1) * per]
-                        .iter()
-                        .map(|v| v.unsigned_abs() as f64)
-                        .sum();
-                    worst_row = worst_row.max(l1 * in_b[0] + bo.unsigned_abs() as f64);
-                }
+                let k = per / cin.max(1);
+                let chan = bq
+                    .iter()
+                    .enumerate()
+                    .map(|(o, &bo)| {
+                        let (mut pos, mut neg) = (0f64, 0f64);
+                        for (j, &wv) in wq[o * per..(o + 1) * per].iter().enumerate() {
+                            let x = in_b[0].chan[(j / k.max(1)).min(cin - 1)];
+                            if wv > 0 {
+                                pos += wv as f64 * x;
+                            } else {
+                                neg -= wv as f64 * x;
+                            }
+                        }
+                        let bo = bo as f64;
+                        if in_b[0].nonneg {
+                            (pos + bo).abs().max((bo - neg).abs())
+                        } else {
+                            pos + neg + bo.abs()
+                        }
+                    })
+                    .collect();
                 weights.layers.insert(
                     id,
                     LayerWeights {
@@ -178,69 +313,157 @@ fn layout(
                         bias: bq,
                     },
                 );
-                (s, worst_row)
+                (
+                    s,
+                    d,
+                    Bound {
+                        chan,
+                        nonneg: false,
+                    },
+                )
             }
-            Op::AvgPool3d { window, .. } => {
-                let count: usize = window.kernel.iter().product();
-                weight_bits = divisor_bits(count, f);
-                let gain = (1..=count)
-                    .map(|c| (c as i64 * reciprocal(c, weight_bits)) as f64)
-                    .fold(0.0, f64::max);
-                (in_scales[0] + weight_bits, in_b[0] * gain)
+            Op::AvgPool3d {
+                window,
+                count_include_pad,
+            } => {
+                let ishape = &g.node(ins[0]).shape;
+                match uniform_count(window, *count_include_pad, ishape, &node.shape) {
+                    Some(c) if in_divs[0] * c as u64 <= MAX_DIVISOR => (
+                        in_scales[0],
+                        in_divs[0] * c as u64,
+                        in_b[0].scaled(c as f64),
+                    ),
+                    _ => {
+                        let count: usize = window.kernel.iter().product();
+                        weight_bits = divisor_bits(count, f).max(1);
+                        let gain = (1..=count)
+                            .map(|c| (c as i64 * reciprocal(c, weight_bits)) as f64)
+                            .fold(0.0, f64::max);
+                        (in_scales[0] + weight_bits, in_divs[0], in_b[0].scaled(gain))
+                    }
+                }
             }
             Op::Mean { axes, .. } => {
                 let dims = g.node(ins[0]).shape.dims();
                 let count: usize = axes.iter().map(|&a| dims[a]).product();
-                weight_bits = divisor_bits(count, f);
-                let gain = (count as i64 * reciprocal(count, weight_bits)) as f64;
-                (in_scales[0] + weight_bits, in_b[0] * gain)
+                let b = if axes.contains(&1) {
+                    in_b[0].uniform(nch).scaled(count as f64)
+                } else {
+                    in_b[0].scaled(count as f64)
+                };
+                if in_divs[0] * count as u64 <= MAX_DIVISOR {
+                    (in_scales[0], in_divs[0] * count as u64, b)
+                } else {
+                    weight_bits = divisor_bits(count, f).max(1);
+                    let gain = (count as i64 * reciprocal(count, weight_bits)) as f64;
+                    let b = b.scaled(gain / count as f64);
+                    (in_scales[0] + weight_bits, in_divs[0], b)
+                }
             }
             Op::Relu | Op::MaxPool3d(_) => {
                 truncate_bits = in_scales[0] - f;
-                let sound = in_b[0] / 2f64.powi(truncate_bits as i32);
-                let observed = stats.abs_max.get(&id).copied().unwrap_or(0.0)
-                    * 2f64.powi((f + safety) as i32)
-                    + 1.0;
-                (f, sound.min(observed))
+                let k = 2f64.powi(truncate_bits as i32);
+                let unit = 2f64.powi((f + safety) as i32) * in_divs[0] as f64;
+                let obs = stats.abs_max.get(&id);
+                let chan = in_b[0]
+                    .chan
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &sound)| {
+                        let o = obs.and_then(|v| v.get(c)).copied().unwrap_or(f64::INFINITY);
+                        (sound / k).min(o * unit + 1.0)
+                    })
+                    .collect();
+                let nonneg = matches!(node.op, Op::Relu) || in_b[0].nonneg;
+                (f, in_divs[0], Bound { chan, nonneg })
             }
-            Op::Reshape | Op::Pad { .. } => (in_scales[0], in_b[0]),
+            Op::Reshape => (
+                in_scales[0],
+                in_divs[0],
+                reshape_bound(in_b[0], &g.node(ins[0]).shape, &node.shape),
+            ),
+            Op::Pad { pads } => {
+                let mut b = in_b[0].clone();
+                if pads.len() > 1 && (pads[1].0 > 0 || pads[1].1 > 0) {
+                    let mut chan = vec![0.0; pads[1].0];
+                    chan.extend(&b.chan);
+                    chan.extend(vec![0.0; pads[1].1]);
+                    b.chan = chan;
+                }
+                (in_scales[0], in_divs[0], b)
+            }
             Op::Add | Op::Concat { .. } => {
                 let s = *in_scales.iter().max().expect("at least one input");
-                for (k, &si) in in_scales.iter().enumerate() {
-                    in_shifts[k] = s - si;
+                let lcm = in_divs.iter().fold(1u64, |l, &d| l / gcd(l, d) * d);
+                if lcm > MAX_DIVISOR {
+                    return Err(QuantError::Config(format!(
+                        "`{}` joins tensors whose pooling divisors have no small common multiple",
+                        node.name
+                    )));
                 }
-                let shifted = in_b
-                    .iter()
-                    .zip(&in_shifts)
-                    .map(|(b, &sh)| b * 2f64.powi(sh as i32));
-                let b = if matches!(node.op, Op::Add) {
-                    shifted.sum()
-                } else {
-                    shifted.fold(0.0, f64::max)
+                let mut parts = Vec::new();
+                for k in 0..ins.len() {
+                    in_shifts[k] = s - in_scales[k];
+                    in_mults[k] = lcm / in_divs[k];
+                    parts.push(in_b[k].scaled(in_mults[k] as f64 * 2f64.powi(in_shifts[k] as i32)));
+                }
+                let nonneg = parts.iter().all(|p| p.nonneg);
+                let b = match node.op {
+                    Op::Concat { axis: 1 } => Bound {
+                        chan: parts.iter().flat_map(|p| p.chan.clone()).collect(),
+                        nonneg,
+                    },
+                    Op::Concat { .. } => {
+                        let m = parts.iter().fold(0f64, |m, p| m.max(p.max()));
+                        Bound {
+                            chan: vec![m; nch],
+                            nonneg,
+                        }
+                    }
+                    _ => {
+                        let chan = (0..nch)
+                            .map(|c| {
+                                parts
+                                    .iter()
+                                    .map(|p| p.chan.get(c).copied().unwrap_or_else(|| p.max()))
+                                    .sum()
+                            })
+                            .collect();
+                        Bound { chan, nonneg }
+                    }
                 };
-                (s, b)
+                (s, lcm, b)
             }
-            Op::Softmax { .. } | Op::Argmax { .. } => (0, 0.0),
+            Op::Softmax { .. } | Op::Argmax { .. } => (
+                0,
+                1,
+                Bound {
+                    chan: vec![0.0],
+                    nonneg: true,
+                },
+            ),
         };
-        let bound_bits = if b > 0.0 { b.log2() } else { 0.0 };
-        let headroom_bits = if node.op.class() == OpClass::ClientOutput {
+        let bmax = b.max();
+        let bound_bits = if bmax > 0.0 { bmax.log2() } else { 0.0 };
+        let client = node.op.class() == OpClass::ClientOutput;
+        let headroom_bits = if client {
             max_bits
         } else {
             max_bits - bound_bits
         };
-        if node.op.class() != OpClass::ClientOutput
-            && worst.as_ref().is_none_or(|(_, h)| headroom_bits < *h)
-        {
+        if !client && worst.as_ref().is_none_or(|(_, h)| headroom_bits < *h) {
             worst = Some((node.name.clone(), headroom_bits));
         }
-        out_scale.insert(id, scale);
-        bound.insert(id, b);
+        scale_of.insert(id, (scale, divisor));
+        bound_of.insert(id, b);
         layers.push(NodePlan {
             node: id,
             quant: LayerQuant {
                 in_scales,
                 in_shifts,
+                in_mults,
                 out_scale: scale,
+                divisor,
                 weight_bits,
                 truncate_bits,
                 bound_bits,
@@ -352,4 +575,84 @@ fn finish(
         plan,
         weights: lay.weights,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c3d_ir::{Shape, Window3d};
+
+    #[test]
+    fn uniform_counts_by_brute_force() {
+        let input = Shape::new(vec![1, 1, 4, 5, 5]);
+        let cases = [
+            (Window3d::dense([2, 3, 3]), false, Some(18)),
+            (
+                {
+                    let mut w = Window3d::dense([1, 3, 3]);
+                    w.pads = [(0, 0), (1, 1), (1, 1)];
+                    w
+                },
+                true,
+                Some(9),
+            ),
+            (
+                {
+                    let mut w = Window3d::dense([1, 3, 3]);
+                    w.pads = [(0, 0), (1, 1), (1, 1)];
+                    w
+                },
+                false,
+                None,
+            ),
+            (
+                {
+                    let mut w = Window3d::dense([1, 2, 2]);
+                    w.stride = [1, 2, 2];
+                    w.ceil_mode = true;
+                    w
+                },
+                false,
+                None,
+            ),
+        ];
+        for (win, include, want) in cases {
+            let [d, h, w] = win.out_dims([4, 5, 5]).unwrap();
+            let out = Shape::new(vec![1, 1, d, h, w]);
+            assert_eq!(
+                uniform_count(&win, include, &input, &out),
+                want,
+                "{win:?} {include}"
+            );
+        }
+    }
+
+    #[test]
+    fn reshape_bounds_follow_the_elements() {
+        let b = Bound {
+            chan: vec![1.0, 5.0, 2.0],
+            nonneg: true,
+        };
+        // Flatten (1,3,2,2) -> (1,12): each feature keeps its channel's bound.
+        let r = reshape_bound(&b, &Shape::new(vec![1, 3, 2, 2]), &Shape::new(vec![1, 12]));
+        assert_eq!(
+            r.chan,
+            vec![1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0, 5.0, 2.0, 2.0, 2.0, 2.0]
+        );
+        assert!(r.nonneg);
+        // (1,12) -> (1,2,6): each new channel takes the largest of the features it holds.
+        let back = reshape_bound(&r, &Shape::new(vec![1, 12]), &Shape::new(vec![1, 2, 6]));
+        assert_eq!(back.chan, vec![5.0, 5.0]);
+    }
+
+    #[test]
+    fn divisor_bits_are_exact_for_powers_of_two() {
+        assert_eq!(divisor_bits(1, 12), 0);
+        assert_eq!(divisor_bits(8, 12), 3);
+        assert_eq!(reciprocal(8, 3), 1);
+        assert_eq!(divisor_bits(98, 12), 19);
+        assert_eq!(extra_weight_bits(&[0.2, -0.01]), 3);
+        assert_eq!(extra_weight_bits(&[1.5]), 0);
+        assert_eq!(extra_weight_bits(&[1e-9]), 8);
+    }
 }
