@@ -8,6 +8,7 @@ use c3d_ir::{Plan, Preprocess, Tensor};
 use c3d_passes::QuantConfig;
 use clap::{Parser, Subcommand};
 use miette::{miette, Report};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -127,7 +128,7 @@ fn main() -> ExitCode {
         }
     };
     let mut report = RunReport::default();
-    let result = run(cli.cmd, progress, &mut report);
+    let result = run(cli.cmd, quiet, progress, &mut report);
     if let (Ok(()), Some(path)) = (&result, &cli.report) {
         report.peak_rss_bytes = peak_rss_bytes();
         let json = serde_json::to_vec_pretty(&report).expect("report serializes");
@@ -152,7 +153,12 @@ fn load_plan(path: &Path) -> Result<(Plan, [u8; 32]), Failure> {
     })
 }
 
-fn run(cmd: Cmd, progress: impl Fn(&str) + Copy, report: &mut RunReport) -> Result<(), Failure> {
+fn run(
+    cmd: Cmd,
+    quiet: bool,
+    progress: impl Fn(&str) + Copy,
+    report: &mut RunReport,
+) -> Result<(), Failure> {
     match cmd {
         Cmd::Compile {
             model,
@@ -258,9 +264,23 @@ fn run(cmd: Cmd, progress: impl Fn(&str) + Copy, report: &mut RunReport) -> Resu
             let x = npy::read_f32(&input).map_err(|e| miette!("input: {e}"))?;
             let t0 = Instant::now();
             let mut times = Vec::new();
-            let sim =
-                c3d_ir::simulate_timed(&plan_v, &w, &x, |id, d| times.push((id, d.as_secs_f64())))
-                    .map_err(|e| miette!("{e}"))?;
+            let n_layers = plan_v.layers.len();
+            // Per-layer progress on a terminal only (one line, rewritten in place).
+            let live = !quiet && std::io::stderr().is_terminal();
+            let sim = c3d_ir::simulate_timed(&plan_v, &w, &x, |id, d| {
+                times.push((id, d.as_secs_f64()));
+                if live {
+                    let name = &plan_v.graph.node(id).name;
+                    eprint!(
+                        "\r\x1b[2K[c3dc] simulate: layer {}/{n_layers} {name}",
+                        times.len()
+                    );
+                }
+            })
+            .map_err(|e| miette!("{e}"))?;
+            if live {
+                eprint!("\r\x1b[2K");
+            }
             let dt = t0.elapsed().as_secs_f64();
             report.command = "simulate".into();
             report.model = plan_v.meta.name.clone();
