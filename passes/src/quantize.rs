@@ -96,7 +96,8 @@ pub struct Quantized {
 struct Layout {
     layers: Vec<NodePlan>,
     weights: Weights,
-    worst: Option<(String, f64)>,
+    /// The node with the least headroom, its name and headroom.
+    worst: Option<(NodeId, String, f64)>,
 }
 
 /// Fractional bits of the public coefficient round(2^bits / count) that replaces a division
@@ -228,11 +229,13 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 /// Computes scales, bounds and quantized weights for one (p, f).
+/// `act` overrides the output scale of the input and of non-linear layers (default f).
 fn layout(
     model: &Model,
     stats: &ActStats,
     fx: FixedPoint,
     safety: u32,
+    act: &HashMap<NodeId, u32>,
 ) -> Result<Layout, QuantError> {
     let g = &model.graph;
     let f = fx.frac_bits;
@@ -241,7 +244,7 @@ fn layout(
     let mut bound_of: HashMap<NodeId, Bound> = HashMap::new();
     let mut layers = Vec::new();
     let mut weights = Weights::default();
-    let mut worst: Option<(String, f64)> = None;
+    let mut worst: Option<(NodeId, String, f64)> = None;
     for id in g.topo_order()? {
         let node = g.node(id);
         let ins = g.inputs_of(id);
@@ -254,11 +257,12 @@ fn layout(
         let nch = channels(&node.shape);
         let (scale, divisor, b): (u32, u64, Bound) = match &node.op {
             Op::Input => {
-                let k = 2f64.powi(f as i32);
+                let a = act.get(&id).copied().unwrap_or(f);
+                let k = 2f64.powi(a as i32);
                 let chan: Vec<f64> = stats.input_abs_max.iter().map(|m| m * k + 0.5).collect();
                 let (lo, _) = model.meta.preprocess.input_range();
                 (
-                    f,
+                    a,
                     1,
                     Bound {
                         chan,
@@ -361,9 +365,10 @@ fn layout(
                 }
             }
             Op::Relu | Op::MaxPool3d(_) => {
-                truncate_bits = in_scales[0] - f;
+                let a = act.get(&id).copied().unwrap_or(f).min(in_scales[0]);
+                truncate_bits = in_scales[0] - a;
                 let k = 2f64.powi(truncate_bits as i32);
-                let unit = 2f64.powi((f + safety) as i32) * in_divs[0] as f64;
+                let unit = 2f64.powi((a + safety) as i32) * in_divs[0] as f64;
                 let obs = stats.abs_max.get(&id);
                 let chan = in_b[0]
                     .chan
@@ -375,7 +380,7 @@ fn layout(
                     })
                     .collect();
                 let nonneg = matches!(node.op, Op::Relu) || in_b[0].nonneg;
-                (f, in_divs[0], Bound { chan, nonneg })
+                (a, in_divs[0], Bound { chan, nonneg })
             }
             Op::Reshape => (
                 in_scales[0],
@@ -451,8 +456,8 @@ fn layout(
         } else {
             max_bits - bound_bits
         };
-        if !client && worst.as_ref().is_none_or(|(_, h)| headroom_bits < *h) {
-            worst = Some((node.name.clone(), headroom_bits));
+        if !client && worst.as_ref().is_none_or(|(_, _, h)| headroom_bits < *h) {
+            worst = Some((id, node.name.clone(), headroom_bits));
         }
         scale_of.insert(id, (scale, divisor));
         bound_of.insert(id, b);
@@ -514,13 +519,19 @@ pub fn quantize(
         }
         None => (cfg.min_frac_bits..=cfg.max_frac_bits).rev().collect(),
     };
+    let none = HashMap::new();
     let mut last_fail = None;
     for &p in &primes {
         for &f in &fs {
             let fx = FixedPoint { p, frac_bits: f };
-            let lay = layout(model, &stats, fx, cfg.safety_bits)?;
-            let (wname, wh) = lay.worst.clone().unwrap_or_default();
+            let lay = layout(model, &stats, fx, cfg.safety_bits, &none)?;
+            let (_, wname, wh) = lay.worst.clone().expect("a graph has nodes");
             if wh >= 0.0 {
+                if cfg.frac_bits.is_none() {
+                    if let Some(better) = raise(model, &stats, cfg, fx, &mut progress)? {
+                        return finish(model, cfg, better.0, better.1, &stats, &mut progress);
+                    }
+                }
                 return finish(model, cfg, fx, lay, &stats, &mut progress);
             }
             last_fail = Some(QuantError::NoFit {
@@ -535,6 +546,77 @@ pub fn quantize(
     Err(last_fail.expect("at least one candidate tried"))
 }
 
+/// The input and non-linear nodes whose outputs feed `id` through linear and local ops only:
+/// lowering their scale lowers `id`'s magnitude bit for bit.
+fn segment_sources(g: &c3d_ir::Graph, id: NodeId) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    let mut stack = vec![id];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        let class = g.node(n).op.class();
+        if matches!(class, OpClass::NonLinear | OpClass::Input) {
+            out.push(n);
+        } else {
+            stack.extend(g.inputs_of(n));
+        }
+    }
+    out
+}
+
+/// Given a uniform f* that fits p, looks for a higher top scale: weights and activations start
+/// at f_top, and only the segments that would overflow get lower activation scales, never below
+/// f*. Every layer keeps at least the uniform precision; most get more.
+fn raise(
+    model: &Model,
+    stats: &ActStats,
+    cfg: &QuantConfig,
+    base: FixedPoint,
+    progress: &mut impl FnMut(&str),
+) -> Result<Option<(FixedPoint, Layout)>, QuantError> {
+    let floor = base.frac_bits;
+    let g = &model.graph;
+    let acts: Vec<NodeId> = g
+        .topo_order()?
+        .into_iter()
+        .filter(|&n| matches!(g.node(n).op.class(), OpClass::NonLinear | OpClass::Input))
+        .collect();
+    for top in (floor + 1..=cfg.max_frac_bits).rev() {
+        let fx = FixedPoint {
+            p: base.p,
+            frac_bits: top,
+        };
+        let mut act: HashMap<NodeId, u32> = acts.iter().map(|&n| (n, top)).collect();
+        // Each round lowers the failing segment by its deficit; bounded by the nodes times the
+        // bits between top and floor.
+        for _ in 0..=acts.len() * (top - floor) as usize {
+            let lay = layout(model, stats, fx, cfg.safety_bits, &act)?;
+            let (wid, _, wh) = lay.worst.clone().expect("a graph has nodes");
+            if wh >= 0.0 {
+                let lowered = act.values().filter(|&&a| a < top).count();
+                progress(&format!(
+                    "quantize: f = {top} with {lowered} activation scales lowered (none below {floor})"
+                ));
+                return Ok(Some((fx, lay)));
+            }
+            let deficit = (-wh).ceil().max(1.0) as u32;
+            let mut moved = false;
+            for s in segment_sources(g, wid) {
+                let a = act.get_mut(&s).expect("source is an activation");
+                let new = a.saturating_sub(deficit).max(floor);
+                moved |= new < *a;
+                *a = new;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn finish(
     model: &Model,
     cfg: &QuantConfig,
@@ -544,11 +626,25 @@ fn finish(
     progress: &mut impl FnMut(&str),
 ) -> Result<Quantized, QuantError> {
     let (_, weights_hash): (Vec<u8>, Hash) = lay.weights.to_bytes()?;
-    let (wname, wh) = lay.worst.unwrap_or_default();
+    let (_, wname, wh) = lay.worst.clone().expect("a graph has nodes");
+    let acts: Vec<u32> = lay
+        .layers
+        .iter()
+        .filter(|l| {
+            matches!(
+                model.graph.node(l.node).op.class(),
+                OpClass::NonLinear | OpClass::Input
+            )
+        })
+        .map(|l| l.quant.out_scale)
+        .collect();
+    let lowest = acts.iter().copied().min().unwrap_or(fx.frac_bits);
     let detail = format!(
-        "p = {} ({} bits), f = {}; least headroom {:.1} bits at `{}`",
+        "p = {} ({} bits), f = {} (activation scales {}..={}); least headroom {:.1} bits at `{}`",
         fx.p,
         fx.prime_bits(),
+        fx.frac_bits,
+        lowest,
         fx.frac_bits,
         wh,
         wname

@@ -60,7 +60,23 @@ pub fn rounding_depth(plan: &Plan) -> usize {
 /// contributes at most a few units of 2^-f relative to the output's magnitude.
 pub fn error_bound(plan: &Plan, reference: &[f32]) -> f32 {
     let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
-    4.0 * rounding_depth(plan) as f32 * (-(plan.fixed.frac_bits as f32)).exp2() * scale
+    4.0 * rounding_depth(plan) as f32 * (-(min_activation_bits(plan) as f32)).exp2() * scale
+}
+
+/// The fewest fractional bits any activation carries (the range analysis may lower some
+/// layers below the plan's f; never below the best uniform choice).
+pub fn min_activation_bits(plan: &Plan) -> u32 {
+    plan.layers
+        .iter()
+        .filter(|l| {
+            matches!(
+                plan.graph.node(l.node).op.class(),
+                OpClass::NonLinear | OpClass::Input
+            )
+        })
+        .map(|l| l.quant.out_scale)
+        .min()
+        .unwrap_or(plan.fixed.frac_bits)
 }
 
 /// Index of the largest value.

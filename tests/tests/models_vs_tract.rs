@@ -19,8 +19,10 @@ fn check(name: &str, classes: Option<usize>, n_inputs: usize) {
         let err = max_abs_diff(&sim.output.data, &float.data);
         let bound = error_bound(&c.plan, &float.data);
         eprintln!(
-            "{name} input {k}: p = {}, f = {}, depth {depth}, max error {err:.3e} (bound {bound:.3e})",
-            c.plan.fixed.p, c.plan.fixed.frac_bits
+            "{name} input {k}: p = {}, f = {} (lowest {}), depth {depth}, max error {err:.3e} (bound {bound:.3e})",
+            c.plan.fixed.p,
+            c.plan.fixed.frac_bits,
+            min_activation_bits(&c.plan)
         );
         assert!(
             err <= bound,
