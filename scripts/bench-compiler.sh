@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Compile and simulate every generated model at its size, with tract's float inference of the
 # same ONNX in the same run; writes a markdown table (default docs/bench-compiler.md).
-# Usage: scripts/bench-compiler.sh [MODELS...]   (default: c3d-tiny c3d-small i3d-tiny c3d i3d)
+# Usage: scripts/bench-compiler.sh [MODEL[:FRAMES]...]
+#        (default: c3d-tiny c3d-small i3d-tiny c3d i3d:16 i3d)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(c3d-tiny c3d-small i3d-tiny c3d i3d)
+[ ${#models[@]} -gt 0 ] || models=(c3d-tiny c3d-small i3d-tiny c3d i3d:16 i3d)
 out=${OUT_DIR:-out/bench}
 table=${TABLE:-docs/bench-compiler.md}
 mkdir -p "$out"
 cargo build --release --quiet --bins
 bin=target/release
 rows=()
-for m in "${models[@]}"; do
-  "$bin/c3d-models" export "$m" -o "$out/$m.onnx" --seed 1 2>/dev/null
+for spec in "${models[@]}"; do
+  name=${spec%%:*}
+  frames=()
+  m=$name
+  if [ "$spec" != "$name" ]; then frames=(--frames "${spec#*:}"); m="$name-${spec#*:}f"; fi
+  "$bin/c3d-models" export "$name" "${frames[@]}" -o "$out/$m.onnx" --seed 1 2>/dev/null
   "$bin/c3dc" -q compile "$out/$m.onnx" -o "$out/$m.plan" --report "$out/$m.compile.json" >/dev/null
   "$bin/c3dc" -q random-input "$out/$m.plan" -o "$out/$m.x.npy" --seed 5 >/dev/null
   "$bin/c3dc" -q simulate "$out/$m.plan" --input "$out/$m.x.npy" --reference "$out/$m.onnx" \
@@ -27,7 +32,7 @@ txt = open(f"{out}/{m}.sim.txt").read()
 err = re.search(r"max \|float - fixed\| = (\S+); top-1 (\w+)", txt)
 onnx = os.path.getsize(f"{out}/{m}.onnx")
 print(f"| {m} | {onnx/1e6:.1f} MB | {cph['total']:.2f} | {c['peak_rss_bytes']/2**20:.0f} MiB | {c['plan_bytes']/1e3:.1f} kB | {c['weights_bytes']/1e6:.1f} MB "
-      f"| {c['p']} ({c['p'].bit_length()}) | {c['frac_bits']} | {ph['simulate']:.2f} | {ph['tract float reference']:.2f} "
+      f"| {c['p']} ({c['p'].bit_length()}) | {c['frac_bits']} ({c['lowest_activation_bits']}) | {ph['simulate']:.2f} | {ph['tract float reference']:.2f} "
       f"| {ph['simulate']/ph['tract float reference']:.1f}x | {s['peak_rss_bytes']/2**20:.0f} MiB | {err.group(1)} | {err.group(2)} |")
 PY
 )")
@@ -40,7 +45,7 @@ done
   echo "Simulate and tract times are one run each on the same clip (uniform pixels, seed 5), in the same process run order;"
   echo "the ratio is simulate / tract. Compile includes reading the ONNX, calibration on 4 clips, and writing both files."
   echo
-  echo "| model | ONNX | compile s | compile peak | plan | weights | p (bits) | f | simulate s | tract s | sim/tract | simulate+tract peak | max abs err | top-1 |"
+  echo "| model | ONNX | compile s | compile peak | plan | weights | p (bits) | f (lowest) | simulate s | tract s | sim/tract | simulate+tract peak | max abs err | top-1 |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${rows[@]}"
 } > "$table"

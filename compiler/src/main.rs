@@ -230,6 +230,7 @@ fn run(
             report.model = compiled.plan.meta.name.clone();
             report.p = Some(compiled.plan.fixed.p);
             report.frac_bits = Some(compiled.plan.fixed.frac_bits);
+            report.lowest_activation_bits = compiled.plan.lowest_activation_bits();
             report.plan_bytes = Some(psize);
             report.weights_bytes = Some(wsize);
             for (name, secs) in &compiled.timings {

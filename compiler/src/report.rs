@@ -31,8 +31,10 @@ pub struct RunReport {
     pub model: String,
     /// Field prime.
     pub p: Option<u64>,
-    /// Fractional bits.
+    /// Fractional bits (the top activation and weight scale).
     pub frac_bits: Option<u32>,
+    /// Fewest fractional bits any activation carries.
+    pub lowest_activation_bits: Option<u32>,
     /// Plan file size.
     pub plan_bytes: Option<u64>,
     /// Weights file size.

@@ -243,6 +243,20 @@ impl Plan {
         self.layers.iter().find(|l| l.node == id)
     }
 
+    /// Fewest fractional bits any activation (input, ReLU or max-pool output) carries.
+    pub fn lowest_activation_bits(&self) -> Option<u32> {
+        self.layers
+            .iter()
+            .filter(|l| {
+                matches!(
+                    self.graph.node(l.node).op.class(),
+                    OpClass::NonLinear | OpClass::Input
+                )
+            })
+            .map(|l| l.quant.out_scale)
+            .min()
+    }
+
     /// Semantic checks beyond the file format: the graph, one entry per node in topological
     /// order, scales consistent with the graph, a usable field.
     pub fn validate(&self) -> Result<()> {

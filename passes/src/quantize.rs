@@ -95,7 +95,8 @@ pub struct Quantized {
 
 struct Layout {
     layers: Vec<NodePlan>,
-    weights: Weights,
+    /// Quantized biases of the weighted layers (weights are quantized once, at the end).
+    biases: HashMap<NodeId, Vec<i64>>,
     /// The node with the least headroom, its name and headroom.
     worst: Option<(NodeId, String, f64)>,
 }
@@ -217,6 +218,38 @@ fn uniform_count(
     Some(total)
 }
 
+/// Per-output-channel bound of sum(round(w * 2^wb) * x) + b for inputs bounded per channel by
+/// `inb`, computed from the float weights: rounding moves each weight by at most 1/2, which is
+/// added as slack, so the bound holds for the quantized weights without quantizing them.
+fn linear_bound(w: &[f32], bq: &[i64], inb: &Bound, wb: u32) -> Vec<f64> {
+    use rayon::prelude::*;
+    let cin = inb.chan.len().max(1);
+    let per = w.len() / bq.len().max(1);
+    let k = (per / cin).max(1);
+    let scale = 2f64.powi(wb as i32);
+    bq.par_iter()
+        .enumerate()
+        .map(|(o, &bo)| {
+            let (mut pos, mut neg) = (0f64, 0f64);
+            for (j, &wv) in w[o * per..(o + 1) * per].iter().enumerate() {
+                let x = inb.chan[(j / k).min(cin - 1)];
+                let q = (wv as f64 * scale).abs() + 0.5;
+                if wv > 0.0 {
+                    pos += q * x;
+                } else if wv < 0.0 {
+                    neg += q * x;
+                }
+            }
+            let bo = bo as f64;
+            if inb.nonneg {
+                (pos + bo).abs().max((bo - neg).abs())
+            } else {
+                pos + neg + bo.abs()
+            }
+        })
+        .collect()
+}
+
 /// Largest public divisor the analysis lets accumulate before it uses a rounded reciprocal.
 const MAX_DIVISOR: u64 = 1 << 20;
 
@@ -229,7 +262,8 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 /// Computes scales, bounds and quantized weights for one (p, f).
-/// `act` overrides the output scale of the input and of non-linear layers (default f).
+/// `act` overrides the output scale of the input and of non-linear layers, and the weight
+/// scale base of linear layers (default f; extra bits for small weights come on top).
 fn layout(
     model: &Model,
     stats: &ActStats,
@@ -243,7 +277,7 @@ fn layout(
     let mut scale_of: HashMap<NodeId, (u32, u64)> = HashMap::new();
     let mut bound_of: HashMap<NodeId, Bound> = HashMap::new();
     let mut layers = Vec::new();
-    let mut weights = Weights::default();
+    let mut biases = HashMap::new();
     let mut worst: Option<(NodeId, String, f64)> = None;
     for id in g.topo_order()? {
         let node = g.node(id);
@@ -275,48 +309,15 @@ fn layout(
                 let (w, bias) = model.weights.get(&id).ok_or_else(|| {
                     c3d_ir::IrError::Weights(format!("no weights for `{}`", node.name))
                 })?;
-                weight_bits = f + extra_weight_bits(w);
+                weight_bits = act.get(&id).copied().unwrap_or(f) + extra_weight_bits(w);
                 let s = in_scales[0] + weight_bits;
                 let d = in_divs[0];
-                let wq: Vec<i64> = w
-                    .iter()
-                    .map(|&v| round_i64(v as f64 * 2f64.powi(weight_bits as i32)))
-                    .collect();
                 let bq: Vec<i64> = bias
                     .iter()
                     .map(|&v| round_i64(v as f64 * 2f64.powi(s as i32) * d as f64))
                     .collect();
-                let cin = in_b[0].chan.len();
-                let per = wq.len() / bq.len().max(1);
-                let k = per / cin.max(1);
-                let chan = bq
-                    .iter()
-                    .enumerate()
-                    .map(|(o, &bo)| {
-                        let (mut pos, mut neg) = (0f64, 0f64);
-                        for (j, &wv) in wq[o * per..(o + 1) * per].iter().enumerate() {
-                            let x = in_b[0].chan[(j / k.max(1)).min(cin - 1)];
-                            if wv > 0 {
-                                pos += wv as f64 * x;
-                            } else {
-                                neg -= wv as f64 * x;
-                            }
-                        }
-                        let bo = bo as f64;
-                        if in_b[0].nonneg {
-                            (pos + bo).abs().max((bo - neg).abs())
-                        } else {
-                            pos + neg + bo.abs()
-                        }
-                    })
-                    .collect();
-                weights.layers.insert(
-                    id,
-                    LayerWeights {
-                        weight: wq,
-                        bias: bq,
-                    },
-                );
+                let chan = linear_bound(w, &bq, in_b[0], weight_bits);
+                biases.insert(id, bq);
                 (
                     s,
                     d,
@@ -481,7 +482,7 @@ fn layout(
     }
     Ok(Layout {
         layers,
-        weights,
+        biases,
         worst,
     })
 }
@@ -546,24 +547,28 @@ pub fn quantize(
     Err(last_fail.expect("at least one candidate tried"))
 }
 
-/// The input and non-linear nodes whose outputs feed `id` through linear and local ops only:
-/// lowering their scale lowers `id`'s magnitude bit for bit.
-fn segment_sources(g: &c3d_ir::Graph, id: NodeId) -> Vec<NodeId> {
-    let mut out = Vec::new();
+/// The scale knobs behind `id`'s magnitude: first the input and non-linear nodes whose outputs
+/// feed it through linear and local ops only, then the linear layers on the way. Lowering any
+/// of them by a bit lowers `id`'s magnitude by a bit.
+fn segment_knobs(g: &c3d_ir::Graph, id: NodeId) -> (Vec<NodeId>, Vec<NodeId>) {
+    let (mut sources, mut linear) = (Vec::new(), Vec::new());
     let mut stack = vec![id];
     let mut seen = std::collections::HashSet::new();
     while let Some(n) = stack.pop() {
         if !seen.insert(n) {
             continue;
         }
-        let class = g.node(n).op.class();
-        if matches!(class, OpClass::NonLinear | OpClass::Input) {
-            out.push(n);
-        } else {
-            stack.extend(g.inputs_of(n));
+        match g.node(n).op.class() {
+            OpClass::NonLinear | OpClass::Input => sources.push(n),
+            class => {
+                if class == OpClass::SecretLinear {
+                    linear.push(n);
+                }
+                stack.extend(g.inputs_of(n));
+            }
         }
     }
-    out
+    (sources, linear)
 }
 
 /// Given a uniform f* that fits p, looks for a higher top scale: weights and activations start
@@ -581,7 +586,12 @@ fn raise(
     let acts: Vec<NodeId> = g
         .topo_order()?
         .into_iter()
-        .filter(|&n| matches!(g.node(n).op.class(), OpClass::NonLinear | OpClass::Input))
+        .filter(|&n| {
+            matches!(
+                g.node(n).op.class(),
+                OpClass::NonLinear | OpClass::Input | OpClass::SecretLinear
+            )
+        })
         .collect();
     for top in (floor + 1..=cfg.max_frac_bits).rev() {
         let fx = FixedPoint {
@@ -597,17 +607,24 @@ fn raise(
             if wh >= 0.0 {
                 let lowered = act.values().filter(|&&a| a < top).count();
                 progress(&format!(
-                    "quantize: f = {top} with {lowered} activation scales lowered (none below {floor})"
+                    "quantize: f = {top} with {lowered} activation or weight scales lowered (none below {floor})"
                 ));
                 return Ok(Some((fx, lay)));
             }
+            // Lower the activations feeding the failing segment first, then its weights.
             let deficit = (-wh).ceil().max(1.0) as u32;
+            let (sources, linear) = segment_knobs(g, wid);
             let mut moved = false;
-            for s in segment_sources(g, wid) {
-                let a = act.get_mut(&s).expect("source is an activation");
-                let new = a.saturating_sub(deficit).max(floor);
-                moved |= new < *a;
-                *a = new;
+            for group in [sources, linear] {
+                for s in group {
+                    let a = act.get_mut(&s).expect("knob has a scale");
+                    let new = a.saturating_sub(deficit).max(floor);
+                    moved |= new < *a;
+                    *a = new;
+                }
+                if moved {
+                    break;
+                }
             }
             if !moved {
                 break;
@@ -625,20 +642,37 @@ fn finish(
     stats: &ActStats,
     progress: &mut impl FnMut(&str),
 ) -> Result<Quantized, QuantError> {
-    let (_, weights_hash): (Vec<u8>, Hash) = lay.weights.to_bytes()?;
+    let mut weights = Weights::default();
+    for l in &lay.layers {
+        if let Some(bias) = lay.biases.get(&l.node) {
+            let (w, _) = &model.weights[&l.node];
+            let k = 2f64.powi(l.quant.weight_bits as i32);
+            let weight = w.iter().map(|&v| round_i64(v as f64 * k)).collect();
+            weights.layers.insert(
+                l.node,
+                LayerWeights {
+                    weight,
+                    bias: bias.clone(),
+                },
+            );
+        }
+    }
+    let (_, weights_hash): (Vec<u8>, Hash) = weights.to_bytes()?;
     let (_, wname, wh) = lay.worst.clone().expect("a graph has nodes");
-    let acts: Vec<u32> = lay
-        .layers
-        .iter()
-        .filter(|l| {
-            matches!(
-                model.graph.node(l.node).op.class(),
-                OpClass::NonLinear | OpClass::Input
-            )
-        })
-        .map(|l| l.quant.out_scale)
-        .collect();
-    let lowest = acts.iter().copied().min().unwrap_or(fx.frac_bits);
+    let mut plan = Plan {
+        meta: model.meta.clone(),
+        graph: model.graph.clone(),
+        fixed: fx,
+        layers: lay.layers,
+        passes: vec![],
+        calibration: Calibration {
+            samples: stats.samples,
+            seed: cfg.seed,
+            safety_bits: cfg.safety_bits,
+        },
+        weights_hash,
+    };
+    let lowest = plan.lowest_activation_bits().unwrap_or(fx.frac_bits);
     let detail = format!(
         "p = {} ({} bits), f = {} (activation scales {}..={}); least headroom {:.1} bits at `{}`",
         fx.p,
@@ -650,27 +684,12 @@ fn finish(
         wname
     );
     progress(&format!("quantize: {detail}"));
-    let plan = Plan {
-        meta: model.meta.clone(),
-        graph: model.graph.clone(),
-        fixed: fx,
-        layers: lay.layers,
-        passes: vec![PassRecord {
-            name: "quantize".into(),
-            detail,
-        }],
-        calibration: Calibration {
-            samples: stats.samples,
-            seed: cfg.seed,
-            safety_bits: cfg.safety_bits,
-        },
-        weights_hash,
-    };
+    plan.passes.push(PassRecord {
+        name: "quantize".into(),
+        detail,
+    });
     plan.validate()?;
-    Ok(Quantized {
-        plan,
-        weights: lay.weights,
-    })
+    Ok(Quantized { plan, weights })
 }
 
 #[cfg(test)]

@@ -66,16 +66,7 @@ pub fn error_bound(plan: &Plan, reference: &[f32]) -> f32 {
 /// The fewest fractional bits any activation carries (the range analysis may lower some
 /// layers below the plan's f; never below the best uniform choice).
 pub fn min_activation_bits(plan: &Plan) -> u32 {
-    plan.layers
-        .iter()
-        .filter(|l| {
-            matches!(
-                plan.graph.node(l.node).op.class(),
-                OpClass::NonLinear | OpClass::Input
-            )
-        })
-        .map(|l| l.quant.out_scale)
-        .min()
+    plan.lowest_activation_bits()
         .unwrap_or(plan.fixed.frac_bits)
 }
 
