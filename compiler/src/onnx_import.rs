@@ -999,17 +999,7 @@ impl Importer<'_> {
                     None => vec![0.0; o],
                 };
                 let wv: Vec<f32> = wt.as_f32s().iter().map(|v| v * alpha).collect();
-                let id = self.add(
-                    n,
-                    Op::Linear {
-                        in_features: i,
-                        out_features: o,
-                    },
-                    &[x],
-                    None,
-                )?;
-                self.weights.insert(id, (wv, b));
-                self.set(n, Val::Data(id));
+                self.add_linear(n, x, (o, i), wv, b)?;
             }
             "MatMul" => {
                 let x = self.data_in(n, 0)?;
@@ -1019,17 +1009,7 @@ impl Importer<'_> {
                 }
                 let wt = cf::transpose(&w, None).map_err(|m| self.bad(n, m))?;
                 let (o, i) = (wt.dims[0], wt.dims[1]);
-                let id = self.add(
-                    n,
-                    Op::Linear {
-                        in_features: i,
-                        out_features: o,
-                    },
-                    &[x],
-                    None,
-                )?;
-                self.weights.insert(id, (wt.as_f32s(), vec![0.0; o]));
-                self.set(n, Val::Data(id));
+                self.add_linear(n, x, (o, i), wt.as_f32s(), vec![0.0; o])?;
             }
             "Add" => {
                 let (a, b) = (self.req(n, 0)?.clone(), self.req(n, 1)?.clone());
@@ -1120,6 +1100,25 @@ impl Importer<'_> {
             }
             _ => return Err(self.unsupported(n, "this op is not supported on video data")),
         }
+        Ok(())
+    }
+
+    /// Adds a fully connected layer with (out, in) weights and its bias.
+    fn add_linear(
+        &mut self,
+        n: &NodeProto,
+        x: NodeId,
+        (out_features, in_features): (usize, usize),
+        w: Vec<f32>,
+        b: Vec<f32>,
+    ) -> Result<(), ImportError> {
+        let op = Op::Linear {
+            in_features,
+            out_features,
+        };
+        let id = self.add(n, op, &[x], None)?;
+        self.weights.insert(id, (w, b));
+        self.set(n, Val::Data(id));
         Ok(())
     }
 

@@ -6,6 +6,16 @@ use c3d_ir::Op;
 use c3d_tests::*;
 use std::path::PathBuf;
 
+/// The ops of an imported model in execution order.
+fn ops_in_order(m: &c3d_ir::Model) -> Vec<&Op> {
+    let g = &m.graph;
+    g.topo_order()
+        .unwrap()
+        .into_iter()
+        .map(|i| &g.node(i).op)
+        .collect()
+}
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -29,13 +39,7 @@ fn exporter_idioms_fold_away() {
     let (m, folds) = import_file(&fixture("c3d_micro.onnx"), &ImportOptions::default()).unwrap();
     assert_eq!(folds.batchnorms, 1);
     assert_eq!(folds.removed, 2, "Dropout and Identity");
-    let ops: Vec<&Op> = m
-        .graph
-        .topo_order()
-        .unwrap()
-        .into_iter()
-        .map(|i| &m.graph.node(i).op)
-        .collect();
+    let ops = ops_in_order(&m);
     // The SAME padding computed through Shape/Gather/.../Cast becomes one zero Pad of one on
     // every spatial side, in ONNX's begin/end order.
     let pads: Vec<_> = ops
@@ -60,13 +64,7 @@ fn exporter_idioms_fold_away() {
         import_file(&fixture("branches_micro.onnx"), &ImportOptions::default()).unwrap();
     assert_eq!(folds.ifs, 1);
     assert_eq!(folds.batchnorms, 1);
-    let ops: Vec<&Op> = m
-        .graph
-        .topo_order()
-        .unwrap()
-        .into_iter()
-        .map(|i| &m.graph.node(i).op)
-        .collect();
+    let ops = ops_in_order(&m);
     assert_eq!(
         ops.iter()
             .filter(|o| matches!(o, Op::Concat { axis: 1 }))
