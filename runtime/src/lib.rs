@@ -1,2 +1,5 @@
-//! The two-party runtime (transport, field arithmetic, HE, garbled circuits, OT, Beaver
-//! triples, offline and online phases). Not built yet.
+//! The two-party runtime's building blocks, free of model knowledge: field arithmetic and the
+//! framed transport so far; OT, garbled circuits, BFV and Beaver triples come next.
+
+pub mod field;
+pub mod transport;

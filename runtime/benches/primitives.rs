@@ -1,0 +1,65 @@
+//! Throughput of the runtime's primitives on this machine: `cargo bench -p c3d-runtime`.
+//! Prints a markdown table (operations per second, best of five runs).
+
+use c3d_ir::fixed::DELPHI_PRIME;
+use c3d_runtime::field::Field;
+use c3d_runtime::transport::Channel;
+use rand::SeedableRng;
+use std::hint::black_box;
+use std::time::Instant;
+
+fn best_of<F: FnMut()>(mut f: F) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let f = Field::new(DELPHI_PRIME).expect("prime");
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let n = 1 << 20;
+    let a = f.random_vec(&mut rng, n);
+    let b = f.random_vec(&mut rng, n);
+    let mut rows = Vec::new();
+    let mut x = a.clone();
+    let t = best_of(|| f.add_assign(black_box(&mut x), &b));
+    rows.push(("field add (slice)", n as f64 / t));
+    let t = best_of(|| f.mul_assign(black_box(&mut x), &b));
+    rows.push(("field mul (slice, Montgomery)", n as f64 / t));
+    let t = best_of(|| f.axpy(black_box(&mut x), 123_456_789, &b));
+    rows.push(("field axpy (prepared scalar)", n as f64 / t));
+    let t = best_of(|| {
+        black_box(f.dot(&a, &b));
+    });
+    rows.push(("field dot (lazy u128)", n as f64 / t));
+    let t = best_of(|| {
+        black_box(f.random_vec(&mut rng, n));
+    });
+    rows.push(("uniform field elements (ChaCha20)", n as f64 / t));
+    // Transport: u64 vectors through a Unix socket pair, both ends in this process.
+    let (tx, mut rx) = Channel::pair().expect("pair");
+    let mut tx = Some(tx);
+    let payload = a.clone();
+    let t = best_of(|| {
+        let p = payload.clone();
+        let mut c = tx.take().expect("sender is back");
+        let h = std::thread::spawn(move || {
+            c.send_u64s(1, &p).expect("send");
+            c
+        });
+        let mut sum = 0u64;
+        rx.recv_u64s_with(1, n, |c| sum = sum.wrapping_add(c[0]))
+            .expect("recv");
+        tx = Some(h.join().expect("sender"));
+        black_box(sum);
+    });
+    rows.push(("transport u64 stream (socket pair)", n as f64 / t));
+    println!("| primitive | million per second |\n| --- | --- |");
+    for (name, per_s) in rows {
+        println!("| {name} | {:.1} |", per_s / 1e6);
+    }
+}
