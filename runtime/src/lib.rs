@@ -2,4 +2,5 @@
 //! framed transport so far; OT, garbled circuits, BFV and Beaver triples come next.
 
 pub mod field;
+pub mod gc;
 pub mod transport;
