@@ -1,5 +1,5 @@
-//! The two-party runtime's building blocks, free of model knowledge: field arithmetic and the
-//! framed transport so far; OT, garbled circuits, BFV and Beaver triples come next.
+//! The two-party runtime's building blocks, free of model knowledge: field arithmetic, the
+//! framed transport and garbled circuits so far; OT, BFV and Beaver triples come next.
 
 pub mod field;
 pub mod gc;

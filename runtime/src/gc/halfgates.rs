@@ -162,11 +162,10 @@ pub fn evaluate(
     circ.outputs.iter().map(|&o| w[o as usize]).collect()
 }
 
+/// Test helper shared with the protocol circuits' tests.
 #[cfg(test)]
-mod tests {
-    use super::super::circuit::{from_bits, to_bits, Builder};
+pub(crate) mod tests_support {
     use super::*;
-    use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
     /// Garbles, evaluates with the right labels, decodes: must equal the clear evaluation.
@@ -192,6 +191,15 @@ mod tests {
         let out = evaluate(circ, &h, &gl, &el, || it.next().expect("enough tables"));
         gb.decode(&out).expect("honest labels decode")
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::circuit::{from_bits, to_bits, Builder};
+    use super::tests_support::run_garbled;
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
 
     #[test]
     fn garbled_equals_clear_on_random_circuits() {

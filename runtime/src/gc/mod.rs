@@ -5,3 +5,4 @@
 pub mod circuit;
 pub mod halfgates;
 pub mod hash;
+pub mod relu;
