@@ -339,8 +339,10 @@ fn layout(
                         in_b[0].scaled(c as f64),
                     ),
                     _ => {
+                        // Counts vary from window to window: every count up to the kernel size
+                        // needs its reciprocal to f bits, so no power-of-two shortcut here.
                         let count: usize = window.kernel.iter().product();
-                        weight_bits = divisor_bits(count, f).max(1);
+                        weight_bits = f + (count as f64).log2().ceil() as u32;
                         let gain = (1..=count)
                             .map(|c| (c as i64 * reciprocal(c, weight_bits)) as f64)
                             .fold(0.0, f64::max);
@@ -769,5 +771,56 @@ mod tests {
         assert_eq!(extra_weight_bits(&[0.2, -0.01]), 3);
         assert_eq!(extra_weight_bits(&[1.5]), 0);
         assert_eq!(extra_weight_bits(&[1e-9]), 8);
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use c3d_ir::{eval_float, Graph, ModelMeta, Preprocess, Shape, Tensor, Window3d};
+
+    /// Windows of 3, 4 and 3 valid inputs (padding excluded from the count): every count must
+    /// get its own accurate reciprocal, not just the largest.
+    #[test]
+    fn average_pool_with_varying_counts_matches_float() {
+        let shape = Shape::new(vec![1, 3, 1, 1, 6]);
+        let mut g = Graph::new();
+        let x = g.add_input("x", shape.clone());
+        let mut w = Window3d::dense([1, 1, 4]);
+        w.stride = [1, 1, 2];
+        w.pads = [(0, 0), (0, 0), (1, 1)];
+        let op = Op::AvgPool3d {
+            window: w,
+            count_include_pad: false,
+        };
+        let y = g.add("pool", op, &[x], None).unwrap();
+        g.set_outputs(vec![y]);
+        let meta = ModelMeta {
+            name: "pool".into(),
+            producer: String::new(),
+            preprocess: Preprocess::default_for(&shape),
+            class_names: vec![],
+        };
+        let model = Model {
+            graph: g,
+            weights: Default::default(),
+            meta,
+        };
+        let q = quantize(&model, &QuantConfig::default(), |_| {}).unwrap();
+        let input = Tensor::new(
+            shape,
+            (0..18)
+                .map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.4)
+                .collect(),
+        );
+        let float = eval_float(&model, input.clone(), |_, _| {}).unwrap();
+        let sim = c3d_ir::simulate(&q.plan, &q.weights, &input).unwrap();
+        let lowest = q.plan.lowest_activation_bits().unwrap();
+        for (a, b) in float.data.iter().zip(&sim.output.data) {
+            assert!(
+                (a - b).abs() <= 2.0 * (-(lowest as f32)).exp2(),
+                "{a} vs {b}"
+            );
+        }
     }
 }
