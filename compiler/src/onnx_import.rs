@@ -73,14 +73,13 @@ pub struct ImportOptions {
     pub input_shape: Option<Vec<usize>>,
 }
 
-struct Importer<'a> {
+struct Importer {
     values: HashMap<String, Val>,
     uses: HashMap<String, usize>,
     graph: Graph,
     weights: FloatWeights,
     names: HashMap<String, usize>,
     folded: FoldCounts,
-    _model: &'a pb::ModelProto,
 }
 
 /// What the frontend folded away, for the pass record.
@@ -109,40 +108,31 @@ fn attr_f(n: &NodeProto, name: &str) -> Option<f32> {
     attr(n, name).map(|a| a.f)
 }
 
+/// The elements of a tract tensor cast to `T`.
+fn elements<T: tract_onnx::prelude::Datum + Copy>(
+    t: &tract_onnx::prelude::Tensor,
+) -> Result<Vec<T>, String> {
+    let c = t.cast_to::<T>().map_err(|e| e.to_string())?;
+    let v = c.to_plain_array_view::<T>().map_err(|e| e.to_string())?;
+    Ok(v.iter().copied().collect())
+}
+
 fn tensor_to_const(t: &tract_onnx::prelude::Tensor) -> Result<ConstT, String> {
     use tract_onnx::prelude::DatumType as D;
-    let dims = t.shape().to_vec();
     let dt = t.datum_type();
     let data = if dt.is_float() {
-        let c = t.cast_to::<f32>().map_err(|e| e.to_string())?;
-        CData::F(
-            c.to_plain_array_view::<f32>()
-                .map_err(|e| e.to_string())?
-                .iter()
-                .copied()
-                .collect(),
-        )
+        CData::F(elements::<f32>(t)?)
     } else if dt == D::Bool {
-        CData::B(
-            t.to_plain_array_view::<bool>()
-                .map_err(|e| e.to_string())?
-                .iter()
-                .copied()
-                .collect(),
-        )
+        CData::B(elements::<bool>(t)?)
     } else if dt.is_integer() {
-        let c = t.cast_to::<i64>().map_err(|e| e.to_string())?;
-        CData::I(
-            c.to_plain_array_view::<i64>()
-                .map_err(|e| e.to_string())?
-                .iter()
-                .copied()
-                .collect(),
-        )
+        CData::I(elements::<i64>(t)?)
     } else {
         return Err(format!("tensor of type {dt:?} is not supported"));
     };
-    Ok(ConstT { dims, data })
+    Ok(ConstT {
+        dims: t.shape().to_vec(),
+        data,
+    })
 }
 
 fn load_tensor(t: &pb::TensorProto, dir: Option<&str>) -> Result<ConstT, String> {
@@ -191,7 +181,6 @@ pub fn import_proto(
         weights: FloatWeights::new(),
         names: HashMap::new(),
         folded: FoldCounts::default(),
-        _model: proto,
     };
     count_uses(g, &mut imp.uses);
     for t in &g.initializer {
@@ -378,7 +367,7 @@ fn prune_dead(graph: Graph, weights: &mut FloatWeights) -> Result<Graph, ImportE
     Ok(g2)
 }
 
-impl Importer<'_> {
+impl Importer {
     fn unique(&mut self, base: &str) -> String {
         let base = if base.is_empty() { "node" } else { base };
         let n = self.names.entry(base.to_string()).or_insert(0);
@@ -914,11 +903,10 @@ impl Importer<'_> {
             }
             "AveragePool" => {
                 let x = self.data_in(n, 0)?;
-                let mut win = self.window(n, None)?;
+                let win = self.window(n, None)?;
                 if win.dilation != [1; 3] {
                     return Err(self.unsupported(n, "dilated AveragePool"));
                 }
-                win.dilation = [1; 3];
                 let cip = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
                 let id = self.add(
                     n,

@@ -26,6 +26,17 @@ fn text(o: &Output) -> String {
         .join(" ")
 }
 
+/// The run failed, did not panic, and said `needle`.
+fn refused(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "accepted: {}", text(o));
+    no_panic(o);
+    assert!(
+        text(o).contains(needle),
+        "missing `{needle}` in: {}",
+        text(o)
+    );
+}
+
 fn no_panic(o: &Output) {
     let t = text(o);
     assert!(
@@ -178,9 +189,8 @@ fn damaged_plans_and_mismatched_weights_are_refused() {
         let p = d.path().join(format!("bad-{}.bin", what.replace(' ', "-")));
         std::fs::write(&p, b).unwrap();
         let o = c3dc(&["inspect", s(&p)]);
-        assert!(!o.status.success(), "{what}: accepted");
-        no_panic(&o);
-        assert!(text(&o).contains(expect), "{what}: {}", text(&o));
+        eprintln!("case: {what}");
+        refused(&o, expect);
     }
 
     // Weights of another compilation: the hash check names the mismatch.
@@ -192,9 +202,7 @@ fn damaged_plans_and_mismatched_weights_are_refused() {
         "--weights",
         &format!("{}.weights", s(&other)),
     ]);
-    assert!(!o.status.success());
-    no_panic(&o);
-    assert!(text(&o).contains("does not match the plan"), "{}", text(&o));
+    refused(&o, "does not match the plan");
     // A plan passed where the weights go.
     let o = c3dc(&[
         "simulate",
@@ -204,19 +212,11 @@ fn damaged_plans_and_mismatched_weights_are_refused() {
         "--weights",
         s(&plan),
     ]);
-    assert!(
-        !o.status.success() && text(&o).contains("this is a plan, not a weights file"),
-        "{}",
-        text(&o)
-    );
+    refused(&o, "this is a plan, not a weights file");
     // Missing weights file.
     std::fs::remove_file(format!("{}.weights", s(&other))).unwrap();
     let o = c3dc(&["simulate", s(&other), "--input", s(&x)]);
-    assert!(
-        !o.status.success() && text(&o).contains("weights"),
-        "{}",
-        text(&o)
-    );
+    refused(&o, "weights");
 }
 
 #[test]
@@ -239,23 +239,14 @@ fn bad_inputs_to_simulate_are_refused() {
         "--output",
         s(&out),
     ]);
-    assert!(!o.status.success());
-    no_panic(&o);
-    assert!(
-        text(&o).contains("1x3x8x32x31") && text(&o).contains("1x3x8x32x32"),
-        "{}",
-        text(&o)
-    );
+    refused(&o, "1x3x8x32x31");
+    refused(&o, "1x3x8x32x32");
     assert!(!out.exists(), "no output on failure");
     // Not an .npy at all.
     let junk = d.path().join("junk.npy");
     std::fs::write(&junk, b"\x93NUMPY garbage").unwrap();
     let o = c3dc(&["simulate", s(&plan), "--input", s(&junk)]);
-    assert!(
-        !o.status.success() && text(&o).contains("not a float32 .npy"),
-        "{}",
-        text(&o)
-    );
+    refused(&o, "not a float32 .npy");
     // Non-finite values.
     let nan = d.path().join("nan.npy");
     let mut t = c3d_ir::Tensor::new(
@@ -265,11 +256,7 @@ fn bad_inputs_to_simulate_are_refused() {
     t.data[5] = f32::NAN;
     c3d_compiler::npy::write_f32(&nan, &t).unwrap();
     let o = c3dc(&["simulate", s(&plan), "--input", s(&nan)]);
-    assert!(
-        !o.status.success() && text(&o).contains("non-finite"),
-        "{}",
-        text(&o)
-    );
+    refused(&o, "non-finite");
 }
 
 #[test]
@@ -305,19 +292,11 @@ fn unsupported_op_is_a_diagnostic_with_exit_2_and_no_plan() {
     let junk = d.path().join("junk.onnx");
     std::fs::write(&junk, b"definitely not protobuf \xff\xff\xff").unwrap();
     let o = c3dc(&["compile", s(&junk), "-o", s(&plan)]);
-    assert!(
-        !o.status.success() && text(&o).contains("cannot read ONNX model"),
-        "{}",
-        text(&o)
-    );
+    refused(&o, "cannot read ONNX model");
     no_panic(&o);
     std::fs::write(&junk, b"").unwrap();
     let o = c3dc(&["compile", s(&junk), "-o", s(&plan)]);
-    assert!(
-        !o.status.success() && text(&o).contains("empty"),
-        "{}",
-        text(&o)
-    );
+    refused(&o, "empty");
     assert!(!plan.exists());
 }
 

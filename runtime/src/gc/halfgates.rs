@@ -97,7 +97,7 @@ pub fn garble<R: Rng + CryptoRng>(
                 let (a1, b1) = (a0 ^ delta, b0 ^ delta);
                 let (pa, pb) = (lsb(a0), lsb(b0));
                 let (t0, t1) = (2 * j, 2 * j + 1);
-                let [ha0, ha1, hb0, hb1] = hasher.hash4([a0, a1, b0, b1], [t0, t0, t1, t1]);
+                let [ha0, ha1, hb0, hb1] = hasher.hash([a0, a1, b0, b1], [t0, t0, t1, t1]);
                 // Garbler half: knows the colour bit pb.
                 let tg = ha0 ^ ha1 ^ sel(pb, delta);
                 let wg0 = ha0 ^ sel(pa, tg);
@@ -150,7 +150,7 @@ pub fn evaluate(
             Gate::And(a, b) => {
                 let (la, lb) = (w[a as usize], w[b as usize]);
                 let [tg, te] = source();
-                let [ha, hb] = hasher.hash2([la, lb], [2 * j, 2 * j + 1]);
+                let [ha, hb] = hasher.hash([la, lb], [2 * j, 2 * j + 1]);
                 j += 1;
                 let wg = ha ^ sel(lsb(la), tg);
                 let we = hb ^ sel(lsb(lb), te ^ la);
