@@ -3,4 +3,6 @@
 
 pub mod field;
 pub mod gc;
+pub mod he;
+pub mod ot;
 pub mod transport;

@@ -1,0 +1,297 @@
+//! The BFV backend over the pure-Rust `fhe` crate (fhe.rs, MIT). Ciphertexts live in NTT
+//! form; prepared plaintexts are centred integer polynomials in NTT form with Shoup
+//! precomputation, so a plaintext multiplication is one pointwise pass per RNS limb.
+
+use super::{centred, Backend, Encoding, HeError, Result, DEGREE};
+use fhe::bfv::{self, BfvParameters, BfvParametersBuilder, Ciphertext, Plaintext, SecretKey};
+use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
+use fhe_traits::{
+    DeserializeParametrized, FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize,
+};
+use ndarray::Array2;
+use rand::{CryptoRng, RngCore};
+use std::sync::Arc;
+
+/// RNS limb sizes: 218 bits in all, the HE standard's 128-bit bound at N = 8192. fhe.rs wants
+/// every limb above p, and the first limb alone must exceed p (the slot encoding is read back
+/// through it), so primes above 51 bits get three 62-bit limbs (186 bits) instead.
+fn moduli_bits(p: u64) -> &'static [usize] {
+    if p < 1 << 51 {
+        &[62, 52, 52, 52]
+    } else {
+        &[62, 62, 62]
+    }
+}
+
+/// BFV over fhe.rs for one plaintext modulus.
+pub struct FheRs {
+    par: Arc<BfvParameters>,
+    /// Deepest level a flooded ciphertext may switch to (the rounding noise of switching must
+    /// stay below q_L / 4t).
+    deepest: usize,
+}
+
+fn err<E: std::fmt::Display>(e: E) -> HeError {
+    HeError::Backend {
+        backend: "fhe.rs",
+        msg: e.to_string(),
+    }
+}
+
+fn bits_of(moduli: &[u64]) -> u32 {
+    moduli
+        .iter()
+        .map(|q| (*q as f64).log2())
+        .sum::<f64>()
+        .floor() as u32
+}
+
+/// (limbs as a little-endian integer) mod q.
+pub(crate) fn reduce_limbs(limbs: &[u64], q: u64) -> u64 {
+    let mut r = 0u128;
+    for &l in limbs.iter().rev() {
+        r = ((r << 64) | l as u128) % q as u128;
+    }
+    r as u64
+}
+
+impl FheRs {
+    /// Parameters for plaintext modulus `p` at N = 8192.
+    pub fn new(p: u64) -> Result<Self> {
+        if !(3..1 << 62).contains(&p) || p.is_multiple_of(2) {
+            return Err(HeError::Params(format!(
+                "plaintext modulus {p} must be an odd prime below 2^62"
+            )));
+        }
+        let par = BfvParametersBuilder::new()
+            .set_degree(DEGREE)
+            .set_plaintext_modulus(p)
+            .set_moduli_sizes(moduli_bits(p))
+            .build_arc()
+            .map_err(err)?;
+        let t_bits = 64 - p.leading_zeros();
+        let switch_noise_bits = (DEGREE as f64).log2() as u32 + 4;
+        let mut deepest = 0;
+        for level in 0..=par.max_level() {
+            let ctx = par.context_at_level(level).map_err(err)?;
+            if bits_of(ctx.moduli()) >= switch_noise_bits + t_bits + 3 {
+                deepest = level;
+            }
+        }
+        Ok(FheRs { par, deepest })
+    }
+
+    fn ctx0(&self) -> Result<&Arc<fhe_math::rq::Context>> {
+        self.par.context_at_level(0).map_err(err)
+    }
+
+    fn encoding(enc: Encoding, level: usize) -> bfv::Encoding {
+        match enc {
+            Encoding::Coeff => bfv::Encoding::poly_at_level(level),
+            Encoding::Slots => bfv::Encoding::simd_at_level(level),
+        }
+    }
+
+    fn check_len(&self, n: usize) -> Result<()> {
+        if n > DEGREE {
+            return Err(HeError::Params(format!(
+                "{n} values do not fit a plaintext of {DEGREE}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for FheRs {
+    type Sk = SecretKey;
+    type Ct = Ciphertext;
+    type Pt = Poly;
+
+    fn name(&self) -> &'static str {
+        "fhe.rs"
+    }
+
+    fn degree(&self) -> usize {
+        DEGREE
+    }
+
+    fn plain_modulus(&self) -> u64 {
+        self.par.plaintext()
+    }
+
+    fn modulus_bits(&self) -> u32 {
+        bits_of(self.par.moduli())
+    }
+
+    fn fresh_noise_bits(&self) -> u32 {
+        // Symmetric encryption: one centred binomial sample of variance 10, |e| <= 2^5.
+        6
+    }
+
+    fn keygen<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<SecretKey> {
+        Ok(SecretKey::random(&self.par, rng))
+    }
+
+    fn encrypt<R: RngCore + CryptoRng>(
+        &self,
+        sk: &SecretKey,
+        values: &[u64],
+        enc: Encoding,
+        rng: &mut R,
+    ) -> Result<Ciphertext> {
+        self.check_len(values.len())?;
+        let pt = Plaintext::try_encode(values, Self::encoding(enc, 0), &self.par).map_err(err)?;
+        sk.try_encrypt(&pt, rng).map_err(err)
+    }
+
+    fn decrypt(&self, sk: &SecretKey, ct: &Ciphertext, enc: Encoding) -> Result<Vec<u64>> {
+        let level = self.par.level_of_context(ct[0].ctx()).map_err(err)?;
+        let pt = sk.try_decrypt(ct).map_err(err)?;
+        Vec::<u64>::try_decode(&pt, Self::encoding(enc, level)).map_err(err)
+    }
+
+    fn prepare(&self, values: &[u64], enc: Encoding) -> Result<Poly> {
+        self.check_len(values.len())?;
+        let p = self.plain_modulus();
+        let ctx = self.ctx0()?;
+        let coeffs: Vec<i64> = match enc {
+            Encoding::Coeff => values.iter().map(|&v| centred(v, p)).collect(),
+            Encoding::Slots => {
+                // The slot encoding's polynomial, read back through the first limb (which is
+                // larger than p, so the residues are the coefficients themselves).
+                let pt =
+                    Plaintext::try_encode(values, bfv::Encoding::simd(), &self.par).map_err(err)?;
+                let poly = Poly::try_convert_from(&pt, ctx, false, Representation::PowerBasis)
+                    .map_err(err)?;
+                poly.coefficients()
+                    .row(0)
+                    .iter()
+                    .map(|&v| centred(v, p))
+                    .collect()
+            }
+        };
+        let mut poly =
+            Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)
+                .map_err(err)?;
+        poly.change_representation(Representation::NttShoup);
+        Ok(poly)
+    }
+
+    fn mul_plain(&self, ct: &Ciphertext, pt: &Poly) -> Result<Ciphertext> {
+        if ct[0].ctx() != pt.ctx() {
+            return Err(HeError::Params(
+                "plaintext products run at the full modulus".into(),
+            ));
+        }
+        let c: Vec<Poly> = ct
+            .iter()
+            .map(|ci| {
+                let mut ci = ci.clone();
+                ci *= pt;
+                ci
+            })
+            .collect();
+        Ciphertext::new(c, &self.par).map_err(err)
+    }
+
+    fn add_assign(&self, acc: &mut Ciphertext, ct: &Ciphertext) -> Result<()> {
+        if acc[0].ctx() != ct[0].ctx() || acc.len() != ct.len() {
+            return Err(HeError::Params(
+                "adding ciphertexts of different levels".into(),
+            ));
+        }
+        *acc += ct;
+        Ok(())
+    }
+
+    fn add_plain_assign(&self, ct: &mut Ciphertext, values: &[u64], enc: Encoding) -> Result<()> {
+        self.check_len(values.len())?;
+        let level = self.par.level_of_context(ct[0].ctx()).map_err(err)?;
+        let pt =
+            Plaintext::try_encode(values, Self::encoding(enc, level), &self.par).map_err(err)?;
+        *ct += &pt;
+        Ok(())
+    }
+
+    fn flood<R: RngCore + CryptoRng>(
+        &self,
+        ct: &mut Ciphertext,
+        bits: u32,
+        rng: &mut R,
+    ) -> Result<()> {
+        let t_bits = 64 - self.plain_modulus().leading_zeros();
+        if bits + 3 + t_bits > self.modulus_bits() {
+            return Err(HeError::Params(format!(
+                "flooding noise of 2^{bits} does not fit a {}-bit modulus with a {t_bits}-bit p",
+                self.modulus_bits()
+            )));
+        }
+        let ctx = ct[0].ctx().clone();
+        let moduli = ctx.moduli().to_vec();
+        let limbs = (bits as usize + 1).div_ceil(64);
+        let mut e = Array2::<u64>::zeros((moduli.len(), DEGREE));
+        let mut buf = vec![0u64; limbs];
+        let offset: Vec<u64> = {
+            // 2^bits mod q_i, subtracted so the noise is centred.
+            let mut two = vec![0u64; bits as usize / 64 + 1];
+            two[bits as usize / 64] = 1u64 << (bits % 64);
+            moduli.iter().map(|&q| reduce_limbs(&two, q)).collect()
+        };
+        for j in 0..DEGREE {
+            for l in buf.iter_mut() {
+                *l = rng.next_u64();
+            }
+            // Keep bits + 1 random bits: uniform in [0, 2^(bits+1)).
+            let top = (bits as usize + 1) % 64;
+            if top != 0 {
+                buf[limbs - 1] &= (1u64 << top) - 1;
+            }
+            for (i, &q) in moduli.iter().enumerate() {
+                let v = reduce_limbs(&buf, q);
+                e[[i, j]] = (v + q - offset[i]) % q;
+            }
+        }
+        let mut e =
+            Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).map_err(err)?;
+        e.change_representation(Representation::Ntt);
+        let mut c: Vec<Poly> = ct.iter().cloned().collect();
+        c[0] += &e;
+        let mut out = Ciphertext::new(c, &self.par).map_err(err)?;
+        out.switch_to_level(self.deepest).map_err(err)?;
+        *ct = out;
+        Ok(())
+    }
+
+    fn serialize(&self, ct: &Ciphertext) -> Result<Vec<u8>> {
+        Ok(ct.to_bytes())
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<Ciphertext> {
+        let ct = Ciphertext::from_bytes(bytes, &self.par)
+            .map_err(|e| HeError::Malformed(e.to_string()))?;
+        if ct.len() != 2 {
+            return Err(HeError::Malformed(format!(
+                "a ciphertext of {} polynomials, expected 2",
+                ct.len()
+            )));
+        }
+        Ok(ct)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conforms_at_delphis_prime() {
+        super::super::conformance::check_all(&FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+    }
+
+    #[test]
+    fn conforms_at_a_61_bit_prime() {
+        let p = *c3d_ir::fixed::candidate_primes().last().unwrap();
+        assert_eq!(64 - p.leading_zeros(), 61);
+        super::super::conformance::check_all(&FheRs::new(p).unwrap());
+    }
+}

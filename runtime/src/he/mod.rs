@@ -1,0 +1,299 @@
+//! BFV homomorphic encryption for the offline phase, behind a small backend trait so the
+//! protocols above it do not depend on one library. Two implementations: the pure-Rust `fhe`
+//! crate (the default) and Microsoft SEAL through `seal_fhe` (feature `seal`).
+//!
+//! Plaintexts hold elements of the plan's field F_p (t = p). Two encodings: coefficients of the
+//! polynomial (a convolution costs one plaintext multiplication, no rotations and no Galois
+//! keys) and SIMD slots (element-wise products, for Beaver triples; needs p = 1 mod 2N, which
+//! every candidate prime is).
+//!
+//! Circuit privacy: before a ciphertext goes back to the key owner, [`Backend::flood`] adds
+//! uniform noise 2^40 times larger than a public bound on the noise the computation left, so
+//! the decrypted noise says nothing about the server's plaintexts, then switches the
+//! ciphertext to the smallest modulus that still decrypts.
+
+pub mod fhers;
+#[cfg(feature = "seal")]
+pub mod seal;
+
+use rand::{CryptoRng, RngCore};
+
+/// Statistical security of noise flooding, in bits.
+pub const FLOOD_SIGMA: u32 = 40;
+
+/// Ring degree: 8192 gives 128-bit security for the moduli used (the HE standard's table
+/// allows log q <= 218 at N = 8192).
+pub const DEGREE: usize = 8192;
+
+/// How a vector of field elements sits in a plaintext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Value i is the coefficient of X^i.
+    Coeff,
+    /// Value i is SIMD slot i.
+    Slots,
+}
+
+/// Why an HE operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HeError {
+    /// The library refused an operation or a parameter set.
+    #[error("{backend}: {msg}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What it said.
+        msg: String,
+    },
+    /// The parameters cannot carry this computation (the noise would not decrypt).
+    #[error("HE parameters too small: {0}")]
+    Params(String),
+    /// A ciphertext from the peer could not be read.
+    #[error("malformed ciphertext from the peer: {0}")]
+    Malformed(String),
+}
+
+/// Result of an HE operation.
+pub type Result<T> = std::result::Result<T, HeError>;
+
+/// The operations the offline protocols need. Values are field elements in [0, p); plaintext
+/// operands are centred before use so noise grows with their magnitude, not with p.
+pub trait Backend: Send + Sync {
+    /// Secret key (client only).
+    type Sk: Send + Sync;
+    /// Ciphertext.
+    type Ct: Clone + Send + Sync;
+    /// A plaintext prepared for multiplication (server side; prepared once, used many times).
+    type Pt: Send + Sync;
+
+    /// Short name for reports.
+    fn name(&self) -> &'static str;
+    /// Ring degree N: values per plaintext.
+    fn degree(&self) -> usize;
+    /// The plaintext modulus t = p.
+    fn plain_modulus(&self) -> u64;
+    /// log2 of the ciphertext modulus that computations run at (rounded down).
+    fn modulus_bits(&self) -> u32;
+    /// log2 of a bound on the noise of a fresh encryption.
+    fn fresh_noise_bits(&self) -> u32;
+
+    /// A fresh secret key.
+    fn keygen<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<Self::Sk>;
+    /// Encrypts up to N values.
+    fn encrypt<R: RngCore + CryptoRng>(
+        &self,
+        sk: &Self::Sk,
+        values: &[u64],
+        enc: Encoding,
+        rng: &mut R,
+    ) -> Result<Self::Ct>;
+    /// Decrypts all N values.
+    fn decrypt(&self, sk: &Self::Sk, ct: &Self::Ct, enc: Encoding) -> Result<Vec<u64>>;
+    /// Prepares up to N values as a multiplication operand.
+    fn prepare(&self, values: &[u64], enc: Encoding) -> Result<Self::Pt>;
+    /// ct * pt.
+    fn mul_plain(&self, ct: &Self::Ct, pt: &Self::Pt) -> Result<Self::Ct>;
+    /// acc += ct.
+    fn add_assign(&self, acc: &mut Self::Ct, ct: &Self::Ct) -> Result<()>;
+    /// ct += Enc(values) without noise (adds the encoded plaintext).
+    fn add_plain_assign(&self, ct: &mut Self::Ct, values: &[u64], enc: Encoding) -> Result<()>;
+    /// Adds uniform noise in [-2^bits, 2^bits) to every coefficient and switches to the
+    /// smallest modulus at which noise of 2^(bits+1) still decrypts. Fails if even the full
+    /// modulus cannot carry it.
+    fn flood<R: RngCore + CryptoRng>(
+        &self,
+        ct: &mut Self::Ct,
+        bits: u32,
+        rng: &mut R,
+    ) -> Result<()>;
+    /// Bytes on the wire.
+    fn serialize(&self, ct: &Self::Ct) -> Result<Vec<u8>>;
+    /// Reads a ciphertext from the peer, checking it belongs to these parameters.
+    fn deserialize(&self, bytes: &[u8]) -> Result<Self::Ct>;
+}
+
+/// Checks that noise of 2^`bits` plus flooding fits under q / (2t), with one bit to spare
+/// for rounding, and returns the flooding width.
+pub fn flood_bits<B: Backend + ?Sized>(be: &B, noise_bits: u32) -> Result<u32> {
+    let flood = noise_bits + FLOOD_SIGMA;
+    let t_bits = 64 - be.plain_modulus().leading_zeros();
+    let need = flood + 2 + t_bits + 1;
+    if need > be.modulus_bits() {
+        return Err(HeError::Params(format!(
+            "noise of 2^{noise_bits} flooded by 2^{FLOOD_SIGMA} needs a {need}-bit ciphertext \
+             modulus with a {t_bits}-bit p, the {} backend has {} bits",
+            be.name(),
+            be.modulus_bits()
+        )));
+    }
+    Ok(flood)
+}
+
+/// log2 (rounded up) of a bound on the noise of sum_k ct_k * pt_k where `terms` products are
+/// summed and each plaintext has l1-norm at most 2^`l1_bits`: each product adds at most
+/// ||pt||_1 * (t + |e|) (the t term is BFV's q mod t carry).
+pub fn product_noise_bits<B: Backend + ?Sized>(be: &B, l1_bits: u32, terms: u64) -> u32 {
+    let t_bits = 64 - be.plain_modulus().leading_zeros();
+    let per = l1_bits + t_bits.max(be.fresh_noise_bits()) + 1;
+    // + ceil(log2(terms))
+    per + 64 - (terms.max(1) - 1).leading_zeros()
+}
+
+/// Centred representative of a field element, as i64.
+pub fn centred(v: u64, p: u64) -> i64 {
+    if v > p / 2 {
+        v as i64 - p as i64
+    } else {
+        v as i64
+    }
+}
+
+/// Backend conformance checks against clear computations, run for every backend.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    /// Negacyclic product of a (field elements) and b (centred integers) mod p: the clear
+    /// meaning of a coefficient-encoded plaintext multiplication.
+    fn negacyclic(a: &[u64], b: &[i64], p: u64) -> Vec<u64> {
+        let n = a.len();
+        let mut out = vec![0i128; n];
+        for (i, &ai) in a.iter().enumerate() {
+            if ai == 0 {
+                continue;
+            }
+            for (j, &bj) in b.iter().enumerate() {
+                if bj == 0 {
+                    continue;
+                }
+                let prod = ai as i128 * bj as i128;
+                let k = i + j;
+                if k < n {
+                    out[k] += prod;
+                } else {
+                    out[k - n] -= prod;
+                }
+            }
+            for o in out.iter_mut() {
+                *o %= p as i128;
+            }
+        }
+        out.iter()
+            .map(|&v| (v.rem_euclid(p as i128)) as u64)
+            .collect()
+    }
+
+    /// Runs every check on `be`.
+    pub fn check_all<B: Backend>(be: &B) {
+        let p = be.plain_modulus();
+        let n = be.degree();
+        let mut rng = ChaCha20Rng::seed_from_u64(0xbf);
+        let sk = be.keygen(&mut rng).unwrap();
+        let rand_vec = |rng: &mut ChaCha20Rng, k: usize| -> Vec<u64> {
+            (0..k).map(|_| rng.random_range(0..p)).collect()
+        };
+
+        // Round trips in both encodings, including the edge values.
+        for enc in [Encoding::Coeff, Encoding::Slots] {
+            let mut v = rand_vec(&mut rng, n);
+            v[0] = 0;
+            v[1] = p - 1;
+            v[2] = (p - 1) / 2;
+            let ct = be.encrypt(&sk, &v, enc, &mut rng).unwrap();
+            assert_eq!(be.decrypt(&sk, &ct, enc).unwrap(), v, "{enc:?} round trip");
+        }
+
+        // Coefficient products are negacyclic convolutions; a sparse kernel with large
+        // centred weights, summed over two products, plus a plaintext.
+        let a1 = rand_vec(&mut rng, n);
+        let a2 = rand_vec(&mut rng, n);
+        let mut k1 = vec![0u64; n];
+        let mut k2 = vec![0u64; n];
+        // Weights as a plan has them: small centred integers (up to 2^20 in size; 2^6 for
+        // primes above 51 bits, whose 186-bit modulus leaves less room for noise).
+        let w = if 64 - p.leading_zeros() > 51 { 6 } else { 20 };
+        for j in [0usize, 1, 7, 100, n - 1] {
+            k1[j] = (rng.random_range(0..1u64 << (w + 1)) + p - (1 << w)) % p;
+            k2[(j * 3) % n] = (p - rng.random_range(1..1000u64)) % p;
+        }
+        let c1 = be.encrypt(&sk, &a1, Encoding::Coeff, &mut rng).unwrap();
+        let c2 = be.encrypt(&sk, &a2, Encoding::Coeff, &mut rng).unwrap();
+        let mut acc = be
+            .mul_plain(&c1, &be.prepare(&k1, Encoding::Coeff).unwrap())
+            .unwrap();
+        let prod2 = be
+            .mul_plain(&c2, &be.prepare(&k2, Encoding::Coeff).unwrap())
+            .unwrap();
+        be.add_assign(&mut acc, &prod2).unwrap();
+        let s = rand_vec(&mut rng, n);
+        be.add_plain_assign(&mut acc, &s, Encoding::Coeff).unwrap();
+        let cen = |k: &[u64]| k.iter().map(|&v| centred(v, p)).collect::<Vec<_>>();
+        let want: Vec<u64> = negacyclic(&a1, &cen(&k1), p)
+            .iter()
+            .zip(negacyclic(&a2, &cen(&k2), p))
+            .zip(&s)
+            .map(|((x, y), z)| ((*x as u128 + y as u128 + *z as u128) % p as u128) as u64)
+            .collect();
+        let l1 = 5u64 << w;
+        let noise = product_noise_bits(be, 64 - l1.leading_zeros(), 2);
+        let bits = flood_bits(be, noise).unwrap();
+        let before = be.serialize(&acc).unwrap().len();
+        be.flood(&mut acc, bits, &mut rng).unwrap();
+        let after = be.serialize(&acc).unwrap();
+        assert!(
+            after.len() < before,
+            "flooding switches to a smaller modulus"
+        );
+        let back = be.deserialize(&after).unwrap();
+        assert_eq!(be.decrypt(&sk, &back, Encoding::Coeff).unwrap(), want);
+
+        // Slot products are element-wise. Their plaintexts are dense and uniform (l1-norm up to
+        // N p / 2), which a 186-bit modulus cannot flood for primes above 51 bits.
+        let x = rand_vec(&mut rng, n);
+        let slot_noise = product_noise_bits(be, n.trailing_zeros() + 64 - p.leading_zeros(), 1);
+        if 64 - p.leading_zeros() > 51 {
+            assert!(matches!(
+                flood_bits(be, slot_noise),
+                Err(HeError::Params(_))
+            ));
+        } else {
+            let y = rand_vec(&mut rng, n);
+            let cx = be.encrypt(&sk, &x, Encoding::Slots, &mut rng).unwrap();
+            let mut cz = be
+                .mul_plain(&cx, &be.prepare(&y, Encoding::Slots).unwrap())
+                .unwrap();
+            be.flood(&mut cz, flood_bits(be, slot_noise).unwrap(), &mut rng)
+                .unwrap();
+            let z = be.decrypt(&sk, &cz, Encoding::Slots).unwrap();
+            for i in 0..n {
+                assert_eq!(
+                    z[i] as u128,
+                    x[i] as u128 * y[i] as u128 % p as u128,
+                    "slot {i}"
+                );
+            }
+        }
+
+        // Flooding really randomises: two floods of one ciphertext, at the widest noise the
+        // modulus allows, differ and both decrypt.
+        let widest = be.modulus_bits() - (64 - p.leading_zeros()) - 3;
+        let c = be.encrypt(&sk, &x, Encoding::Coeff, &mut rng).unwrap();
+        let (mut f1, mut f2) = (c.clone(), c);
+        be.flood(&mut f1, widest, &mut rng).unwrap();
+        be.flood(&mut f2, widest, &mut rng).unwrap();
+        assert!(be.flood(&mut f2.clone(), widest + 1, &mut rng).is_err());
+        assert!(be.serialize(&f1).unwrap() != be.serialize(&f2).unwrap());
+        assert_eq!(be.decrypt(&sk, &f1, Encoding::Coeff).unwrap(), x);
+
+        // Too much noise for the modulus is refused, not decrypted wrongly.
+        assert!(matches!(flood_bits(be, 200), Err(HeError::Params(_))));
+        // Bytes that are not a ciphertext, or a truncated one, are refused.
+        assert!(be.deserialize(b"not a ciphertext").is_err());
+        assert!(be.deserialize(&after[..after.len() / 2]).is_err());
+        assert!(be
+            .encrypt(&sk, &vec![0; n + 1], Encoding::Coeff, &mut rng)
+            .is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! The BFV backend over Microsoft SEAL 4.0 through `seal_fhe` (AGPL-3.0; feature `seal`).
+//! SEAL draws its own encryption randomness from the OS; the `rng` arguments feed only the
+//! flooding noise here. Ciphertexts are in coefficient form (SEAL's BFV default), so flooding
+//! adds to c0's RNS residues directly through SEAL's C API.
+
+use super::{centred, Backend, Encoding, HeError, Result, DEGREE};
+use rand::{CryptoRng, RngCore};
+use seal_fhe::{
+    BFVEncoder, BFVEvaluator, BfvEncryptionParametersBuilder, Ciphertext, CoefficientModulus,
+    Context, Decryptor, EncryptionParameters, Encryptor, Evaluator, FromBytes, KeyGenerator,
+    Modulus, Plaintext, PublicKey, SecretKey, SecurityLevel, ToBytes,
+};
+use std::os::raw::{c_long, c_void};
+
+// SEAL's own C export, linked in by seal_fhe, which wraps the getter but not the setter.
+extern "C" {
+    fn Ciphertext_GetDataAt1(thisptr: *mut c_void, index: u64, data: *mut u64) -> c_long;
+    fn Ciphertext_SetDataAt(thisptr: *mut c_void, index: u64, value: u64) -> c_long;
+}
+
+/// Limb sizes: 218 bits in all (the 128-bit bound at N = 8192); SEAL keeps the last limb
+/// for key switching (unused here: no relinearisation, no rotations), so it is small and
+/// ciphertexts compute at the first four (about 199 bits).
+const MODULI_BITS: [i32; 5] = [60, 60, 60, 20, 18];
+
+/// BFV over SEAL for one plaintext modulus.
+pub struct Seal {
+    ctx: Context,
+    params: EncryptionParameters,
+    eval: BFVEvaluator,
+    encoder: BFVEncoder,
+    p: u64,
+    data_moduli: Vec<u64>,
+    /// How many mod switches a flooded ciphertext takes before it is sent.
+    switches: usize,
+}
+
+// The SEAL handles are used behind &self only for operations SEAL documents as thread-safe
+// (evaluation, encoding); seal_fhe itself declares its types Send and Sync.
+unsafe impl Send for Seal {}
+unsafe impl Sync for Seal {}
+
+/// The client's keys: SEAL encrypts with the public key, decrypts with the secret key.
+pub struct SealKeys {
+    encryptor: Encryptor,
+    decryptor: Decryptor,
+    _pk: PublicKey,
+    _sk: SecretKey,
+}
+unsafe impl Send for SealKeys {}
+unsafe impl Sync for SealKeys {}
+
+fn err<E: std::fmt::Debug>(e: E) -> HeError {
+    HeError::Backend {
+        backend: "SEAL",
+        msg: format!("{e:?}"),
+    }
+}
+
+fn bits(moduli: &[u64]) -> u32 {
+    moduli
+        .iter()
+        .map(|q| (*q as f64).log2())
+        .sum::<f64>()
+        .floor() as u32
+}
+
+impl Seal {
+    /// Parameters for plaintext modulus `p` (SEAL allows at most 60 bits) at N = 8192.
+    pub fn new(p: u64) -> Result<Self> {
+        if p >= 1 << 60 {
+            return Err(HeError::Params(format!(
+                "SEAL plaintext moduli are at most 60 bits, p = {p} has {}",
+                64 - p.leading_zeros()
+            )));
+        }
+        let coeff = CoefficientModulus::create(DEGREE as u64, &MODULI_BITS).map_err(err)?;
+        let all: Vec<u64> = coeff.iter().map(Modulus::value).collect();
+        let params = BfvEncryptionParametersBuilder::new()
+            .set_poly_modulus_degree(DEGREE as u64)
+            .set_coefficient_modulus(coeff)
+            .set_plain_modulus_u64(p)
+            .build()
+            .map_err(err)?;
+        let ctx = Context::new(&params, true, SecurityLevel::TC128).map_err(err)?;
+        let eval = BFVEvaluator::new(&ctx).map_err(err)?;
+        let encoder = BFVEncoder::new(&ctx).map_err(err)?;
+        let data_moduli = all[..all.len() - 1].to_vec();
+        let t_bits = 64 - p.leading_zeros();
+        let switch_noise_bits = (DEGREE as f64).log2() as u32 + 4;
+        let mut switches = 0;
+        for k in 1..data_moduli.len() {
+            if bits(&data_moduli[..data_moduli.len() - k]) >= switch_noise_bits + t_bits + 3 {
+                switches = k;
+            }
+        }
+        Ok(Seal {
+            ctx,
+            params,
+            eval,
+            encoder,
+            p,
+            data_moduli,
+            switches,
+        })
+    }
+
+    fn plaintext(&self, values: &[u64], enc: Encoding) -> Result<Plaintext> {
+        if values.len() > DEGREE {
+            return Err(HeError::Params(format!(
+                "{} values do not fit a plaintext of {DEGREE}",
+                values.len()
+            )));
+        }
+        match enc {
+            Encoding::Coeff => {
+                let mut pt = Plaintext::new().map_err(err)?;
+                pt.resize(DEGREE);
+                for (i, &v) in values.iter().enumerate() {
+                    pt.set_coefficient(i, v % self.p);
+                }
+                Ok(pt)
+            }
+            Encoding::Slots => {
+                let mut v = values.to_vec();
+                v.resize(DEGREE, 0);
+                self.encoder.encode_unsigned(&v).map_err(err)
+            }
+        }
+    }
+}
+
+impl Backend for Seal {
+    type Sk = SealKeys;
+    type Ct = Ciphertext;
+    type Pt = Plaintext;
+
+    fn name(&self) -> &'static str {
+        "SEAL"
+    }
+
+    fn degree(&self) -> usize {
+        DEGREE
+    }
+
+    fn plain_modulus(&self) -> u64 {
+        self.p
+    }
+
+    fn modulus_bits(&self) -> u32 {
+        bits(&self.data_moduli)
+    }
+
+    fn fresh_noise_bits(&self) -> u32 {
+        // Public-key encryption: e0 + e u + e1 s with |e| <= 19 and ternary u, s: under
+        // 2 N 19 + 19 < 2^19.
+        19
+    }
+
+    fn keygen<R: RngCore + CryptoRng>(&self, _rng: &mut R) -> Result<SealKeys> {
+        let kg = KeyGenerator::new(&self.ctx).map_err(err)?;
+        let sk = kg.secret_key();
+        let pk = kg.create_public_key();
+        Ok(SealKeys {
+            encryptor: Encryptor::with_public_and_secret_key(&self.ctx, &pk, &sk).map_err(err)?,
+            decryptor: Decryptor::new(&self.ctx, &sk).map_err(err)?,
+            _pk: pk,
+            _sk: sk,
+        })
+    }
+
+    fn encrypt<R: RngCore + CryptoRng>(
+        &self,
+        sk: &SealKeys,
+        values: &[u64],
+        enc: Encoding,
+        _rng: &mut R,
+    ) -> Result<Ciphertext> {
+        sk.encryptor
+            .encrypt(&self.plaintext(values, enc)?)
+            .map_err(err)
+    }
+
+    fn decrypt(&self, sk: &SealKeys, ct: &Ciphertext, enc: Encoding) -> Result<Vec<u64>> {
+        let pt = sk.decryptor.decrypt(ct).map_err(err)?;
+        match enc {
+            Encoding::Coeff => {
+                let mut v: Vec<u64> = (0..pt.len().min(DEGREE))
+                    .map(|i| pt.get_coefficient(i))
+                    .collect();
+                v.resize(DEGREE, 0);
+                Ok(v)
+            }
+            Encoding::Slots => self.encoder.decode_unsigned(&pt).map_err(err),
+        }
+    }
+
+    fn prepare(&self, values: &[u64], enc: Encoding) -> Result<Plaintext> {
+        // SEAL centres plaintext coefficients itself in multiply_plain.
+        let _ = centred;
+        self.plaintext(values, enc)
+    }
+
+    fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        self.eval.multiply_plain(ct, pt).map_err(err)
+    }
+
+    fn add_assign(&self, acc: &mut Ciphertext, ct: &Ciphertext) -> Result<()> {
+        self.eval.add_inplace(acc, ct).map_err(err)
+    }
+
+    fn add_plain_assign(&self, ct: &mut Ciphertext, values: &[u64], enc: Encoding) -> Result<()> {
+        let pt = self.plaintext(values, enc)?;
+        self.eval.add_plain_inplace(ct, &pt).map_err(err)
+    }
+
+    fn flood<R: RngCore + CryptoRng>(
+        &self,
+        ct: &mut Ciphertext,
+        bits_: u32,
+        rng: &mut R,
+    ) -> Result<()> {
+        let t_bits = 64 - self.p.leading_zeros();
+        if bits_ + 3 + t_bits > self.modulus_bits() {
+            return Err(HeError::Params(format!(
+                "flooding noise of 2^{bits_} does not fit a {}-bit modulus with a {t_bits}-bit p",
+                self.modulus_bits()
+            )));
+        }
+        if ct.is_ntt_form() || ct.coeff_modulus_size() as usize != self.data_moduli.len() {
+            return Err(HeError::Params(
+                "flooding expects a coefficient-form ciphertext at the top level".into(),
+            ));
+        }
+        let limbs = (bits_ as usize + 1).div_ceil(64);
+        let mut buf = vec![0u64; limbs];
+        let mut two = vec![0u64; bits_ as usize / 64 + 1];
+        two[bits_ as usize / 64] = 1u64 << (bits_ % 64);
+        let offset: Vec<u64> = self
+            .data_moduli
+            .iter()
+            .map(|&q| super::fhers::reduce_limbs(&two, q))
+            .collect();
+        let h = ct.get_handle();
+        for i in 0..DEGREE {
+            for l in buf.iter_mut() {
+                *l = rng.next_u64();
+            }
+            let top = (bits_ as usize + 1) % 64;
+            if top != 0 {
+                buf[limbs - 1] &= (1u64 << top) - 1;
+            }
+            for (j, &q) in self.data_moduli.iter().enumerate() {
+                let e = (super::fhers::reduce_limbs(&buf, q) + q - offset[j]) % q;
+                let idx = (j * DEGREE + i) as u64;
+                let mut v = 0u64;
+                // SAFETY: `h` is a live SEAL ciphertext; idx < size * coeff_modulus_size * N
+                // (checked above: poly 0, a data-level limb, i < N).
+                unsafe {
+                    if Ciphertext_GetDataAt1(h, idx, &mut v) != 0 {
+                        return Err(err("reading a ciphertext coefficient"));
+                    }
+                    let sum = ((v as u128 + e as u128) % q as u128) as u64;
+                    if Ciphertext_SetDataAt(h, idx, sum) != 0 {
+                        return Err(err("writing a ciphertext coefficient"));
+                    }
+                }
+            }
+        }
+        for _ in 0..self.switches {
+            let next = self.eval.mod_switch_to_next(ct).map_err(err)?;
+            *ct = next;
+        }
+        Ok(())
+    }
+
+    fn serialize(&self, ct: &Ciphertext) -> Result<Vec<u8>> {
+        ct.as_bytes().map_err(err)
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<Ciphertext> {
+        let ct = Ciphertext::from_bytes(&self.ctx, bytes)
+            .map_err(|e| HeError::Malformed(format!("{e:?}")))?;
+        if ct.num_polynomials() != 2 {
+            return Err(HeError::Malformed(format!(
+                "a ciphertext of {} polynomials, expected 2",
+                ct.num_polynomials()
+            )));
+        }
+        let _ = &self.params;
+        Ok(ct)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conforms_at_delphis_prime() {
+        super::super::conformance::check_all(&Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+    }
+
+    #[test]
+    fn refuses_primes_above_60_bits() {
+        let p = *c3d_ir::fixed::candidate_primes().last().unwrap();
+        assert!(matches!(Seal::new(p), Err(HeError::Params(_))));
+    }
+}

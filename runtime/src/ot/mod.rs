@@ -1,0 +1,31 @@
+//! Oblivious transfer: the "simplest OT" of Chou and Orlandi over Ristretto for 128 base
+//! transfers, and IKNP extension on top of them for as many as the protocol needs, in
+//! chosen-message and random modes. 128-bit labels, 128-bit computational security.
+
+pub mod base;
+pub mod iknp;
+pub mod transpose;
+
+use crate::transport::TransportError;
+
+/// Why an OT run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OtError {
+    /// The channel failed or the peer sent a frame of the wrong kind or size.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The peer sent a value that is not a valid group element.
+    #[error("the peer sent an invalid curve point ({0})")]
+    BadPoint(&'static str),
+    /// The peer's message does not match what this step calls for.
+    #[error("malformed OT message: {0}")]
+    Malformed(String),
+}
+
+/// Result of an OT step.
+pub type Result<T> = std::result::Result<T, OtError>;
+
+/// Number of base OTs, the security parameter of the extension.
+pub const KAPPA: usize = 128;
+
+pub use iknp::{OtReceiver, OtSender};
