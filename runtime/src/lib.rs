@@ -4,5 +4,6 @@
 pub mod field;
 pub mod gc;
 pub mod he;
+pub mod linear;
 pub mod ot;
 pub mod transport;

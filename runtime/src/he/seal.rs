@@ -3,12 +3,12 @@
 //! flooding noise here. Ciphertexts are in coefficient form (SEAL's BFV default), so flooding
 //! adds to c0's RNS residues directly through SEAL's C API.
 
-use super::{centred, Backend, Encoding, HeError, Result, DEGREE};
+use super::{Backend, Encoding, HeError, Result, DEGREE};
 use rand::{CryptoRng, RngCore};
 use seal_fhe::{
     BFVEncoder, BFVEvaluator, BfvEncryptionParametersBuilder, Ciphertext, CoefficientModulus,
-    Context, Decryptor, EncryptionParameters, Encryptor, Evaluator, FromBytes, KeyGenerator,
-    Modulus, Plaintext, PublicKey, SecretKey, SecurityLevel, ToBytes,
+    Context, Decryptor, Encryptor, Evaluator, FromBytes, KeyGenerator, Modulus, Plaintext,
+    PublicKey, SecretKey, SecurityLevel, ToBytes,
 };
 use std::os::raw::{c_long, c_void};
 
@@ -26,7 +26,6 @@ const MODULI_BITS: [i32; 5] = [60, 60, 60, 20, 18];
 /// BFV over SEAL for one plaintext modulus.
 pub struct Seal {
     ctx: Context,
-    params: EncryptionParameters,
     eval: BFVEvaluator,
     encoder: BFVEncoder,
     p: u64,
@@ -96,7 +95,6 @@ impl Seal {
         }
         Ok(Seal {
             ctx,
-            params,
             eval,
             encoder,
             p,
@@ -197,7 +195,6 @@ impl Backend for Seal {
 
     fn prepare(&self, values: &[u64], enc: Encoding) -> Result<Plaintext> {
         // SEAL centres plaintext coefficients itself in multiply_plain.
-        let _ = centred;
         self.plaintext(values, enc)
     }
 
@@ -287,7 +284,6 @@ impl Backend for Seal {
                 ct.num_polynomials()
             )));
         }
-        let _ = &self.params;
         Ok(ct)
     }
 }

@@ -1,0 +1,480 @@
+//! Geometry of a 3-D convolution and its coefficient packing: which input values go to which
+//! coefficients, where the kernels sit, where each output lands.
+
+use super::{LinearError, Result};
+use crate::he::{flood_bits, product_noise_bits, Backend};
+
+/// A 3-D convolution over (C, D, H, W) tensors, without bias (the server adds its bias to
+/// its own share online).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels (equal to `c_in` when depthwise).
+    pub c_out: usize,
+    /// Input volume (D, H, W), before padding.
+    pub input: [usize; 3],
+    /// Kernel extent.
+    pub kernel: [usize; 3],
+    /// Stride.
+    pub stride: [usize; 3],
+    /// Dilation.
+    pub dilation: [usize; 3],
+    /// Zero padding before each axis.
+    pub pad_begin: [usize; 3],
+    /// Zero padding after each axis.
+    pub pad_end: [usize; 3],
+    /// Each output channel reads only its own input channel (average pooling).
+    pub depthwise: bool,
+}
+
+impl ConvShape {
+    /// A fully connected layer y = W x with W of shape (outputs, inputs).
+    pub fn fully_connected(inputs: usize, outputs: usize) -> Self {
+        ConvShape {
+            c_in: inputs,
+            c_out: outputs,
+            input: [1, 1, 1],
+            kernel: [1, 1, 1],
+            stride: [1, 1, 1],
+            dilation: [1, 1, 1],
+            pad_begin: [0; 3],
+            pad_end: [0; 3],
+            depthwise: false,
+        }
+    }
+
+    fn padded(&self) -> [usize; 3] {
+        std::array::from_fn(|a| self.input[a] + self.pad_begin[a] + self.pad_end[a])
+    }
+
+    /// Extent of the dilated kernel.
+    fn span(&self) -> [usize; 3] {
+        std::array::from_fn(|a| self.dilation[a] * (self.kernel[a] - 1) + 1)
+    }
+
+    /// Outputs at stride 1 over the padded volume.
+    fn dense(&self) -> [usize; 3] {
+        let (p, s) = (self.padded(), self.span());
+        std::array::from_fn(|a| p[a] + 1 - s[a])
+    }
+
+    /// Output volume.
+    pub fn output(&self) -> [usize; 3] {
+        let d = self.dense();
+        std::array::from_fn(|a| (d[a] - 1) / self.stride[a] + 1)
+    }
+
+    /// Input values (C * D * H * W).
+    pub fn input_len(&self) -> usize {
+        self.c_in * self.input.iter().product::<usize>()
+    }
+
+    /// Output values.
+    pub fn output_len(&self) -> usize {
+        self.c_out * self.output().iter().product::<usize>()
+    }
+
+    /// Weights, laid out (C_out, C_in or 1, kd, kh, kw).
+    pub fn weight_len(&self) -> usize {
+        self.c_out
+            * if self.depthwise { 1 } else { self.c_in }
+            * self.kernel.iter().product::<usize>()
+    }
+
+    /// Checks the shape is a well-formed convolution.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(LinearError::Shape(m));
+        if self.c_in == 0 || self.c_out == 0 {
+            return bad("no channels".into());
+        }
+        if self.depthwise && self.c_in != self.c_out {
+            return bad(format!(
+                "a depthwise layer maps {} channels to {}",
+                self.c_in, self.c_out
+            ));
+        }
+        for a in 0..3 {
+            if self.input[a] == 0
+                || self.kernel[a] == 0
+                || self.stride[a] == 0
+                || self.dilation[a] == 0
+            {
+                return bad(format!("a zero extent, stride or dilation on axis {a}"));
+            }
+            if self.padded()[a] < self.span()[a] {
+                return bad(format!(
+                    "kernel span {} exceeds the padded input {} on axis {a}",
+                    self.span()[a],
+                    self.padded()[a]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The layer in the clear, mod p: the reference the protocol must meet.
+    pub fn apply(&self, x: &[u64], w: &[u64], p: u64) -> Vec<u64> {
+        let [id, ih, iw] = self.input;
+        let [od, oh, ow] = self.output();
+        let [kd, kh, kw] = self.kernel;
+        let mut out = vec![0u64; self.output_len()];
+        for o in 0..self.c_out {
+            let chans: Vec<usize> = if self.depthwise {
+                vec![o]
+            } else {
+                (0..self.c_in).collect()
+            };
+            for z in 0..od {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let mut acc = 0u128;
+                        for (ci, &c) in chans.iter().enumerate() {
+                            for i in 0..kd {
+                                for j in 0..kh {
+                                    for l in 0..kw {
+                                        let pos = [
+                                            (z * self.stride[0] + i * self.dilation[0]) as isize
+                                                - self.pad_begin[0] as isize,
+                                            (y * self.stride[1] + j * self.dilation[1]) as isize
+                                                - self.pad_begin[1] as isize,
+                                            (xx * self.stride[2] + l * self.dilation[2]) as isize
+                                                - self.pad_begin[2] as isize,
+                                        ];
+                                        if pos[0] < 0
+                                            || pos[1] < 0
+                                            || pos[2] < 0
+                                            || pos[0] >= id as isize
+                                            || pos[1] >= ih as isize
+                                            || pos[2] >= iw as isize
+                                        {
+                                            continue;
+                                        }
+                                        let xv = x[((c * id + pos[0] as usize) * ih
+                                            + pos[1] as usize)
+                                            * iw
+                                            + pos[2] as usize];
+                                        let cw = if self.depthwise { 0 } else { ci };
+                                        let per_o = if self.depthwise { 1 } else { self.c_in };
+                                        let wv = w[(((o * per_o + cw) * kd + i) * kh + j) * kw + l];
+                                        acc = (acc + xv as u128 * wv as u128) % p as u128;
+                                    }
+                                }
+                            }
+                        }
+                        out[((o * od + z) * oh + y) * ow + xx] = acc as u64;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How a layer is cut into plaintexts. Both parties derive it from public data (the shape,
+/// the ring degree and the public weight bound), so it is never sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packing {
+    /// Stride-1 output positions per tile on each axis.
+    pub tile: [usize; 3],
+    /// Input channels per polynomial.
+    pub c_t: usize,
+    /// Output channels per product.
+    pub m_o: usize,
+    /// Ring degree.
+    pub degree: usize,
+}
+
+/// Relative costs for choosing a packing, in units of one plaintext multiplication,
+/// measured with the fhe.rs backend on one core: a ciphertext in costs its encryption and
+/// upload, one out its flooding, modulus switch, download and decryption.
+const COST_IN: usize = 12;
+const COST_OUT: usize = 40;
+
+fn candidates(limit: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = [
+        1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 48, 56, 64, 112,
+    ]
+    .into_iter()
+    .filter(|&x| x <= limit)
+    .collect();
+    v.push(limit);
+    v.dedup();
+    v
+}
+
+impl Packing {
+    /// Input extents of a tile (output extents plus the kernel's halo).
+    pub fn in_ext(&self, s: &ConvShape) -> [usize; 3] {
+        let sp = s.span();
+        std::array::from_fn(|a| self.tile[a] + sp[a] - 1)
+    }
+
+    /// Coefficients per channel of an input tile.
+    pub fn vin(&self, s: &ConvShape) -> usize {
+        self.in_ext(s).iter().product()
+    }
+
+    /// Tile origins in stride-1 output coordinates.
+    pub fn tiles(&self, s: &ConvShape) -> Vec<[usize; 3]> {
+        let d = s.dense();
+        let mut v = Vec::new();
+        for z in (0..d[0]).step_by(self.tile[0]) {
+            for y in (0..d[1]).step_by(self.tile[1]) {
+                for x in (0..d[2]).step_by(self.tile[2]) {
+                    v.push([z, y, x]);
+                }
+            }
+        }
+        v
+    }
+
+    /// Input channel blocks.
+    pub fn in_blocks(&self, s: &ConvShape) -> usize {
+        s.c_in.div_ceil(self.c_t)
+    }
+
+    /// Output channel groups (for depthwise, one per input block).
+    pub fn out_groups(&self, s: &ConvShape) -> usize {
+        if s.depthwise {
+            self.in_blocks(s)
+        } else {
+            s.c_out.div_ceil(self.m_o)
+        }
+    }
+
+    /// Plaintext multiplications the server does.
+    pub fn products(&self, s: &ConvShape) -> usize {
+        let per_tile = if s.depthwise {
+            self.in_blocks(s)
+        } else {
+            self.in_blocks(s) * self.out_groups(s)
+        };
+        self.tiles(s).len() * per_tile
+    }
+
+    /// Ciphertexts the client sends.
+    pub fn cts_in(&self, s: &ConvShape) -> usize {
+        self.tiles(s).len() * self.in_blocks(s)
+    }
+
+    /// Ciphertexts the server returns.
+    pub fn cts_out(&self, s: &ConvShape) -> usize {
+        self.tiles(s).len() * self.out_groups(s)
+    }
+
+    /// log2 of the noise bound after a tile's products, from the public weight bound.
+    pub fn noise_bits<B: Backend + ?Sized>(&self, s: &ConvShape, be: &B, weight_bits: u32) -> u32 {
+        let kvol = s.kernel.iter().product::<usize>() as u64;
+        let per_out = if s.depthwise { 1 } else { self.c_t as u64 };
+        let l1 = self.m_o as u64 * per_out * kvol;
+        let l1_bits = 64 - l1.leading_zeros() + weight_bits;
+        let terms = if s.depthwise {
+            1
+        } else {
+            self.in_blocks(s) as u64
+        };
+        product_noise_bits(be, l1_bits, terms)
+    }
+
+    /// Checks the packing fits the ring and the noise budget.
+    pub fn check<B: Backend + ?Sized>(
+        &self,
+        s: &ConvShape,
+        be: &B,
+        weight_bits: u32,
+    ) -> Result<u32> {
+        if self.degree != be.degree() {
+            return Err(LinearError::Shape("packing for another ring degree".into()));
+        }
+        if self.m_o * self.c_t * self.vin(s) > self.degree || self.c_t == 0 || self.m_o == 0 {
+            return Err(LinearError::Shape(format!(
+                "{} x {} x {} coefficients exceed the ring degree {}",
+                self.m_o,
+                self.c_t,
+                self.vin(s),
+                self.degree
+            )));
+        }
+        if s.depthwise && self.m_o != self.c_t {
+            return Err(LinearError::Shape(
+                "a depthwise packing needs M_o = C_t".into(),
+            ));
+        }
+        Ok(flood_bits(be, self.noise_bits(s, be, weight_bits))?)
+    }
+
+    /// The cheapest packing by the cost model among those that fit.
+    pub fn choose<B: Backend + ?Sized>(s: &ConvShape, be: &B, weight_bits: u32) -> Result<Packing> {
+        s.validate()?;
+        let n = be.degree();
+        let d = s.dense();
+        let mut best: Option<(usize, Packing)> = None;
+        let mut cts: Vec<usize> = (0..)
+            .map(|k| 1usize << k)
+            .take_while(|&c| c < s.c_in)
+            .collect();
+        cts.push(s.c_in);
+        for &tz in &candidates(d[0]) {
+            for &ty in &candidates(d[1]) {
+                for &tx in &candidates(d[2]) {
+                    for &c_t in &cts {
+                        let mut pk = Packing {
+                            tile: [tz, ty, tx],
+                            c_t,
+                            m_o: 1,
+                            degree: n,
+                        };
+                        let vin = pk.vin(s);
+                        if c_t * vin > n {
+                            continue;
+                        }
+                        pk.m_o = if s.depthwise {
+                            if c_t * c_t * vin > n {
+                                continue;
+                            }
+                            c_t
+                        } else {
+                            (n / (c_t * vin)).min(s.c_out)
+                        };
+                        if pk.check(s, be, weight_bits).is_err() {
+                            continue;
+                        }
+                        let cost =
+                            pk.products(s) + COST_IN * pk.cts_in(s) + COST_OUT * pk.cts_out(s);
+                        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                            best = Some((cost, pk));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|(_, p)| p).ok_or_else(|| {
+            LinearError::Shape(format!(
+                "no packing of this layer fits N = {n} with {weight_bits}-bit weights on the {} backend",
+                be.name()
+            ))
+        })
+    }
+
+    /// The client's plaintext for input block `b` of the tile at `origin`: its mask values,
+    /// zero in the padding and beyond the volume.
+    pub fn encode_input(&self, s: &ConvShape, origin: [usize; 3], b: usize, r: &[u64]) -> Vec<u64> {
+        let e = self.in_ext(s);
+        let vin = self.vin(s);
+        let mut v = vec![0u64; self.degree];
+        let [id, ih, iw] = s.input;
+        for cl in 0..self.c_t {
+            let c = b * self.c_t + cl;
+            if c >= s.c_in {
+                break;
+            }
+            for z in 0..e[0] {
+                let gz = (origin[0] + z) as isize - s.pad_begin[0] as isize;
+                if gz < 0 || gz >= id as isize {
+                    continue;
+                }
+                for y in 0..e[1] {
+                    let gy = (origin[1] + y) as isize - s.pad_begin[1] as isize;
+                    if gy < 0 || gy >= ih as isize {
+                        continue;
+                    }
+                    for x in 0..e[2] {
+                        let gx = (origin[2] + x) as isize - s.pad_begin[2] as isize;
+                        if gx < 0 || gx >= iw as isize {
+                            continue;
+                        }
+                        v[cl * vin + (z * e[1] + y) * e[2] + x] =
+                            r[((c * id + gz as usize) * ih + gy as usize) * iw + gx as usize];
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Offset of the kernel's last tap in a tile's coefficient layout.
+    fn tap_max(&self, s: &ConvShape) -> usize {
+        let e = self.in_ext(s);
+        let sp = s.span();
+        ((sp[0] - 1) * e[1] + (sp[1] - 1)) * e[2] + (sp[2] - 1)
+    }
+
+    /// The server's plaintext for input block `b` and output group `g`.
+    pub fn encode_kernel(&self, s: &ConvShape, b: usize, g: usize, w: &[u64]) -> Vec<u64> {
+        let e = self.in_ext(s);
+        let vin = self.vin(s);
+        let big_s = self.c_t * vin;
+        let big_o = (self.c_t - 1) * vin + self.tap_max(s);
+        let [kd, kh, kw] = s.kernel;
+        let mut v = vec![0u64; self.degree];
+        for ol in 0..self.m_o {
+            let o = g * self.m_o + ol;
+            if o >= s.c_out {
+                break;
+            }
+            for cl in 0..self.c_t {
+                let c = b * self.c_t + cl;
+                if c >= s.c_in || (s.depthwise && c != o) {
+                    continue;
+                }
+                let wc = if s.depthwise { 0 } else { c };
+                let per_o = if s.depthwise { 1 } else { s.c_in };
+                for i in 0..kd {
+                    for j in 0..kh {
+                        for l in 0..kw {
+                            let off = cl * vin
+                                + (i * s.dilation[0] * e[1] + j * s.dilation[1]) * e[2]
+                                + l * s.dilation[2];
+                            v[ol * big_s + big_o - off] =
+                                w[(((o * per_o + wc) * kd + i) * kh + j) * kw + l];
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// For output group `g` of the tile at `origin`: (coefficient, output index) of every
+    /// output the product holds.
+    pub fn outputs(&self, s: &ConvShape, origin: [usize; 3], g: usize) -> Vec<(usize, usize)> {
+        let e = self.in_ext(s);
+        let vin = self.vin(s);
+        let big_s = self.c_t * vin;
+        let big_o = (self.c_t - 1) * vin + self.tap_max(s);
+        let dense = s.dense();
+        let out = s.output();
+        let mut v = Vec::new();
+        for ol in 0..self.m_o {
+            let o = g * self.m_o + ol;
+            if o >= s.c_out {
+                break;
+            }
+            for z in 0..self.tile[0] {
+                let dz = origin[0] + z;
+                if dz >= dense[0] || !dz.is_multiple_of(s.stride[0]) {
+                    continue;
+                }
+                for y in 0..self.tile[1] {
+                    let dy = origin[1] + y;
+                    if dy >= dense[1] || !dy.is_multiple_of(s.stride[1]) {
+                        continue;
+                    }
+                    for x in 0..self.tile[2] {
+                        let dx = origin[2] + x;
+                        if dx >= dense[2] || !dx.is_multiple_of(s.stride[2]) {
+                            continue;
+                        }
+                        let coeff = ol * big_s + big_o + (z * e[1] + y) * e[2] + x;
+                        let idx = ((o * out[0] + dz / s.stride[0]) * out[1] + dy / s.stride[1])
+                            * out[2]
+                            + dx / s.stride[2];
+                        v.push((coeff, idx));
+                    }
+                }
+            }
+        }
+        v
+    }
+}

@@ -1,0 +1,391 @@
+//! The two sides of the offline linear protocol over a channel. Tiles are processed in
+//! lock-step (the client sends a tile's input ciphertexts, the server answers with its output
+//! ciphertexts), so neither side ever holds more than a tile's ciphertexts.
+
+use super::packing::{ConvShape, Packing};
+use super::{LinearError, Result};
+use crate::he::{Backend, Encoding};
+use crate::transport::{Channel, Stream};
+use rand::{CryptoRng, Rng, RngCore};
+use rayon::prelude::*;
+
+const TAG_IN: u8 = 0x40;
+const TAG_OUT: u8 = 0x41;
+
+/// One output group's reply and the server's mask at each output it holds.
+type GroupReply = (Vec<u8>, Vec<(usize, u64)>);
+
+/// Work and traffic of one layer on one side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinearStats {
+    /// Ciphertexts sent by the client.
+    pub cts_in: usize,
+    /// Ciphertexts returned by the server.
+    pub cts_out: usize,
+    /// Plaintext multiplications (server).
+    pub products: usize,
+    /// Bytes of ciphertexts sent by the client.
+    pub bytes_in: u64,
+    /// Bytes of ciphertexts returned by the server.
+    pub bytes_out: u64,
+}
+
+/// Client side: encrypts its mask `r` (layout C, D, H, W) tile by tile and returns
+/// M r - s (layout C_out, D', H', W').
+#[allow(clippy::too_many_arguments)]
+pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    be: &B,
+    ch: &mut Channel<S>,
+    sk: &B::Sk,
+    shape: &ConvShape,
+    pk: &Packing,
+    weight_bits: u32,
+    r: &[u64],
+    rng: &mut R,
+) -> Result<(Vec<u64>, LinearStats)> {
+    pk.check(shape, be, weight_bits)?;
+    if r.len() != shape.input_len() {
+        return Err(LinearError::Shape(format!(
+            "mask of {} values for an input of {}",
+            r.len(),
+            shape.input_len()
+        )));
+    }
+    let mut out = vec![0u64; shape.output_len()];
+    let mut st = LinearStats::default();
+    for origin in pk.tiles(shape) {
+        for b in 0..pk.in_blocks(shape) {
+            let v = pk.encode_input(shape, origin, b, r);
+            let ct = be.encrypt(sk, &v, Encoding::Coeff, rng)?;
+            let bytes = be.serialize(&ct)?;
+            st.bytes_in += bytes.len() as u64;
+            st.cts_in += 1;
+            ch.send(TAG_IN, &bytes)?;
+        }
+        let groups = pk.out_groups(shape);
+        let mut raw = Vec::with_capacity(groups);
+        for _ in 0..groups {
+            let bytes = ch.recv(TAG_OUT)?;
+            st.bytes_out += bytes.len() as u64;
+            st.cts_out += 1;
+            raw.push(bytes);
+        }
+        let decs: Vec<Result<Vec<u64>>> = raw
+            .par_iter()
+            .map(|bytes| {
+                let ct = be.deserialize(bytes)?;
+                Ok(be.decrypt(sk, &ct, Encoding::Coeff)?)
+            })
+            .collect();
+        for (g, dec) in decs.into_iter().enumerate() {
+            let dec = dec?;
+            for (coeff, idx) in pk.outputs(shape, origin, g) {
+                out[idx] = dec[coeff];
+            }
+        }
+    }
+    Ok((out, st))
+}
+
+/// Server side: multiplies the client's ciphertexts by the weights (layout C_out, C_in or 1,
+/// kd, kh, kw; field elements whose centred values are below 2^`weight_bits`), masks every
+/// coefficient with fresh randomness, floods the noise and returns s (layout C_out, D', H', W').
+pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    be: &B,
+    ch: &mut Channel<S>,
+    shape: &ConvShape,
+    pk: &Packing,
+    weight_bits: u32,
+    weights: &[u64],
+    rng: &mut R,
+) -> Result<(Vec<u64>, LinearStats)> {
+    let flood = pk.check(shape, be, weight_bits)?;
+    let p = be.plain_modulus();
+    if weights.len() != shape.weight_len() {
+        return Err(LinearError::Shape(format!(
+            "{} weights for a layer of {}",
+            weights.len(),
+            shape.weight_len()
+        )));
+    }
+    let bound = 1u64 << weight_bits;
+    if let Some(w) = weights
+        .iter()
+        .find(|&&w| w >= p || crate::he::centred(w, p).unsigned_abs() >= bound)
+    {
+        return Err(LinearError::Shape(format!(
+            "weight {w} is outside the public bound of {weight_bits} bits the noise budget assumes"
+        )));
+    }
+    let blocks = pk.in_blocks(shape);
+    let groups = pk.out_groups(shape);
+    // Kernel plaintexts depend on (block, group) only: prepared once for all tiles.
+    let pairs: Vec<(usize, usize)> = if shape.depthwise {
+        (0..blocks).map(|b| (b, b)).collect()
+    } else {
+        (0..blocks)
+            .flat_map(|b| (0..groups).map(move |g| (b, g)))
+            .collect()
+    };
+    let kernels: Vec<B::Pt> = pairs
+        .par_iter()
+        .map(|&(b, g)| be.prepare(&pk.encode_kernel(shape, b, g, weights), Encoding::Coeff))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut s = vec![0u64; shape.output_len()];
+    let mut st = LinearStats::default();
+    for origin in pk.tiles(shape) {
+        let mut cts = Vec::with_capacity(blocks);
+        for _ in 0..blocks {
+            let bytes = ch.recv(TAG_IN)?;
+            st.bytes_in += bytes.len() as u64;
+            st.cts_in += 1;
+            cts.push(be.deserialize(&bytes)?);
+        }
+        // Fresh per-ciphertext seeds from the session RNG keep the parallel work seeded by it.
+        let seeds: Vec<[u8; 32]> = (0..groups).map(|_| rng.random()).collect();
+        let results: Vec<Result<GroupReply>> = (0..groups)
+            .into_par_iter()
+            .map(|g| {
+                use rand::SeedableRng;
+                let mut grng = rand_chacha::ChaCha20Rng::from_seed(seeds[g]);
+                let mut acc: Option<B::Ct> = None;
+                for (k, &(b, gg)) in pairs.iter().enumerate() {
+                    if gg != g {
+                        continue;
+                    }
+                    let prod = be.mul_plain(&cts[b], &kernels[k])?;
+                    match acc.as_mut() {
+                        None => acc = Some(prod),
+                        Some(a) => be.add_assign(a, &prod)?,
+                    }
+                }
+                let mut acc = acc.ok_or_else(|| LinearError::Shape("empty output group".into()))?;
+                // Mask every coefficient: the outputs with s, the rest (partial sums that
+                // would reveal weights) with throw-away randomness.
+                let u: Vec<u64> = (0..pk.degree).map(|_| grng.random_range(0..p)).collect();
+                let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
+                be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
+                be.flood(&mut acc, flood, &mut grng)?;
+                let outs = pk
+                    .outputs(shape, origin, g)
+                    .into_iter()
+                    .map(|(coeff, idx)| (idx, u[coeff]))
+                    .collect();
+                Ok((be.serialize(&acc)?, outs))
+            })
+            .collect();
+        st.products += pairs.len();
+        for r in results {
+            let (bytes, outs) = r?;
+            for (idx, v) in outs {
+                s[idx] = v;
+            }
+            st.bytes_out += bytes.len() as u64;
+            st.cts_out += 1;
+            ch.send(TAG_OUT, &bytes)?;
+        }
+    }
+    Ok((s, st))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::he::fhers::FheRs;
+    use crate::he::HeError;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+    use std::sync::Arc;
+
+    fn conv(c_in: usize, c_out: usize, input: [usize; 3], kernel: [usize; 3]) -> ConvShape {
+        ConvShape {
+            c_in,
+            c_out,
+            input,
+            kernel,
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad_begin: [1; 3],
+            pad_end: [1; 3],
+            depthwise: false,
+        }
+    }
+
+    /// Runs both sides and checks (M r - s) + s = M r, computed in the clear.
+    fn run(shape: &ConvShape, pk: Option<Packing>, wbits: u32, seed: u64) -> LinearStats {
+        let be = Arc::new(FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+        let p = be.plain_modulus();
+        let pk = pk.unwrap_or_else(|| Packing::choose(shape, be.as_ref(), wbits).unwrap());
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let r: Vec<u64> = (0..shape.input_len())
+            .map(|_| rng.random_range(0..p))
+            .collect();
+        // Weights at the bound's edges and in between.
+        let w: Vec<u64> = (0..shape.weight_len())
+            .map(|i| {
+                let m = (1i64 << wbits) - 1;
+                let v = match i % 5 {
+                    0 => m,
+                    1 => -m,
+                    _ => rng.random_range(-m..=m),
+                };
+                v.rem_euclid(p as i64) as u64
+            })
+            .collect();
+        let (mut a, mut b) = Channel::pair().unwrap();
+        let (be2, shape2, pk2, w2) = (be.clone(), shape.clone(), pk.clone(), w.clone());
+        let server = std::thread::spawn(move || {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed + 1);
+            server_linear(be2.as_ref(), &mut a, &shape2, &pk2, wbits, &w2, &mut rng).unwrap()
+        });
+        let sk = be.keygen(&mut rng).unwrap();
+        let (c, cst) =
+            client_linear(be.as_ref(), &mut b, &sk, shape, &pk, wbits, &r, &mut rng).unwrap();
+        let (s, sst) = server.join().unwrap();
+        let want = shape.apply(&r, &w, p);
+        assert_eq!(c.len(), want.len());
+        for i in 0..want.len() {
+            assert_eq!(
+                (c[i] + s[i]) % p,
+                want[i],
+                "output {i} of {shape:?} with {pk:?}"
+            );
+        }
+        assert!(
+            c.iter().zip(&want).filter(|(x, y)| x == y).count() <= 1,
+            "client share is masked"
+        );
+        assert_eq!((cst.cts_in, cst.cts_out), (sst.cts_in, sst.cts_out));
+        assert_eq!(sst.cts_in, pk.cts_in(shape));
+        assert_eq!(sst.cts_out, pk.cts_out(shape));
+        assert_eq!(sst.products, pk.products(shape));
+        sst
+    }
+
+    #[test]
+    fn conv_3x3x3_with_chosen_packing() {
+        run(&conv(5, 7, [4, 6, 6], [3, 3, 3]), None, 12, 1);
+    }
+
+    #[test]
+    fn conv_split_into_tiles_blocks_and_groups() {
+        // Small tiles, 2 channels per block and 3 outputs per group force every loop to turn,
+        // including ragged last tiles, blocks and groups.
+        let s = conv(5, 7, [4, 6, 5], [3, 3, 3]);
+        let pk = Packing {
+            tile: [3, 4, 2],
+            c_t: 2,
+            m_o: 3,
+            degree: 8192,
+        };
+        let st = run(&s, Some(pk), 10, 2);
+        assert!(st.cts_out > 10);
+    }
+
+    #[test]
+    fn strides_dilations_and_uneven_padding() {
+        let s = ConvShape {
+            c_in: 3,
+            c_out: 4,
+            input: [5, 9, 8],
+            kernel: [1, 3, 2],
+            stride: [1, 2, 3],
+            dilation: [2, 2, 1],
+            pad_begin: [0, 2, 1],
+            pad_end: [1, 0, 0],
+            depthwise: false,
+        };
+        run(&s, None, 8, 3);
+        run(
+            &s,
+            Some(Packing {
+                tile: [2, 3, 5],
+                c_t: 1,
+                m_o: 2,
+                degree: 8192,
+            }),
+            8,
+            4,
+        );
+    }
+
+    #[test]
+    fn fully_connected_layers() {
+        run(&ConvShape::fully_connected(300, 50), None, 14, 5);
+        run(
+            &ConvShape::fully_connected(300, 50),
+            Some(Packing {
+                tile: [1; 3],
+                c_t: 64,
+                m_o: 16,
+                degree: 8192,
+            }),
+            14,
+            6,
+        );
+    }
+
+    #[test]
+    fn average_pool_as_depthwise() {
+        let s = ConvShape {
+            c_in: 6,
+            c_out: 6,
+            input: [4, 6, 6],
+            kernel: [2, 2, 2],
+            stride: [2, 2, 2],
+            dilation: [1; 3],
+            pad_begin: [0; 3],
+            pad_end: [0; 3],
+            depthwise: true,
+        };
+        run(&s, None, 1, 7);
+        run(
+            &s,
+            Some(Packing {
+                tile: [2, 3, 3],
+                c_t: 2,
+                m_o: 2,
+                degree: 8192,
+            }),
+            1,
+            8,
+        );
+    }
+
+    #[test]
+    fn bad_operands_are_refused() {
+        let be = FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap();
+        let p = be.plain_modulus();
+        let s = conv(2, 2, [2, 2, 2], [3, 3, 3]);
+        let pk = Packing::choose(&s, &be, 8).unwrap();
+        let (mut a, mut b) = Channel::pair().unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        // A weight beyond the public bound would break the noise budget: refused.
+        let mut w = vec![1u64; s.weight_len()];
+        w[3] = p - 300;
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &mut rng).unwrap_err();
+        assert!(e.to_string().contains("outside the public bound"), "{e}");
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &w[1..], &mut rng).unwrap_err();
+        assert!(e.to_string().contains("weights for a layer"), "{e}");
+        let sk = be.keygen(&mut rng).unwrap();
+        let e = client_linear(&be, &mut b, &sk, &s, &pk, 8, &[0; 3], &mut rng).unwrap_err();
+        assert!(e.to_string().contains("mask of 3"), "{e}");
+        // A packing that overflows the ring, and a kernel larger than the input.
+        let big = Packing {
+            tile: [2, 2, 2],
+            c_t: 2,
+            m_o: 2000,
+            degree: 8192,
+        };
+        assert!(big.check(&s, &be, 8).is_err());
+        let mut s2 = s.clone();
+        s2.pad_begin = [0; 3];
+        s2.pad_end = [0; 3];
+        assert!(matches!(s2.validate(), Err(LinearError::Shape(_))));
+        // Garbage instead of a ciphertext: the server says so.
+        let w = vec![1u64; s.weight_len()];
+        b.send(TAG_IN, b"garbage").unwrap();
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &mut rng).unwrap_err();
+        assert!(matches!(e, LinearError::He(HeError::Malformed(_))), "{e}");
+    }
+}
