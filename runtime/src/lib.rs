@@ -1,6 +1,8 @@
 //! The two-party runtime's building blocks, free of model knowledge: field arithmetic, the
-//! framed transport and garbled circuits so far; OT, BFV and Beaver triples come next.
+//! framed transport, oblivious transfer, garbled circuits, BFV homomorphic encryption, the
+//! offline linear-layer protocol and Beaver triples.
 
+pub mod beaver;
 pub mod field;
 pub mod gc;
 pub mod he;
