@@ -353,7 +353,7 @@ mod tests {
         let (yc, ys) = f.share(&y, &mut rng);
         let (mut tc, mut ts, mut sc, mut ss) = (tc, ts, sc, ss);
         let (t_s, sq_s) = (ts.take(m).unwrap(), ss.take(m).unwrap());
-        let (fs, xs2) = (f.clone(), xs.clone());
+        let (fs, xs2) = (f, xs.clone());
         let server = std::thread::spawn(move || {
             let prod = multiply(&fs, &mut a, true, &xs2, &ys, t_s).unwrap();
             let sq = square(&fs, &mut a, true, &xs2, sq_s).unwrap();

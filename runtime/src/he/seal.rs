@@ -298,6 +298,37 @@ mod tests {
     }
 
     #[test]
+    fn seal_runs_the_linear_protocol() {
+        use crate::linear::{ConvShape, Packing};
+        let be = std::sync::Arc::new(Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+        let s = ConvShape {
+            c_in: 5,
+            c_out: 7,
+            input: [4, 6, 5],
+            kernel: [3, 3, 3],
+            stride: [1, 2, 1],
+            dilation: [1; 3],
+            pad_begin: [1; 3],
+            pad_end: [1; 3],
+            depthwise: false,
+        };
+        let pk = Packing {
+            tile: [3, 4, 2],
+            c_t: 2,
+            m_o: 3,
+            degree: 8192,
+        };
+        crate::linear::protocol::tests::run_with(be.clone(), &s, Some(pk), 12, 21);
+        crate::linear::protocol::tests::run_with(
+            be,
+            &ConvShape::fully_connected(200, 30),
+            None,
+            14,
+            22,
+        );
+    }
+
+    #[test]
     fn refuses_primes_above_60_bits() {
         let p = *c3d_ir::fixed::candidate_primes().last().unwrap();
         assert!(matches!(Seal::new(p), Err(HeError::Params(_))));

@@ -189,7 +189,7 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::he::fhers::FheRs;
     use crate::he::HeError;
@@ -211,9 +211,24 @@ mod tests {
         }
     }
 
-    /// Runs both sides and checks (M r - s) + s = M r, computed in the clear.
     fn run(shape: &ConvShape, pk: Option<Packing>, wbits: u32, seed: u64) -> LinearStats {
-        let be = Arc::new(FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+        run_with(
+            Arc::new(FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap()),
+            shape,
+            pk,
+            wbits,
+            seed,
+        )
+    }
+
+    /// Runs both sides and checks (M r - s) + s = M r, computed in the clear.
+    pub(crate) fn run_with<B: Backend + 'static>(
+        be: Arc<B>,
+        shape: &ConvShape,
+        pk: Option<Packing>,
+        wbits: u32,
+        seed: u64,
+    ) -> LinearStats {
         let p = be.plain_modulus();
         let pk = pk.unwrap_or_else(|| Packing::choose(shape, be.as_ref(), wbits).unwrap());
         let mut rng = ChaCha20Rng::seed_from_u64(seed);

@@ -1,0 +1,204 @@
+//! Offline HE cost of every C3D linear layer on each BFV backend:
+//! `cargo bench -p c3d-runtime --bench he_layers [--features seal]`.
+//!
+//! Per-operation times are measured (one thread, averaged), then each layer's packing gives
+//! the operation counts; the layer time is the sum (one thread). A small layer is also run
+//! end to end over a socket pair to check the model against a real run.
+
+use c3d_ir::fixed::DELPHI_PRIME;
+use c3d_runtime::he::{fhers::FheRs, Backend, Encoding};
+use c3d_runtime::linear::{client_linear, server_linear, ConvShape, Packing};
+use c3d_runtime::transport::Channel;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Public weight bound assumed (the compiler's weight scales stay below 2^16).
+const WEIGHT_BITS: u32 = 16;
+
+fn conv(c_in: usize, c_out: usize, dhw: [usize; 3]) -> ConvShape {
+    ConvShape {
+        c_in,
+        c_out,
+        input: dhw,
+        kernel: [3; 3],
+        stride: [1; 3],
+        dilation: [1; 3],
+        pad_begin: [1; 3],
+        pad_end: [1; 3],
+        depthwise: false,
+    }
+}
+
+fn c3d_layers() -> Vec<(&'static str, ConvShape)> {
+    vec![
+        ("conv1a", conv(3, 64, [16, 112, 112])),
+        ("conv2a", conv(64, 128, [16, 56, 56])),
+        ("conv3a", conv(128, 256, [8, 28, 28])),
+        ("conv3b", conv(256, 256, [8, 28, 28])),
+        ("conv4a", conv(256, 512, [4, 14, 14])),
+        ("conv4b", conv(512, 512, [4, 14, 14])),
+        ("conv5a", conv(512, 512, [2, 7, 7])),
+        ("conv5b", conv(512, 512, [2, 7, 7])),
+        ("fc6", ConvShape::fully_connected(8192, 4096)),
+        ("fc7", ConvShape::fully_connected(4096, 4096)),
+        ("fc8 (101)", ConvShape::fully_connected(4096, 101)),
+    ]
+}
+
+/// Seconds per operation.
+struct OpCosts {
+    encrypt: f64,
+    mul: f64,
+    add: f64,
+    finish: f64,
+    decrypt: f64,
+    bytes_in: usize,
+    bytes_out: usize,
+}
+
+fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    t.elapsed().as_secs_f64() / reps as f64
+}
+
+fn op_costs<B: Backend>(be: &B) -> OpCosts {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let p = be.plain_modulus();
+    let n = be.degree();
+    let sk = be.keygen(&mut rng).expect("keygen");
+    let v: Vec<u64> = (0..n).map(|_| rng.random_range(0..p)).collect();
+    let w: Vec<u64> = (0..n).map(|i| if i % 7 == 0 { 5 } else { 0 }).collect();
+    let ct = be.encrypt(&sk, &v, Encoding::Coeff, &mut rng).expect("enc");
+    let bytes_in = be.serialize(&ct).expect("ser").len();
+    let pt = be.prepare(&w, Encoding::Coeff).expect("prep");
+    let reps = 20;
+    let encrypt = time(reps, || {
+        let c = be.encrypt(&sk, &v, Encoding::Coeff, &mut rng).expect("enc");
+        std::hint::black_box(be.serialize(&c).expect("ser"));
+    });
+    let mut acc = be.mul_plain(&ct, &pt).expect("mul");
+    let mul = time(reps * 5, || {
+        std::hint::black_box(be.mul_plain(&ct, &pt).expect("mul"));
+    });
+    let prod = acc.clone();
+    let add = time(reps * 5, || be.add_assign(&mut acc, &prod).expect("add"));
+    let mut out = acc.clone();
+    let finish = time(reps, || {
+        let mut c = acc.clone();
+        be.add_plain_assign(&mut c, &v, Encoding::Coeff)
+            .expect("add plain");
+        be.flood(&mut c, 100, &mut rng).expect("flood");
+        std::hint::black_box(be.serialize(&c).expect("ser"));
+        out = c;
+    });
+    let bytes_out = be.serialize(&out).expect("ser").len();
+    let decrypt = time(reps, || {
+        let c = be
+            .deserialize(&be.serialize(&out).expect("ser"))
+            .expect("de");
+        std::hint::black_box(be.decrypt(&sk, &c, Encoding::Coeff).expect("dec"));
+    });
+    OpCosts {
+        encrypt,
+        mul,
+        add,
+        finish,
+        decrypt,
+        bytes_in,
+        bytes_out,
+    }
+}
+
+fn model(c: &OpCosts, s: &ConvShape, pk: &Packing) -> f64 {
+    let products = pk.products(s) as f64;
+    products * (c.mul + c.add)
+        + pk.cts_in(s) as f64 * c.encrypt
+        + pk.cts_out(s) as f64 * (c.finish + c.decrypt)
+}
+
+fn bench<B: Backend + 'static>(be: Arc<B>) {
+    let c = op_costs(be.as_ref());
+    println!(
+        "\n### {} (N = {}, {}-bit q, p = Delphi's 41-bit prime, {WEIGHT_BITS}-bit weights)\n",
+        be.name(),
+        be.degree(),
+        be.modulus_bits()
+    );
+    println!(
+        "per operation, one thread: encrypt+serialize {:.2} ms, plaintext multiply {:.3} ms, add {:.3} ms, \
+         mask+flood+switch+serialize {:.2} ms, deserialize+decrypt {:.2} ms; ciphertext {} kB in, {} kB out\n",
+        c.encrypt * 1e3, c.mul * 1e3, c.add * 1e3, c.finish * 1e3, c.decrypt * 1e3, c.bytes_in / 1000, c.bytes_out / 1000
+    );
+    println!("| layer | tile (D,H,W) x C_t x M_o | products | cts in | cts out | MB in | MB out | model s (1 thread) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut total = (0.0, 0.0, 0.0);
+    for (name, s) in c3d_layers() {
+        let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS).expect("packing");
+        let mb_in = (pk.cts_in(&s) * c.bytes_in) as f64 / 1e6;
+        let mb_out = (pk.cts_out(&s) * c.bytes_out) as f64 / 1e6;
+        let secs = model(&c, &s, &pk);
+        total = (total.0 + mb_in, total.1 + mb_out, total.2 + secs);
+        println!(
+            "| {name} | {:?} x {} x {} | {} | {} | {} | {:.0} | {:.0} | {:.1} |",
+            pk.tile,
+            pk.c_t,
+            pk.m_o,
+            pk.products(&s),
+            pk.cts_in(&s),
+            pk.cts_out(&s),
+            mb_in,
+            mb_out,
+            secs
+        );
+    }
+    println!(
+        "| total | | | | | {:.0} | {:.0} | {:.0} |",
+        total.0, total.1, total.2
+    );
+
+    // The model against a real run: conv 64 -> 64 at 2x14x14, both sides over a socket pair.
+    let s = conv(64, 64, [2, 14, 14]);
+    let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS).expect("packing");
+    let p = be.plain_modulus();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let r: Vec<u64> = (0..s.input_len()).map(|_| rng.random_range(0..p)).collect();
+    let w: Vec<u64> = (0..s.weight_len())
+        .map(|_| rng.random_range(0..1u64 << 10))
+        .collect();
+    let (mut a, mut b) = Channel::pair().expect("pair");
+    let sk = be.keygen(&mut rng).expect("keygen");
+    let t = Instant::now();
+    let (be2, s2, pk2) = (be.clone(), s.clone(), pk.clone());
+    let h = std::thread::spawn(move || {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        server_linear(be2.as_ref(), &mut a, &s2, &pk2, WEIGHT_BITS, &w, &mut rng).expect("server")
+    });
+    let (_, st) = client_linear(be.as_ref(), &mut b, &sk, &s, &pk, WEIGHT_BITS, &r, &mut rng)
+        .expect("client");
+    h.join().expect("server");
+    println!(
+        "\ncheck: conv 64->64 at 2x14x14 end to end over a socket pair (both parties, {} threads): {:.2} s; \
+         model (one thread) {:.2} s; {} products, {} + {} ciphertexts, {:.1} + {:.1} MB",
+        rayon::current_num_threads(),
+        t.elapsed().as_secs_f64(),
+        model(&c, &s, &pk),
+        st.products,
+        st.cts_in,
+        st.cts_out,
+        st.bytes_in as f64 / 1e6,
+        st.bytes_out as f64 / 1e6
+    );
+}
+
+fn main() {
+    bench(Arc::new(FheRs::new(DELPHI_PRIME).expect("params")));
+    #[cfg(feature = "seal")]
+    bench(Arc::new(
+        c3d_runtime::he::seal::Seal::new(DELPHI_PRIME).expect("params"),
+    ));
+}
