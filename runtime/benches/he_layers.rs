@@ -178,9 +178,8 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
         let mut rng = ChaCha20Rng::seed_from_u64(4);
         server_linear(be2.as_ref(), &mut a, &s2, &pk2, WEIGHT_BITS, &w, &mut rng).expect("server")
     });
-    let (_, st) = client_linear(be.as_ref(), &mut b, &sk, &s, &pk, WEIGHT_BITS, &r, &mut rng)
-        .expect("client");
-    h.join().expect("server");
+    client_linear(be.as_ref(), &mut b, &sk, &s, &pk, WEIGHT_BITS, &r, &mut rng).expect("client");
+    let (_, st) = h.join().expect("server");
     println!(
         "\ncheck: conv 64->64 at 2x14x14 end to end over a socket pair (both parties, {} threads): {:.2} s; \
          model (one thread) {:.2} s; {} products, {} + {} ciphertexts, {:.1} + {:.1} MB",
