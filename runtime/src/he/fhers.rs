@@ -2,7 +2,10 @@
 //! form; prepared plaintexts are centred integer polynomials in NTT form with Shoup
 //! precomputation, so a plaintext multiplication is one pointwise pass per RNS limb.
 
-use super::{centred, Backend, Encoding, HeError, Result, DEGREE};
+use super::{
+    centred, check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend,
+    Encoding, HeError, Result, DEGREE,
+};
 use fhe::bfv::{self, BfvParameters, BfvParametersBuilder, Ciphertext, Plaintext, SecretKey};
 use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
 use fhe_traits::{
@@ -38,23 +41,6 @@ fn err<E: std::fmt::Display>(e: E) -> HeError {
     }
 }
 
-fn bits_of(moduli: &[u64]) -> u32 {
-    moduli
-        .iter()
-        .map(|q| (*q as f64).log2())
-        .sum::<f64>()
-        .floor() as u32
-}
-
-/// (limbs as a little-endian integer) mod q.
-pub(crate) fn reduce_limbs(limbs: &[u64], q: u64) -> u64 {
-    let mut r = 0u128;
-    for &l in limbs.iter().rev() {
-        r = ((r << 64) | l as u128) % q as u128;
-    }
-    r as u64
-}
-
 impl FheRs {
     /// Parameters for plaintext modulus `p` at N = 8192.
     pub fn new(p: u64) -> Result<Self> {
@@ -69,12 +55,10 @@ impl FheRs {
             .set_moduli_sizes(moduli_bits(p))
             .build_arc()
             .map_err(err)?;
-        let t_bits = 64 - p.leading_zeros();
-        let switch_noise_bits = (DEGREE as f64).log2() as u32 + 4;
         let mut deepest = 0;
         for level in 0..=par.max_level() {
             let ctx = par.context_at_level(level).map_err(err)?;
-            if bits_of(ctx.moduli()) >= switch_noise_bits + t_bits + 3 {
+            if switch_target_fits(modulus_bits_of(ctx.moduli()), p) {
                 deepest = level;
             }
         }
@@ -90,15 +74,6 @@ impl FheRs {
             Encoding::Coeff => bfv::Encoding::poly_at_level(level),
             Encoding::Slots => bfv::Encoding::simd_at_level(level),
         }
-    }
-
-    fn check_len(&self, n: usize) -> Result<()> {
-        if n > DEGREE {
-            return Err(HeError::Params(format!(
-                "{n} values do not fit a plaintext of {DEGREE}"
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -120,7 +95,7 @@ impl Backend for FheRs {
     }
 
     fn modulus_bits(&self) -> u32 {
-        bits_of(self.par.moduli())
+        modulus_bits_of(self.par.moduli())
     }
 
     fn fresh_noise_bits(&self) -> u32 {
@@ -139,7 +114,7 @@ impl Backend for FheRs {
         enc: Encoding,
         rng: &mut R,
     ) -> Result<Ciphertext> {
-        self.check_len(values.len())?;
+        check_len(values.len())?;
         let pt = Plaintext::try_encode(values, Self::encoding(enc, 0), &self.par).map_err(err)?;
         sk.try_encrypt(&pt, rng).map_err(err)
     }
@@ -151,7 +126,7 @@ impl Backend for FheRs {
     }
 
     fn prepare(&self, values: &[u64], enc: Encoding) -> Result<Poly> {
-        self.check_len(values.len())?;
+        check_len(values.len())?;
         let p = self.plain_modulus();
         let ctx = self.ctx0()?;
         let coeffs: Vec<i64> = match enc {
@@ -205,7 +180,7 @@ impl Backend for FheRs {
     }
 
     fn add_plain_assign(&self, ct: &mut Ciphertext, values: &[u64], enc: Encoding) -> Result<()> {
-        self.check_len(values.len())?;
+        check_len(values.len())?;
         let level = self.par.level_of_context(ct[0].ctx()).map_err(err)?;
         let pt =
             Plaintext::try_encode(values, Self::encoding(enc, level), &self.par).map_err(err)?;
@@ -219,38 +194,11 @@ impl Backend for FheRs {
         bits: u32,
         rng: &mut R,
     ) -> Result<()> {
-        let t_bits = 64 - self.plain_modulus().leading_zeros();
-        if bits + 3 + t_bits > self.modulus_bits() {
-            return Err(HeError::Params(format!(
-                "flooding noise of 2^{bits} does not fit a {}-bit modulus with a {t_bits}-bit p",
-                self.modulus_bits()
-            )));
-        }
+        check_flood(bits, self.modulus_bits(), self.plain_modulus())?;
         let ctx = ct[0].ctx().clone();
-        let moduli = ctx.moduli().to_vec();
-        let limbs = (bits as usize + 1).div_ceil(64);
-        let mut e = Array2::<u64>::zeros((moduli.len(), DEGREE));
-        let mut buf = vec![0u64; limbs];
-        let offset: Vec<u64> = {
-            // 2^bits mod q_i, subtracted so the noise is centred.
-            let mut two = vec![0u64; bits as usize / 64 + 1];
-            two[bits as usize / 64] = 1u64 << (bits % 64);
-            moduli.iter().map(|&q| reduce_limbs(&two, q)).collect()
-        };
-        for j in 0..DEGREE {
-            for l in buf.iter_mut() {
-                *l = rng.next_u64();
-            }
-            // Keep bits + 1 random bits: uniform in [0, 2^(bits+1)).
-            let top = (bits as usize + 1) % 64;
-            if top != 0 {
-                buf[limbs - 1] &= (1u64 << top) - 1;
-            }
-            for (i, &q) in moduli.iter().enumerate() {
-                let v = reduce_limbs(&buf, q);
-                e[[i, j]] = (v + q - offset[i]) % q;
-            }
-        }
+        let noise = flood_residues(bits, ctx.moduli(), rng);
+        let e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise)
+            .map_err(|e| err(e.to_string()))?;
         let mut e =
             Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).map_err(err)?;
         e.change_representation(Representation::Ntt);

@@ -139,6 +139,83 @@ pub fn product_noise_bits<B: Backend + ?Sized>(be: &B, l1_bits: u32, terms: u64)
     per + 64 - (terms.max(1) - 1).leading_zeros()
 }
 
+/// log2 of the product of RNS limbs (rounded down).
+pub(crate) fn modulus_bits_of(moduli: &[u64]) -> u32 {
+    moduli
+        .iter()
+        .map(|q| (*q as f64).log2())
+        .sum::<f64>()
+        .floor() as u32
+}
+
+/// Whether a ciphertext switched down to a modulus of `bits` bits still decrypts: the
+/// switch's rounding noise (about N * 16) must stay below q / 4p.
+pub(crate) fn switch_target_fits(bits: u32, p: u64) -> bool {
+    let t_bits = 64 - p.leading_zeros();
+    bits >= DEGREE.trailing_zeros() + 4 + t_bits + 3
+}
+
+/// Refuses more than one plaintext's worth of values.
+pub(crate) fn check_len(n: usize) -> Result<()> {
+    if n > DEGREE {
+        return Err(HeError::Params(format!(
+            "{n} values do not fit a plaintext of {DEGREE}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses flooding noise of 2^`bits` that a `modulus_bits` modulus cannot carry at p.
+pub(crate) fn check_flood(bits: u32, modulus_bits: u32, p: u64) -> Result<()> {
+    let t_bits = 64 - p.leading_zeros();
+    if bits + 3 + t_bits > modulus_bits {
+        return Err(HeError::Params(format!(
+            "flooding noise of 2^{bits} does not fit a {modulus_bits}-bit modulus with a \
+             {t_bits}-bit p"
+        )));
+    }
+    Ok(())
+}
+
+/// (limbs as a little-endian integer) mod q.
+fn reduce_limbs(limbs: &[u64], q: u64) -> u64 {
+    let mut r = 0u128;
+    for &l in limbs.iter().rev() {
+        r = ((r << 64) | l as u128) % q as u128;
+    }
+    r as u64
+}
+
+/// Flooding noise for one polynomial: N coefficients uniform in [-2^bits, 2^bits), as
+/// residues, modulus-major (residue i * N + j is coefficient j mod q_i).
+pub(crate) fn flood_residues<R: RngCore + CryptoRng>(
+    bits: u32,
+    moduli: &[u64],
+    rng: &mut R,
+) -> Vec<u64> {
+    let limbs = (bits as usize + 1).div_ceil(64);
+    let top = (bits as usize + 1) % 64;
+    // 2^bits mod q_i, subtracted so the noise is centred.
+    let mut two = vec![0u64; bits as usize / 64 + 1];
+    two[bits as usize / 64] = 1u64 << (bits % 64);
+    let offset: Vec<u64> = moduli.iter().map(|&q| reduce_limbs(&two, q)).collect();
+    let mut out = vec![0u64; moduli.len() * DEGREE];
+    let mut buf = vec![0u64; limbs];
+    for j in 0..DEGREE {
+        // bits + 1 random bits: uniform in [0, 2^(bits+1)).
+        for l in buf.iter_mut() {
+            *l = rng.next_u64();
+        }
+        if top != 0 {
+            buf[limbs - 1] &= (1u64 << top) - 1;
+        }
+        for (i, &q) in moduli.iter().enumerate() {
+            out[i * DEGREE + j] = (reduce_limbs(&buf, q) + q - offset[i]) % q;
+        }
+    }
+    out
+}
+
 /// Centred representative of a field element, as i64.
 pub fn centred(v: u64, p: u64) -> i64 {
     if v > p / 2 {

@@ -3,7 +3,10 @@
 //! flooding noise here. Ciphertexts are in coefficient form (SEAL's BFV default), so flooding
 //! adds to c0's RNS residues directly through SEAL's C API.
 
-use super::{Backend, Encoding, HeError, Result, DEGREE};
+use super::{
+    check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend, Encoding,
+    HeError, Result, DEGREE,
+};
 use rand::{CryptoRng, RngCore};
 use seal_fhe::{
     BFVEncoder, BFVEvaluator, BfvEncryptionParametersBuilder, Ciphertext, CoefficientModulus,
@@ -56,14 +59,6 @@ fn err<E: std::fmt::Debug>(e: E) -> HeError {
     }
 }
 
-fn bits(moduli: &[u64]) -> u32 {
-    moduli
-        .iter()
-        .map(|q| (*q as f64).log2())
-        .sum::<f64>()
-        .floor() as u32
-}
-
 impl Seal {
     /// Parameters for plaintext modulus `p` (SEAL allows at most 60 bits) at N = 8192.
     pub fn new(p: u64) -> Result<Self> {
@@ -85,11 +80,9 @@ impl Seal {
         let eval = BFVEvaluator::new(&ctx).map_err(err)?;
         let encoder = BFVEncoder::new(&ctx).map_err(err)?;
         let data_moduli = all[..all.len() - 1].to_vec();
-        let t_bits = 64 - p.leading_zeros();
-        let switch_noise_bits = (DEGREE as f64).log2() as u32 + 4;
         let mut switches = 0;
         for k in 1..data_moduli.len() {
-            if bits(&data_moduli[..data_moduli.len() - k]) >= switch_noise_bits + t_bits + 3 {
+            if switch_target_fits(modulus_bits_of(&data_moduli[..data_moduli.len() - k]), p) {
                 switches = k;
             }
         }
@@ -104,12 +97,7 @@ impl Seal {
     }
 
     fn plaintext(&self, values: &[u64], enc: Encoding) -> Result<Plaintext> {
-        if values.len() > DEGREE {
-            return Err(HeError::Params(format!(
-                "{} values do not fit a plaintext of {DEGREE}",
-                values.len()
-            )));
-        }
+        check_len(values.len())?;
         match enc {
             Encoding::Coeff => {
                 let mut pt = Plaintext::new().map_err(err)?;
@@ -146,7 +134,7 @@ impl Backend for Seal {
     }
 
     fn modulus_bits(&self) -> u32 {
-        bits(&self.data_moduli)
+        modulus_bits_of(&self.data_moduli)
     }
 
     fn fresh_noise_bits(&self) -> u32 {
@@ -214,42 +202,24 @@ impl Backend for Seal {
     fn flood<R: RngCore + CryptoRng>(
         &self,
         ct: &mut Ciphertext,
-        bits_: u32,
+        bits: u32,
         rng: &mut R,
     ) -> Result<()> {
-        let t_bits = 64 - self.p.leading_zeros();
-        if bits_ + 3 + t_bits > self.modulus_bits() {
-            return Err(HeError::Params(format!(
-                "flooding noise of 2^{bits_} does not fit a {}-bit modulus with a {t_bits}-bit p",
-                self.modulus_bits()
-            )));
-        }
+        check_flood(bits, self.modulus_bits(), self.p)?;
         if ct.is_ntt_form() || ct.coeff_modulus_size() as usize != self.data_moduli.len() {
             return Err(HeError::Params(
                 "flooding expects a coefficient-form ciphertext at the top level".into(),
             ));
         }
-        let limbs = (bits_ as usize + 1).div_ceil(64);
-        let mut buf = vec![0u64; limbs];
-        let mut two = vec![0u64; bits_ as usize / 64 + 1];
-        two[bits_ as usize / 64] = 1u64 << (bits_ % 64);
-        let offset: Vec<u64> = self
-            .data_moduli
-            .iter()
-            .map(|&q| super::fhers::reduce_limbs(&two, q))
-            .collect();
+        let noise = flood_residues(bits, &self.data_moduli, rng);
         let h = ct.get_handle();
-        for i in 0..DEGREE {
-            for l in buf.iter_mut() {
-                *l = rng.next_u64();
-            }
-            let top = (bits_ as usize + 1) % 64;
-            if top != 0 {
-                buf[limbs - 1] &= (1u64 << top) - 1;
-            }
-            for (j, &q) in self.data_moduli.iter().enumerate() {
-                let e = (super::fhers::reduce_limbs(&buf, q) + q - offset[j]) % q;
-                let idx = (j * DEGREE + i) as u64;
+        // SEAL's layout is poly-major, then limb, then coefficient: poly 0's residues sit at
+        // the same indices as the noise's.
+        for (j, &q) in self.data_moduli.iter().enumerate() {
+            for i in 0..DEGREE {
+                let idx = j * DEGREE + i;
+                let e = noise[idx];
+                let idx = idx as u64;
                 let mut v = 0u64;
                 // SAFETY: `h` is a live SEAL ciphertext; idx < size * coeff_modulus_size * N
                 // (checked above: poly 0, a data-level limb, i < N).

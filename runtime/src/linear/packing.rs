@@ -229,6 +229,12 @@ impl Packing {
         v
     }
 
+    /// Number of tiles (what [`Packing::tiles`] lists), without listing them.
+    pub fn tile_count(&self, s: &ConvShape) -> usize {
+        let d = s.dense();
+        (0..3).map(|a| d[a].div_ceil(self.tile[a])).product()
+    }
+
     /// Input channel blocks.
     pub fn in_blocks(&self, s: &ConvShape) -> usize {
         s.c_in.div_ceil(self.c_t)
@@ -250,17 +256,17 @@ impl Packing {
         } else {
             self.in_blocks(s) * self.out_groups(s)
         };
-        self.tiles(s).len() * per_tile
+        self.tile_count(s) * per_tile
     }
 
     /// Ciphertexts the client sends.
     pub fn cts_in(&self, s: &ConvShape) -> usize {
-        self.tiles(s).len() * self.in_blocks(s)
+        self.tile_count(s) * self.in_blocks(s)
     }
 
     /// Ciphertexts the server returns.
     pub fn cts_out(&self, s: &ConvShape) -> usize {
-        self.tiles(s).len() * self.out_groups(s)
+        self.tile_count(s) * self.out_groups(s)
     }
 
     /// log2 of the noise bound after a tile's products, from the public weight bound.

@@ -241,10 +241,7 @@ mod tests {
     use super::*;
     use rand_chacha::ChaCha20Rng;
 
-    fn setup() -> (
-        (OtSender, Channel<std::os::unix::net::UnixStream>),
-        (OtReceiver, Channel<std::os::unix::net::UnixStream>),
-    ) {
+    fn setup() -> ((OtSender, Pipe), (OtReceiver, Pipe)) {
         let (mut a, mut b) = Channel::pair().unwrap();
         let t = std::thread::spawn(move || {
             let s = OtSender::setup(&mut a, &mut ChaCha20Rng::seed_from_u64(10)).unwrap();
@@ -254,38 +251,44 @@ mod tests {
         (t.join().unwrap(), (r, b))
     }
 
+    type Pipe = Channel<std::os::unix::net::UnixStream>;
+
+    /// One chosen-message run: the sender on a thread, the receiver here; returns the
+    /// receiver's outputs and the sender's state for the next run.
+    fn round(
+        (mut snd, mut a): (OtSender, Pipe),
+        rcv: &mut OtReceiver,
+        b: &mut Pipe,
+        pairs: &[(Label, Label)],
+        choices: &[bool],
+    ) -> (Vec<Label>, (OtSender, Pipe)) {
+        let p2 = pairs.to_vec();
+        let t = std::thread::spawn(move || {
+            snd.send(&mut a, &p2).unwrap();
+            (snd, a)
+        });
+        let got = rcv.receive(b, choices).unwrap();
+        (got, t.join().unwrap())
+    }
+
     #[test]
     fn chosen_messages_arrive_and_the_others_stay_hidden() {
-        let ((mut snd, mut a), (mut rcv, mut b)) = setup();
+        let (mut sender, (mut rcv, mut b)) = setup();
         let mut rng = ChaCha20Rng::seed_from_u64(12);
         // Two runs on one session (the second continues the PRG streams and the tweak
         // counter), one spanning a chunk boundary and not a multiple of 128.
         for n in [1000usize, CHUNK + 77] {
             let pairs: Vec<(Label, Label)> = (0..n).map(|_| (rng.random(), rng.random())).collect();
             let choices: Vec<bool> = (0..n).map(|_| rng.random()).collect();
-            let p2 = pairs.clone();
-            let t = std::thread::spawn(move || {
-                snd.send(&mut a, &p2).unwrap();
-                (snd, a)
-            });
-            // The receiver's whole view: its choices, its PRG states, the replies.
-            let got = rcv.receive(&mut b, &choices).unwrap();
-            (snd, a) = t.join().unwrap();
-            for ((g, (m0, m1)), c) in got.iter().zip(&pairs).zip(&choices) {
-                assert_eq!(*g, if *c { *m1 } else { *m0 });
-            }
             // The same pairs again with every choice flipped: the session's state moves on
             // (fresh pads), and now the other message of each pair arrives.
             let flipped: Vec<bool> = choices.iter().map(|c| !c).collect();
-            let p2 = pairs.clone();
-            let t = std::thread::spawn(move || {
-                snd.send(&mut a, &p2).unwrap();
-                (snd, a)
-            });
-            let other = rcv.receive(&mut b, &flipped).unwrap();
-            (snd, a) = t.join().unwrap();
-            for ((g, (m0, m1)), c) in other.iter().zip(&pairs).zip(&flipped) {
-                assert_eq!(*g, if *c { *m1 } else { *m0 });
+            for ch in [&choices, &flipped] {
+                let got;
+                (got, sender) = round(sender, &mut rcv, &mut b, &pairs, ch);
+                for ((g, (m0, m1)), c) in got.iter().zip(&pairs).zip(ch.iter()) {
+                    assert_eq!(*g, if *c { *m1 } else { *m0 });
+                }
             }
         }
     }
