@@ -63,6 +63,9 @@ enum Cmd {
         /// Class names, one per line.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// ReLU layers (node names, comma-separated) to replace by x^2 with Beaver squares.
+        #[arg(long, value_delimiter = ',')]
+        approx: Vec<String>,
     },
     /// Run the plaintext fixed-point simulation of a plan on a float32 .npy input.
     Simulate {
@@ -171,6 +174,7 @@ fn run(
             calib,
             preprocess,
             labels,
+            approx,
         } => {
             let t0 = Instant::now();
             let calib_inputs = calib
@@ -205,6 +209,7 @@ fn run(
                     prime,
                     calib_samples,
                     calib_inputs,
+                    approx,
                     ..QuantConfig::default()
                 },
                 preprocess,

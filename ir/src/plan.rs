@@ -133,6 +133,9 @@ pub struct LayerQuant {
     pub divisor: u64,
     /// Fractional bits of the weights or public coefficients (0 where there are none).
     pub weight_bits: u32,
+    /// Public bound on the quantized weights: every |weight| < 2^weight_mag_bits (0 where
+    /// there are none). The HE noise budget of the layer is sized from it.
+    pub weight_mag_bits: u32,
     /// Bits a non-linear layer truncates before comparing (brings the scale back to f).
     pub truncate_bits: u32,
     /// log2 of the largest integer magnitude the output may take (worst case over the
@@ -326,10 +329,39 @@ impl Plan {
             {
                 return bad(format!("scales of `{}` out of range", node.name));
             }
-            if node.op.class() == OpClass::NonLinear
+            if q.weight_mag_bits > 62 {
+                return bad(format!("weight bound of `{}` out of range", node.name));
+            }
+            if l.protocol == Protocol::BeaverSquare {
+                if !matches!(node.op, crate::op::Op::Relu)
+                    || q.truncate_bits != 0
+                    || q.out_scale != 2 * q.in_scales[0]
+                {
+                    return bad(format!(
+                        "`{}` is squared by Beaver but is not a ReLU with doubled scale",
+                        node.name
+                    ));
+                }
+            } else if node.op.class() == OpClass::NonLinear
                 && q.in_scales[0] != q.out_scale + q.truncate_bits
             {
                 return bad(format!("truncation of `{}` inconsistent", node.name));
+            }
+            let class = node.op.class();
+            let fits = match l.protocol {
+                Protocol::Input => class == OpClass::Input,
+                Protocol::Local => class == OpClass::Local,
+                Protocol::HeLinear => class == OpClass::SecretLinear,
+                Protocol::GarbledCircuit | Protocol::BeaverSquare => class == OpClass::NonLinear,
+                Protocol::Client => class == OpClass::ClientOutput,
+            };
+            if !fits {
+                return bad(format!(
+                    "`{}` ({}) cannot run as {:?}",
+                    node.name,
+                    node.op.name(),
+                    l.protocol
+                ));
             }
         }
         let input = self.graph.io()?.0;

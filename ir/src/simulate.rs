@@ -9,7 +9,8 @@
 //!   (`weight_bits` 0); or, for windows of varying counts, sum * round(2^weight_bits / count).
 //! - Add / Concat: each input times mult * 2^shift mod p, then added / joined. Pad, Reshape:
 //!   moved.
-//! - Relu: floor(x / 2^t) then max(., 0). MaxPool3d: max over valid taps of floor(x / 2^t).
+//! - Relu: floor(x / 2^t) then max(., 0); x^2 mod p instead where the plan squares it by
+//!   Beaver (the scale doubles, no truncation). MaxPool3d: max over valid taps of floor(x / 2^t).
 //! - Softmax / Argmax: on the decoded floats (int / 2^scale / divisor), by the client.
 
 use crate::error::{IrError, Result};
@@ -160,7 +161,10 @@ pub fn simulate_timed(
     })
 }
 
-fn step_fixed(
+/// One node's fixed-point step on centred field values (not for the input or client ops).
+/// Linear and local ops are linear mod p, so the secure runtime applies this very step to
+/// each party's additive share.
+pub fn step_fixed(
     fx: &FixedPoint,
     id: NodeId,
     node: &crate::graph::Node,
@@ -180,7 +184,12 @@ fn step_fixed(
             .ok_or_else(|| IrError::Weights(format!("no weights for `{}`", node.name)))
     };
     Ok(match &node.op {
-        Op::Input => unreachable!("input is not stepped"),
+        Op::Input | Op::Softmax { .. } | Op::Argmax { .. } => {
+            return Err(IrError::Input(format!(
+                "`{}` is not a step of the secure part",
+                node.name
+            )))
+        }
         Op::Conv3d(p) => {
             let lw = lw()?;
             let terms = p.in_channels * p.window.kernel.iter().product::<usize>();
@@ -248,6 +257,11 @@ fn step_fixed(
             };
             center_all(s.into_iter().map(|v| v * m).collect())
         }
+        Op::Relu if l.protocol == crate::plan::Protocol::BeaverSquare => x
+            .data
+            .iter()
+            .map(|&v| fx.center_i128(v as i128 * v as i128))
+            .collect(),
         Op::Relu => {
             let t = q.truncate_bits;
             x.data.iter().map(|&v| floor_shift(v, t).max(0)).collect()
@@ -283,7 +297,6 @@ fn step_fixed(
                     .collect()
             }
         }
-        Op::Softmax { .. } | Op::Argmax { .. } => unreachable!("client ops handled by caller"),
     })
 }
 
@@ -336,6 +349,7 @@ mod tests {
             in_scales: ins,
             out_scale: out,
             weight_bits: w,
+            weight_mag_bits: if w > 0 { 62 } else { 0 },
             truncate_bits: t,
             bound_bits: 0.0,
             headroom_bits: 0.0,

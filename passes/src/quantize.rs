@@ -22,7 +22,7 @@ use c3d_ir::{
     Calibration, LayerQuant, LayerWeights, Model, NodeId, NodePlan, PassRecord, Plan, Protocol,
     Tensor, Weights,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Settings of the quantization pass.
 #[derive(Clone, Debug)]
@@ -43,6 +43,9 @@ pub struct QuantConfig {
     pub calib_inputs: Vec<Tensor<f32>>,
     /// Margin, in bits, over the largest calibrated activation.
     pub safety_bits: u32,
+    /// ReLU layers (by node name) replaced by x^2 with Beaver squares: no comparisons, the
+    /// scale doubles until the next garbled layer truncates.
+    pub approx: Vec<String>,
 }
 
 impl Default for QuantConfig {
@@ -56,6 +59,7 @@ impl Default for QuantConfig {
             seed: 0x00C3_D0C3,
             calib_inputs: Vec::new(),
             safety_bits: 2,
+            approx: Vec::new(),
         }
     }
 }
@@ -270,6 +274,7 @@ fn layout(
     fx: FixedPoint,
     safety: u32,
     act: &HashMap<NodeId, u32>,
+    approx: &HashSet<NodeId>,
 ) -> Result<Layout, QuantError> {
     let g = &model.graph;
     let f = fx.frac_bits;
@@ -366,6 +371,18 @@ fn layout(
                     let b = b.scaled(gain / count as f64);
                     (in_scales[0] + weight_bits, in_divs[0], b)
                 }
+            }
+            Op::Relu if approx.contains(&id) => {
+                // x^2: sound bound squared, scale and divisor doubled, nothing truncated.
+                let d = in_divs[0].saturating_mul(in_divs[0]);
+                if d > MAX_DIVISOR {
+                    return Err(QuantError::Config(format!(
+                        "`{}` squares a tensor whose pooling divisor is too large",
+                        node.name
+                    )));
+                }
+                let chan = in_b[0].chan.iter().map(|v| v * v).collect();
+                (2 * in_scales[0], d, Bound { chan, nonneg: true })
             }
             Op::Relu | Op::MaxPool3d(_) => {
                 let a = act.get(&id).copied().unwrap_or(f).min(in_scales[0]);
@@ -473,11 +490,16 @@ fn layout(
                 out_scale: scale,
                 divisor,
                 weight_bits,
+                weight_mag_bits: 0,
                 truncate_bits,
                 bound_bits,
                 headroom_bits,
             },
-            protocol: Protocol::default_for(node.op.class()),
+            protocol: if approx.contains(&id) {
+                Protocol::BeaverSquare
+            } else {
+                Protocol::default_for(node.op.class())
+            },
             packing: None,
             sparsity: None,
         });
@@ -522,16 +544,17 @@ pub fn quantize(
         }
         None => (cfg.min_frac_bits..=cfg.max_frac_bits).rev().collect(),
     };
+    let approx = approx_nodes(model, &cfg.approx)?;
     let none = HashMap::new();
     let mut last_fail = None;
     for &p in &primes {
         for &f in &fs {
             let fx = FixedPoint { p, frac_bits: f };
-            let lay = layout(model, &stats, fx, cfg.safety_bits, &none)?;
+            let lay = layout(model, &stats, fx, cfg.safety_bits, &none, &approx)?;
             let (_, wname, wh) = lay.worst.clone().expect("a graph has nodes");
             if wh >= 0.0 {
                 if cfg.frac_bits.is_none() {
-                    if let Some(better) = raise(model, &stats, cfg, fx, &mut progress)? {
+                    if let Some(better) = raise(model, &stats, cfg, fx, &approx, &mut progress)? {
                         return finish(model, cfg, better.0, better.1, &stats, &mut progress);
                     }
                 }
@@ -549,10 +572,37 @@ pub fn quantize(
     Err(last_fail.expect("at least one candidate tried"))
 }
 
+/// The ReLU nodes named in `names`, or an error naming the first that is not one.
+fn approx_nodes(model: &Model, names: &[String]) -> Result<HashSet<NodeId>, QuantError> {
+    let g = &model.graph;
+    let order = g.topo_order()?;
+    names
+        .iter()
+        .map(|name| {
+            let id = order
+                .iter()
+                .copied()
+                .find(|&n| g.node(n).name == *name)
+                .ok_or_else(|| QuantError::Config(format!("--approx: no layer named `{name}`")))?;
+            if !matches!(g.node(id).op, Op::Relu) {
+                return Err(QuantError::Config(format!(
+                    "--approx: `{name}` is a {}, only ReLU layers can be squared",
+                    g.node(id).op.name()
+                )));
+            }
+            Ok(id)
+        })
+        .collect()
+}
+
 /// The scale knobs behind `id`'s magnitude: first the input and non-linear nodes whose outputs
 /// feed it through linear and local ops only, then the linear layers on the way. Lowering any
 /// of them by a bit lowers `id`'s magnitude by a bit.
-fn segment_knobs(g: &c3d_ir::Graph, id: NodeId) -> (Vec<NodeId>, Vec<NodeId>) {
+fn segment_knobs(
+    g: &c3d_ir::Graph,
+    id: NodeId,
+    approx: &HashSet<NodeId>,
+) -> (Vec<NodeId>, Vec<NodeId>) {
     let (mut sources, mut linear) = (Vec::new(), Vec::new());
     let mut stack = vec![id];
     let mut seen = std::collections::HashSet::new();
@@ -561,6 +611,8 @@ fn segment_knobs(g: &c3d_ir::Graph, id: NodeId) -> (Vec<NodeId>, Vec<NodeId>) {
             continue;
         }
         match g.node(n).op.class() {
+            // A square keeps no scale of its own: the knobs are behind it.
+            OpClass::NonLinear if approx.contains(&n) => stack.extend(g.inputs_of(n)),
             OpClass::NonLinear | OpClass::Input => sources.push(n),
             class => {
                 if class == OpClass::SecretLinear {
@@ -581,6 +633,7 @@ fn raise(
     stats: &ActStats,
     cfg: &QuantConfig,
     base: FixedPoint,
+    approx: &HashSet<NodeId>,
     progress: &mut impl FnMut(&str),
 ) -> Result<Option<(FixedPoint, Layout)>, QuantError> {
     let floor = base.frac_bits;
@@ -604,7 +657,7 @@ fn raise(
         // Each round lowers the failing segment by its deficit; bounded by the nodes times the
         // bits between top and floor.
         for _ in 0..=acts.len() * (top - floor) as usize {
-            let lay = layout(model, stats, fx, cfg.safety_bits, &act)?;
+            let lay = layout(model, stats, fx, cfg.safety_bits, &act, approx)?;
             let (wid, _, wh) = lay.worst.clone().expect("a graph has nodes");
             if wh >= 0.0 {
                 let lowered = act.values().filter(|&&a| a < top).count();
@@ -615,7 +668,7 @@ fn raise(
             }
             // Lower the activations feeding the failing segment first, then its weights.
             let deficit = (-wh).ceil().max(1.0) as u32;
-            let (sources, linear) = segment_knobs(g, wid);
+            let (sources, linear) = segment_knobs(g, wid, approx);
             let mut moved = false;
             for group in [sources, linear] {
                 for s in group {
@@ -645,11 +698,15 @@ fn finish(
     progress: &mut impl FnMut(&str),
 ) -> Result<Quantized, QuantError> {
     let mut weights = Weights::default();
-    for l in &lay.layers {
+    let mut lay = lay;
+    for l in &mut lay.layers {
         if let Some(bias) = lay.biases.get(&l.node) {
             let (w, _) = &model.weights[&l.node];
             let k = 2f64.powi(l.quant.weight_bits as i32);
-            let weight = w.iter().map(|&v| round_i64(v as f64 * k)).collect();
+            let weight: Vec<i64> = w.iter().map(|&v| round_i64(v as f64 * k)).collect();
+            let max = weight.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+            // Public bound: bits of the largest magnitude, so every |w| < 2^bits.
+            l.quant.weight_mag_bits = 64 - max.leading_zeros();
             weights.layers.insert(
                 l.node,
                 LayerWeights {

@@ -227,6 +227,76 @@ pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     Ok(Squares { a, c: z })
 }
 
+/// Client side of square-pair generation by oblivious transfer (Gilboa's product): for each
+/// bit i of its a_c the client receives m_i + bit_i 2^i a_s, so the sum is sum m_i + a_c a_s.
+/// Needs w OTs per pair (w the bits of p) and no HE, so it works at any prime; the HE
+/// version's slot products cannot be flooded above 49-bit primes with N = 8192.
+pub fn client_squares_ot<S: Stream, R: Rng + CryptoRng>(
+    f: &Field,
+    ch: &mut Channel<S>,
+    ot: &mut crate::ot::OtReceiver,
+    n: usize,
+    rng: &mut R,
+) -> Result<Squares> {
+    let w = (64 - f.p().leading_zeros()) as usize;
+    let a = f.random_vec(rng, n);
+    let mut c = Vec::with_capacity(n);
+    // Bounded chunks keep the OT messages of one call small.
+    for ac in a.chunks(1 << 12) {
+        let choices: Vec<bool> = ac
+            .iter()
+            .flat_map(|&v| (0..w).map(move |i| (v >> i) & 1 == 1))
+            .collect();
+        let got = ot
+            .receive(ch, &choices)
+            .map_err(|e| BeaverError::Material(format!("OT: {e}")))?;
+        for (j, &v) in ac.iter().enumerate() {
+            let mut cross = 0u64;
+            for &m in &got[j * w..(j + 1) * w] {
+                if m >= f.p() as u128 {
+                    return Err(BeaverError::Material(
+                        "the peer's OT message is not a field element".into(),
+                    ));
+                }
+                cross = f.add(cross, m as u64);
+            }
+            c.push(f.add(f.mul(v, v), f.add(cross, cross)));
+        }
+    }
+    Ok(Squares { a, c })
+}
+
+/// Server side of [`client_squares_ot`].
+pub fn server_squares_ot<S: Stream, R: Rng + CryptoRng>(
+    f: &Field,
+    ch: &mut Channel<S>,
+    ot: &mut crate::ot::OtSender,
+    n: usize,
+    rng: &mut R,
+) -> Result<Squares> {
+    let w = (64 - f.p().leading_zeros()) as usize;
+    let a = f.random_vec(rng, n);
+    let mut c = Vec::with_capacity(n);
+    for as_ in a.chunks(1 << 12) {
+        let mut pairs = Vec::with_capacity(as_.len() * w);
+        for &v in as_ {
+            let mut sum = 0u64;
+            let mut shifted = v; // 2^i a_s
+            for _ in 0..w {
+                let m = f.random(rng);
+                sum = f.add(sum, m);
+                pairs.push((m as u128, f.add(m, shifted) as u128));
+                shifted = f.add(shifted, shifted);
+            }
+            // a^2 = a_c^2 + 2 a_c a_s + a_s^2; the client holds a_c^2 + 2 (sum m + a_c a_s).
+            c.push(f.sub(f.mul(v, v), f.add(sum, sum)));
+        }
+        ot.send(ch, &pairs)
+            .map_err(|e| BeaverError::Material(format!("OT: {e}")))?;
+    }
+    Ok(Squares { a, c })
+}
+
 /// Opens masked values: each side sends its shares and adds the peer's. The server writes
 /// first and the client reads first, so large openings cannot deadlock on full buffers.
 fn open<S: Stream>(f: &Field, ch: &mut Channel<S>, server: bool, mine: &[u64]) -> Result<Vec<u64>> {
@@ -366,6 +436,23 @@ mod tests {
             assert_eq!(f.add(prod_c[i], prod_s[i]), f.mul(x[i], y[i]));
             assert_eq!(f.add(sq_c[i], sq_s[i]), f.mul(x[i], x[i]));
         }
+        // Square pairs by OT, at a 61-bit prime the HE version cannot serve.
+        let f61 = Field::new((1u64 << 61) - 1).unwrap();
+        let (mut a2, mut b2) = Channel::pair().unwrap();
+        let n2 = 5000;
+        let server = std::thread::spawn(move || {
+            let mut rng = ChaCha20Rng::seed_from_u64(3);
+            let mut ot = crate::ot::OtSender::setup(&mut a2, &mut rng).unwrap();
+            server_squares_ot(&f61, &mut a2, &mut ot, n2, &mut rng).unwrap()
+        });
+        let mut ot = crate::ot::OtReceiver::setup(&mut b2, &mut rng).unwrap();
+        let oc = client_squares_ot(&f61, &mut b2, &mut ot, n2, &mut rng).unwrap();
+        let os = server.join().unwrap();
+        for i in 0..n2 {
+            let s = f61.add(oc.a[i], os.a[i]);
+            assert_eq!(f61.add(oc.c[i], os.c[i]), f61.mul(s, s), "OT square {i}");
+        }
+
         // Used material is gone: the pools shrank, and asking past the end is refused.
         assert_eq!(tc.c.len(), n - m);
         assert!(tc.take(n).is_err());

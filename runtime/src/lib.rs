@@ -8,4 +8,5 @@ pub mod gc;
 pub mod he;
 pub mod linear;
 pub mod ot;
+pub mod session;
 pub mod transport;

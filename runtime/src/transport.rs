@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 pub const STREAM_CHUNK: usize = 1 << 20;
 /// Tag of the chunks that follow a stream header.
 pub const TAG_CHUNK: u8 = 0xFE;
+/// Tag of the last frame a party sends when it gives up: the reason, in words.
+pub const TAG_ABORT: u8 = 0xFD;
 const HEADER: usize = 5;
 
 /// What can go wrong on the wire.
@@ -36,6 +38,9 @@ pub enum TransportError {
         /// The limit.
         max: usize,
     },
+    /// The peer gave up and said why.
+    #[error("the peer stopped: {0}")]
+    Aborted(String),
     /// A frame that does not fit the protocol.
     #[error("malformed message: {0}")]
     Malformed(String),
@@ -78,6 +83,8 @@ pub struct StepStats {
     pub frames_sent: u64,
     /// Frames read.
     pub frames_received: u64,
+    /// Round trips: reads that had to wait on the peer's answer to something just sent.
+    pub rounds: u64,
 }
 
 /// A framed message channel.
@@ -88,6 +95,7 @@ pub struct Channel<S: Stream> {
     timeout: Option<Duration>,
     step: String,
     stats: BTreeMap<String, StepStats>,
+    sent_since_read: bool,
 }
 
 impl Channel<UnixStream> {
@@ -149,6 +157,7 @@ impl<S: Stream + TryClone> Channel<S> {
             timeout: None,
             step: "default".into(),
             stats: BTreeMap::new(),
+            sent_since_read: false,
         };
         c.set_timeout(Some(Duration::from_secs(300)))?;
         Ok(c)
@@ -186,6 +195,7 @@ impl<S: Stream> Channel<S> {
                 received: a.received + s.received,
                 frames_sent: a.frames_sent + s.frames_sent,
                 frames_received: a.frames_received + s.frames_received,
+                rounds: a.rounds + s.rounds,
             })
     }
 
@@ -212,10 +222,17 @@ impl<S: Stream> Channel<S> {
         h[4] = tag;
         self.w.write_all(&h).map_err(|e| io_err(e, t))?;
         self.w.write_all(payload).map_err(|e| io_err(e, t))?;
+        self.sent_since_read = true;
         let e = self.entry();
         e.sent += (HEADER + payload.len()) as u64;
         e.frames_sent += 1;
         Ok(())
+    }
+
+    /// Tells the peer this side is giving up, and why (best effort: the peer may be gone).
+    pub fn abort(&mut self, reason: &str) {
+        let r = &reason.as_bytes()[..reason.len().min(4096)];
+        let _ = self.send(TAG_ABORT, r);
     }
 
     /// Flushes buffered frames.
@@ -239,9 +256,15 @@ impl<S: Stream> Channel<S> {
         }
         let mut payload = vec![0u8; len];
         self.r.read_exact(&mut payload).map_err(|e| io_err(e, t))?;
+        if h[4] == TAG_ABORT {
+            let why = String::from_utf8_lossy(&payload[..payload.len().min(4096)]);
+            return Err(TransportError::Aborted(why.into_owned()));
+        }
+        let turned = std::mem::take(&mut self.sent_since_read);
         let e = self.entry();
         e.received += (HEADER + len) as u64;
         e.frames_received += 1;
+        e.rounds += turned as u64;
         Ok((h[4], payload))
     }
 

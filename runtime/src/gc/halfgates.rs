@@ -73,21 +73,41 @@ fn sel(b: bool, x: Label) -> Label {
     (b as u128).wrapping_neg() & x
 }
 
-/// Garbles `circ`. `delta` is the session's offset (fresh per garbling for safety unless the
-/// caller shares it across circuits evaluated by the same party); tables go to `sink` in order.
+/// Garbles `circ` with a fresh offset drawn from `rng`; tables go to `sink` in order.
 pub fn garble<R: Rng + CryptoRng>(
     circ: &Circuit,
     hasher: &Hasher,
     rng: &mut R,
+    sink: impl FnMut(Table),
+) -> Garbling {
+    garble_at(circ, hasher, 0, rng, sink)
+}
+
+/// The offset and the garbler's input zero labels exactly as [`garble_at`] draws them first
+/// from `rng`: a garbler that keeps the generator's seed can re-derive them instead of
+/// storing them.
+pub fn garbler_labels<R: Rng + CryptoRng>(circ: &Circuit, rng: &mut R) -> (Label, Vec<Label>) {
+    let delta: Label = rng.random::<u128>() | 1;
+    let zeros = (0..circ.garbler_inputs).map(|_| rng.random()).collect();
+    (delta, zeros)
+}
+
+/// [`garble`] with the hash tweaks starting at `tweak`: circuits garbled in one session take
+/// disjoint tweak ranges (2 per AND gate), so no tweak is ever used twice.
+pub fn garble_at<R: Rng + CryptoRng>(
+    circ: &Circuit,
+    hasher: &Hasher,
+    tweak: u128,
+    rng: &mut R,
     mut sink: impl FnMut(Table),
 ) -> Garbling {
-    let delta: Label = rng.random::<u128>() | 1;
-    let n_in = (circ.garbler_inputs + circ.evaluator_inputs) as usize;
-    let mut w: Vec<Label> = Vec::with_capacity(circ.wires());
-    for _ in 0..n_in {
+    let (delta, mut w) = garbler_labels(circ, rng);
+    w.reserve(circ.wires());
+    for _ in 0..circ.evaluator_inputs {
         w.push(rng.random());
     }
-    let mut j: u128 = 0;
+    let n_in = w.len();
+    let mut j: u128 = tweak / 2;
     for g in &circ.gates {
         let out = match *g {
             Gate::Xor(a, b) => w[a as usize] ^ w[b as usize],
@@ -127,6 +147,18 @@ pub fn evaluate(
     hasher: &Hasher,
     garbler: &[Label],
     evaluator: &[Label],
+    source: impl FnMut() -> Table,
+) -> Vec<Label> {
+    evaluate_at(circ, hasher, 0, garbler, evaluator, source)
+}
+
+/// [`evaluate`] for a circuit garbled by [`garble_at`] at tweak `tweak`.
+pub fn evaluate_at(
+    circ: &Circuit,
+    hasher: &Hasher,
+    tweak: u128,
+    garbler: &[Label],
+    evaluator: &[Label],
     mut source: impl FnMut() -> Table,
 ) -> Vec<Label> {
     assert_eq!(
@@ -142,7 +174,7 @@ pub fn evaluate(
     let mut w: Vec<Label> = Vec::with_capacity(circ.wires());
     w.extend_from_slice(garbler);
     w.extend_from_slice(evaluator);
-    let mut j: u128 = 0;
+    let mut j: u128 = tweak / 2;
     for g in &circ.gates {
         let out = match *g {
             Gate::Xor(a, b) => w[a as usize] ^ w[b as usize],

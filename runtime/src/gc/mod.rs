@@ -6,3 +6,6 @@ pub mod circuit;
 pub mod halfgates;
 pub mod hash;
 pub mod relu;
+
+pub use circuit::Circuit;
+pub use hash::{Hasher, Label};

@@ -7,6 +7,7 @@
 //! polynomial, the kernels of M_o output channels another, and their product holds the
 //! tile's convolution outputs at known coefficients. No rotations, hence no Galois keys.
 
+pub mod online;
 pub mod packing;
 pub mod protocol;
 

@@ -1,0 +1,337 @@
+//! The client's side of a session: it holds the clip and the BFV secret key, prepares all
+//! masks offline, and learns only the revealed logits.
+
+use super::garbled::{self, Layer};
+use super::report::{Event, Phase, Recorder, Report};
+use super::schedule::{circuits, Kind, Schedule};
+use super::spool::Spool;
+use super::{check_field, field_of, handshake, local_step, tags, SessionError};
+use crate::beaver::{self, Squares};
+use crate::field::Field;
+use crate::he::Backend;
+use crate::linear;
+use crate::ot::OtReceiver;
+use crate::transport::{Channel, Stream};
+use c3d_ir::op::OpClass;
+use c3d_ir::{NodeId, Plan, Tensor};
+use rand::{CryptoRng, Rng, RngCore};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Client settings.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// Where the offline material is spooled (the system temporary directory by default).
+    pub spool_dir: Option<PathBuf>,
+}
+
+/// What the client learns.
+#[derive(Clone, Debug)]
+pub struct ClientOutcome {
+    /// The revealed field values (centred), bit for bit what `c3dc simulate` reveals.
+    pub revealed: Tensor<i64>,
+    /// Their fractional bits.
+    pub scale: u32,
+    /// Their public divisor.
+    pub divisor: u64,
+    /// The model output (client-side ops such as softmax applied).
+    pub output: Tensor<f32>,
+}
+
+/// The client's offline material for one later clip. Consumed by [`Prepared::online`].
+pub struct Prepared<'a> {
+    plan: &'a Plan,
+    sched: Schedule,
+    rec: Recorder,
+    input_mask: Vec<u64>,
+    squares: HashMap<NodeId, (Vec<u64>, Squares, Vec<u64>)>,
+    reveal_share: Vec<u64>,
+    spool: Spool,
+}
+
+/// Connects the session and runs the offline phase: nothing here depends on the clip. On
+/// failure the server is told why (unless it is gone).
+pub fn offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    plan: &'a Plan,
+    plan_hash: &[u8; 32],
+    be: &'a B,
+    ch: &mut Channel<S>,
+    opts: &ClientOptions,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<Prepared<'a>, SessionError> {
+    let r = offline_inner(plan, plan_hash, be, ch, opts, rng, progress);
+    if let Err(e) = &r {
+        if e.tells_peer() {
+            ch.abort(&e.to_string());
+        }
+    }
+    r
+}
+
+fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    plan: &'a Plan,
+    plan_hash: &[u8; 32],
+    be: &'a B,
+    ch: &mut Channel<S>,
+    opts: &ClientOptions,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<Prepared<'a>, SessionError> {
+    let t0 = Instant::now();
+    plan.validate()
+        .map_err(|e| SessionError::Plan(e.to_string()))?;
+    let sched = Schedule::new(plan, be)?;
+    let p = plan.fixed.p;
+    let f = field_of(plan)?;
+    let mut rec = Recorder::new(
+        "client",
+        &plan.meta.name,
+        &c3d_ir::format::hex(plan_hash),
+        be.name(),
+    );
+    handshake::client(ch, plan_hash, be.name())?;
+    ch.set_step("setup");
+    let sk = be.keygen(rng)?;
+    let mut ot = OtReceiver::setup(ch, rng)?;
+    let mut spool = Spool::new(opts.spool_dir.as_deref())?;
+    rec.setup_done(t0);
+
+    rec.begin_phase(Phase::Offline);
+    let total = sched.steps.len();
+    // The client's share of every live tensor; all of them are known before the clip.
+    let mut c: HashMap<NodeId, Vec<u64>> = HashMap::new();
+    let mut left = sched.uses.clone();
+    let mut input_mask = Vec::new();
+    let mut squares = HashMap::new();
+    for (i, step) in sched.steps.iter().enumerate() {
+        progress(&Event {
+            phase: Phase::Offline,
+            index: i,
+            total,
+            name: &step.name,
+            protocol: step.protocol(),
+        });
+        rec.begin(ch, i, step);
+        let out = {
+            let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &c[n][..]).collect();
+            match &step.kind {
+                Kind::Input { .. } => {
+                    input_mask = f.random_vec(rng, step.len);
+                    input_mask.clone()
+                }
+                Kind::Local => local_step(plan, step, &ins)?,
+                Kind::Linear {
+                    shape,
+                    packing,
+                    weight_mag_bits,
+                } => {
+                    linear::client_linear(
+                        be,
+                        ch,
+                        &sk,
+                        shape,
+                        packing,
+                        *weight_mag_bits,
+                        ins[0],
+                        rng,
+                    )?
+                    .0
+                }
+                Kind::Garbled {
+                    units,
+                    truncate,
+                    relu,
+                } => {
+                    let circs = circuits(p, units, *truncate, *relu);
+                    let layer = Layer {
+                        p,
+                        units,
+                        circuits: &circs,
+                        index: i as u32,
+                    };
+                    let r = f.random_vec(rng, step.len);
+                    garbled::client_offline(ch, &mut ot, &layer, ins[0], &r, &mut spool)?;
+                    r
+                }
+                Kind::Square => {
+                    let sq = beaver::client_squares_ot(&f, ch, &mut ot, step.len, rng)?;
+                    let r = f.random_vec(rng, step.len);
+                    squares.insert(step.node, (ins[0].to_vec(), sq, r.clone()));
+                    r
+                }
+            }
+        };
+        for n in &step.inputs {
+            let k = left.get_mut(n).expect("counted");
+            *k -= 1;
+            if *k == 0 {
+                c.remove(n);
+            }
+        }
+        c.insert(step.node, out);
+        rec.end(ch);
+    }
+    rec.end_phase();
+    let reveal_share = c
+        .remove(&sched.reveal)
+        .expect("the revealed node is a step");
+    Ok(Prepared {
+        plan,
+        sched,
+        rec,
+        input_mask,
+        squares,
+        reveal_share,
+        spool,
+    })
+}
+
+impl Prepared<'_> {
+    /// Bytes of offline material spooled to disk.
+    pub fn spooled_bytes(&self) -> u64 {
+        self.spool.len()
+    }
+
+    /// The online phase on one clip (floats in the model's input shape). Consumes the
+    /// offline material. On failure the server is told why (unless it is gone).
+    pub fn online<S: Stream>(
+        self,
+        ch: &mut Channel<S>,
+        input: &Tensor<f32>,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<(ClientOutcome, Report), SessionError> {
+        let r = self.online_inner(ch, input, progress);
+        if let Err(e) = &r {
+            if e.tells_peer() {
+                ch.abort(&e.to_string());
+            }
+        }
+        r
+    }
+
+    fn online_inner<S: Stream>(
+        mut self,
+        ch: &mut Channel<S>,
+        input: &Tensor<f32>,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<(ClientOutcome, Report), SessionError> {
+        let plan = self.plan;
+        let fx = plan.fixed;
+        let p = fx.p;
+        let f: Field = field_of(plan)?;
+        let g = &plan.graph;
+        let (inp, _) = g.io().map_err(|e| SessionError::Plan(e.to_string()))?;
+        if input.shape != g.node(inp).shape {
+            return Err(SessionError::Input(format!(
+                "clip tensor of shape {}, the model takes {}",
+                input.shape,
+                g.node(inp).shape
+            )));
+        }
+        if let Some(v) = input.data.iter().find(|v| !v.is_finite()) {
+            return Err(SessionError::Input(format!(
+                "clip tensor holds a non-finite value ({v})"
+            )));
+        }
+        ch.set_step("start-online");
+        ch.send(tags::START_ONLINE, &[])?;
+        self.rec.begin_phase(Phase::Online);
+        let total = self.sched.steps.len();
+        for (i, step) in self.sched.steps.iter().enumerate() {
+            progress(&Event {
+                phase: Phase::Online,
+                index: i,
+                total,
+                name: &step.name,
+                protocol: step.protocol(),
+            });
+            self.rec.begin(ch, i, step);
+            match &step.kind {
+                Kind::Input { scale } => {
+                    let x: Vec<u64> = input
+                        .data
+                        .iter()
+                        .map(|&v| fx.to_field(fx.encode(v as f64, *scale)))
+                        .collect();
+                    let mut masked = x;
+                    f.sub_assign(&mut masked, &self.input_mask);
+                    ch.send_u64s(tags::INPUT, &masked)?;
+                }
+                Kind::Local | Kind::Linear { .. } => {}
+                Kind::Garbled {
+                    units,
+                    truncate,
+                    relu,
+                } => {
+                    let circs = circuits(p, units, *truncate, *relu);
+                    let layer = Layer {
+                        p,
+                        units,
+                        circuits: &circs,
+                        index: i as u32,
+                    };
+                    garbled::client_online(ch, &layer, &mut self.spool)?;
+                }
+                Kind::Square => {
+                    let (cx, sq, r) = self
+                        .squares
+                        .remove(&step.node)
+                        .expect("offline material of every square step");
+                    let mut y = beaver::square(&f, ch, false, &cx, sq)?;
+                    f.sub_assign(&mut y, &r);
+                    ch.send_u64s(tags::RERANDOMISE, &y)?;
+                }
+            }
+            self.rec.end(ch);
+        }
+        ch.set_step("reveal");
+        let s = ch.recv_u64s(tags::REVEAL, self.reveal_share.len())?;
+        check_field(p, &s, "revealed share")?;
+        self.rec.end_phase();
+        let revealed: Vec<i64> = f
+            .reconstruct(&s, &self.reveal_share)
+            .into_iter()
+            .map(|v| fx.from_field(v))
+            .collect();
+        let out = client_tail(plan, &self.sched, revealed)?;
+        Ok((out, self.rec.finish(ch)))
+    }
+}
+
+/// Decodes the revealed values and runs the client-side ops (softmax, argmax) on them.
+fn client_tail(
+    plan: &Plan,
+    sched: &Schedule,
+    revealed: Vec<i64>,
+) -> Result<ClientOutcome, SessionError> {
+    let g = &plan.graph;
+    let fx = plan.fixed;
+    let shape = g.node(sched.reveal).shape.clone();
+    let (scale, divisor) = (sched.reveal_scale, sched.reveal_divisor);
+    let mut x = Tensor::new(
+        shape.clone(),
+        revealed
+            .iter()
+            .map(|&v| (fx.decode(v, scale) / divisor as f64) as f32)
+            .collect(),
+    );
+    let order = g
+        .topo_order()
+        .map_err(|e| SessionError::Plan(e.to_string()))?;
+    for id in order {
+        let node = g.node(id);
+        if node.op.class() == OpClass::ClientOutput {
+            x = c3d_ir::eval_float::client_op(&node.op, &x, &node.shape).ok_or_else(|| {
+                SessionError::Plan(format!("`{}` is not a client-side op", node.name))
+            })?;
+        }
+    }
+    Ok(ClientOutcome {
+        revealed: Tensor::new(shape, revealed),
+        scale,
+        divisor,
+        output: x,
+    })
+}

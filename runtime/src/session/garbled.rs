@@ -1,0 +1,320 @@
+//! One garbled layer between the parties: the server garbles every window's circuit offline
+//! and sends the tables, the client fetches the labels of its inputs (its share and its next
+//! mask, both known offline) by OT and spools both; online the server sends the labels of its
+//! share, the client evaluates and returns the output labels, and the server decodes its new
+//! share y - r.
+//!
+//! Work goes in chunks of windows bounded by AND gates, so neither side holds more than a
+//! chunk's tables or labels in memory. The server keeps no labels: each window is garbled
+//! from its own ChaCha stream of one secret per-layer seed, so the offset and the labels of
+//! the server's inputs are re-derived online; it keeps only the low 64 bits of the output
+//! zero labels, enough to decode and to catch a wrong label.
+
+use super::schedule::Units;
+use super::spool::Spool;
+use super::SessionError;
+use crate::gc::circuit::from_bits;
+use crate::gc::halfgates::{evaluate_at, garble_at, garbler_labels};
+use crate::gc::relu::{evaluator_input, garbler_input, width};
+use crate::gc::{Circuit, Hasher, Label};
+use crate::ot::{OtReceiver, OtSender};
+use crate::transport::{Channel, Stream};
+use rand::{CryptoRng, Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::ops::Range;
+
+const TAG_TABLES: u8 = 0x70;
+const TAG_GARBLER_LABELS: u8 = 0x71;
+const TAG_OUTPUT_LABELS: u8 = 0x72;
+
+/// AND gates per chunk (8 MiB of tables).
+const CHUNK_ANDS: usize = 1 << 18;
+
+/// A garbled layer's public description.
+pub struct Layer<'a> {
+    /// The field modulus.
+    pub p: u64,
+    /// The windows.
+    pub units: &'a Units,
+    /// Circuit per window size.
+    pub circuits: &'a HashMap<usize, Circuit>,
+    /// Index of the layer in the session (separates hash tweaks between layers).
+    pub index: u32,
+}
+
+impl Layer<'_> {
+    fn circuit(&self, u: usize) -> &Circuit {
+        &self.circuits[&self.units.of(u).len()]
+    }
+
+    /// Consecutive windows with at most [`CHUNK_ANDS`] AND gates (one window at least).
+    fn chunks(&self) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let (mut start, mut ands) = (0, 0);
+        for u in 0..self.units.len() {
+            let a = self.circuit(u).and_count();
+            if u > start && ands + a > CHUNK_ANDS {
+                out.push(start..u);
+                (start, ands) = (u, 0);
+            }
+            ands += a;
+        }
+        if start < self.units.len() {
+            out.push(start..self.units.len());
+        }
+        out
+    }
+
+    /// Tweaks of window u: 2^40 per window (far above any window's 2 per AND gate), 2^96 per
+    /// layer.
+    fn tweak(&self, u: usize) -> u128 {
+        ((self.index as u128) << 96) | ((u as u128) << 40)
+    }
+
+    fn bytes(&self, r: &Range<usize>, per: impl Fn(&Circuit) -> usize) -> usize {
+        r.clone().map(|u| per(self.circuit(u))).sum()
+    }
+}
+
+fn unit_rng(seed: &[u8; 32], u: usize) -> ChaCha20Rng {
+    let mut r = ChaCha20Rng::from_seed(*seed);
+    r.set_stream(u as u64);
+    r
+}
+
+fn labels_to_bytes(ls: &[Label], out: &mut Vec<u8>) {
+    for l in ls {
+        out.extend_from_slice(&l.to_le_bytes());
+    }
+}
+
+fn bytes_to_labels(b: &[u8]) -> Vec<Label> {
+    b.chunks_exact(16)
+        .map(|c| u128::from_le_bytes(c.try_into().expect("16 bytes")))
+        .collect()
+}
+
+fn expect_len(what: &str, got: usize, want: usize) -> Result<(), SessionError> {
+    if got != want {
+        return Err(SessionError::Peer(format!(
+            "{what}: {got} bytes, expected {want}"
+        )));
+    }
+    Ok(())
+}
+
+/// What the server keeps of a garbled layer between the phases.
+pub struct ServerLayer {
+    seed: [u8; 32],
+    out_zero: Vec<u64>,
+}
+
+/// Server, offline: garbles every window, sends the tables, and answers the client's OTs for
+/// its input labels.
+pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
+    ch: &mut Channel<S>,
+    ot: &mut OtSender,
+    layer: &Layer,
+    rng: &mut R,
+) -> Result<ServerLayer, SessionError> {
+    let seed: [u8; 32] = rng.random();
+    let hasher = Hasher::default();
+    let mut out_zero = Vec::with_capacity(layer.units.len() * width(layer.p));
+    for r in layer.chunks() {
+        let parts: Vec<(Vec<u8>, Vec<(Label, Label)>, Vec<u64>)> = r
+            .clone()
+            .into_par_iter()
+            .map(|u| {
+                let circ = layer.circuit(u);
+                let mut tables = Vec::with_capacity(circ.and_count() * 32);
+                let gb = garble_at(
+                    circ,
+                    &hasher,
+                    layer.tweak(u),
+                    &mut unit_rng(&seed, u),
+                    |t| labels_to_bytes(&t, &mut tables),
+                );
+                let pairs = gb
+                    .evaluator_zero
+                    .iter()
+                    .map(|&z| (z, z ^ gb.delta))
+                    .collect();
+                let outs = gb.output_zero.iter().map(|&z| z as u64).collect();
+                (tables, pairs, outs)
+            })
+            .collect();
+        let mut tables = Vec::with_capacity(layer.bytes(&r, |c| c.and_count() * 32));
+        let mut pairs = Vec::new();
+        for (t, p, o) in parts {
+            tables.extend_from_slice(&t);
+            pairs.extend(p);
+            out_zero.extend(o);
+        }
+        ch.send(TAG_TABLES, &tables)?;
+        ot.send(ch, &pairs)?;
+    }
+    Ok(ServerLayer { seed, out_zero })
+}
+
+/// Client, offline: spools the tables and the labels of its inputs (`c_in`, its share of the
+/// layer's input, and `r_out`, its mask of the output), fetched by OT.
+pub fn client_offline<S: Stream>(
+    ch: &mut Channel<S>,
+    ot: &mut OtReceiver,
+    layer: &Layer,
+    c_in: &[u64],
+    r_out: &[u64],
+    spool: &mut Spool,
+) -> Result<(), SessionError> {
+    let p = layer.p;
+    for r in layer.chunks() {
+        let tables = ch.recv(TAG_TABLES)?;
+        expect_len(
+            "garbled tables",
+            tables.len(),
+            layer.bytes(&r, |c| c.and_count() * 32),
+        )?;
+        spool.write(&tables)?;
+        let choices: Vec<bool> = r
+            .clone()
+            .flat_map(|u| {
+                let shares: Vec<u64> = layer
+                    .units
+                    .of(u)
+                    .iter()
+                    .map(|&i| c_in[i as usize])
+                    .collect();
+                evaluator_input(p, &shares, r_out[u])
+            })
+            .collect();
+        let labels = ot.receive(ch, &choices)?;
+        let mut b = Vec::with_capacity(labels.len() * 16);
+        labels_to_bytes(&labels, &mut b);
+        spool.write(&b)?;
+    }
+    Ok(())
+}
+
+/// Server, online: sends the labels of its share `s_in`, decodes the client's output labels
+/// and returns its share of the output (the value minus the client's mask).
+pub fn server_online<S: Stream>(
+    ch: &mut Channel<S>,
+    layer: &Layer,
+    keep: ServerLayer,
+    s_in: &[u64],
+) -> Result<Vec<u64>, SessionError> {
+    let (p, n) = (layer.p, width(layer.p));
+    let mut out = Vec::with_capacity(layer.units.len());
+    for r in layer.chunks() {
+        let enc: Vec<(Vec<Label>, u64)> = r
+            .clone()
+            .into_par_iter()
+            .map(|u| {
+                let (delta, zeros) = garbler_labels(layer.circuit(u), &mut unit_rng(&keep.seed, u));
+                let shares: Vec<u64> = layer
+                    .units
+                    .of(u)
+                    .iter()
+                    .map(|&i| s_in[i as usize])
+                    .collect();
+                let bits = garbler_input(p, &shares);
+                let ls = std::iter::once(zeros[0])
+                    .chain(
+                        zeros[1..]
+                            .iter()
+                            .zip(&bits)
+                            .map(|(&z, &b)| if b { z ^ delta } else { z }),
+                    )
+                    .collect();
+                (ls, delta as u64)
+            })
+            .collect();
+        let mut b = Vec::with_capacity(layer.bytes(&r, |c| c.garbler_inputs as usize * 16));
+        for (ls, _) in &enc {
+            labels_to_bytes(ls, &mut b);
+        }
+        ch.send(TAG_GARBLER_LABELS, &b)?;
+        let back = ch.recv(TAG_OUTPUT_LABELS)?;
+        expect_len("output labels", back.len(), r.len() * n * 16)?;
+        for (j, u) in r.clone().enumerate() {
+            let d = enc[j].1;
+            let mut bits = Vec::with_capacity(n);
+            for i in 0..n {
+                let at = (j * n + i) * 16;
+                let l = u64::from_le_bytes(back[at..at + 8].try_into().expect("8 bytes"));
+                let z = keep.out_zero[u * n + i];
+                bits.push(if l == z {
+                    false
+                } else if l == z ^ d {
+                    true
+                } else {
+                    return Err(SessionError::Peer(format!(
+                        "output label {i} of window {u} is neither of its wire's labels"
+                    )));
+                });
+            }
+            let v = from_bits(&bits);
+            if v >= p {
+                return Err(SessionError::Peer(format!(
+                    "window {u} decoded to {v}, not a field element"
+                )));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Client, online: evaluates every window on the server's labels and its spooled material,
+/// and returns the output labels.
+pub fn client_online<S: Stream>(
+    ch: &mut Channel<S>,
+    layer: &Layer,
+    spool: &mut Spool,
+) -> Result<(), SessionError> {
+    let hasher = Hasher::default();
+    for r in layer.chunks() {
+        let g = ch.recv(TAG_GARBLER_LABELS)?;
+        expect_len(
+            "garbler labels",
+            g.len(),
+            layer.bytes(&r, |c| c.garbler_inputs as usize * 16),
+        )?;
+        let tables = spool.read(layer.bytes(&r, |c| c.and_count() * 32))?;
+        let mine = spool.read(layer.bytes(&r, |c| c.evaluator_inputs as usize * 16))?;
+        // Offsets of each window's slice in the three buffers.
+        let mut offs = Vec::with_capacity(r.len());
+        let (mut og, mut ot, mut oe) = (0, 0, 0);
+        for u in r.clone() {
+            let c = layer.circuit(u);
+            offs.push((u, og, ot, oe));
+            og += c.garbler_inputs as usize * 16;
+            ot += c.and_count() * 32;
+            oe += c.evaluator_inputs as usize * 16;
+        }
+        let outs: Vec<Vec<Label>> = offs
+            .par_iter()
+            .map(|&(u, og, ot, oe)| {
+                let c = layer.circuit(u);
+                let gl = bytes_to_labels(&g[og..og + c.garbler_inputs as usize * 16]);
+                let el = bytes_to_labels(&mine[oe..oe + c.evaluator_inputs as usize * 16]);
+                let mut t = tables[ot..ot + c.and_count() * 32].chunks_exact(32);
+                evaluate_at(c, &hasher, layer.tweak(u), &gl, &el, || {
+                    let b = t.next().expect("table length checked");
+                    [
+                        u128::from_le_bytes(b[..16].try_into().expect("16 bytes")),
+                        u128::from_le_bytes(b[16..].try_into().expect("16 bytes")),
+                    ]
+                })
+            })
+            .collect();
+        let mut b = Vec::with_capacity(r.len() * width(layer.p) * 16);
+        for o in &outs {
+            labels_to_bytes(o, &mut b);
+        }
+        ch.send(TAG_OUTPUT_LABELS, &b)?;
+    }
+    Ok(())
+}

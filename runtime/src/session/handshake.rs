@@ -1,0 +1,90 @@
+//! The first exchange of a session: the client states the protocol version, the hash of its
+//! plan and the HE backend; the server accepts or says why not, and both stop on a mismatch.
+
+use super::{tags, SessionError};
+use crate::transport::{Channel, Stream};
+
+/// Version of the session protocol; bumped whenever a message changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"C3DRUN\0\0";
+/// Handshake frames are tiny: anything larger is refused before it is read.
+const MAX_HELLO: usize = 1024;
+
+fn hello(plan_hash: &[u8; 32], backend: &str) -> Vec<u8> {
+    let mut b = MAGIC.to_vec();
+    b.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    b.extend_from_slice(plan_hash);
+    b.extend_from_slice(backend.as_bytes());
+    b
+}
+
+/// Client side: returns once the server has accepted.
+pub fn client<S: Stream>(
+    ch: &mut Channel<S>,
+    plan_hash: &[u8; 32],
+    backend: &str,
+) -> Result<(), SessionError> {
+    ch.set_step("handshake");
+    ch.send(tags::HELLO, &hello(plan_hash, backend))?;
+    let (tag, body) = ch.recv_any()?;
+    match tag {
+        tags::ACCEPT if body.is_empty() => Ok(()),
+        tags::REFUSE => Err(SessionError::Handshake(format!(
+            "the server refused: {}",
+            String::from_utf8_lossy(&body[..body.len().min(MAX_HELLO)])
+        ))),
+        t => Err(SessionError::Peer(format!(
+            "answer of tag {t:#04x} to the handshake; is this a c3d-run server?"
+        ))),
+    }
+}
+
+/// Server side: checks the client's hello against what this server runs; on a mismatch the
+/// client is told why and the session ends with the same reason.
+pub fn server<S: Stream>(
+    ch: &mut Channel<S>,
+    plan_hash: &[u8; 32],
+    backend: &str,
+) -> Result<(), SessionError> {
+    ch.set_step("handshake");
+    let max = crate::transport::DEFAULT_MAX_FRAME;
+    ch.set_max_frame(MAX_HELLO);
+    let got = ch.recv(tags::HELLO);
+    ch.set_max_frame(max);
+    let body = got.map_err(|e| SessionError::Peer(format!("no valid hello: {e}")))?;
+    let reason = if body.len() < 44 || &body[..8] != MAGIC {
+        Some("not a c3d-run hello".to_string())
+    } else {
+        let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
+        let hash: &[u8] = &body[12..44];
+        let their_backend = String::from_utf8_lossy(&body[44..]);
+        if version != PROTOCOL_VERSION {
+            Some(format!(
+                "protocol version {version}; this server speaks version {PROTOCOL_VERSION}"
+            ))
+        } else if hash != plan_hash {
+            Some(format!(
+                "plan mismatch: the client's plan has hash {}, this server serves {}",
+                c3d_ir::format::hex(hash.try_into().expect("32 bytes")),
+                c3d_ir::format::hex(plan_hash)
+            ))
+        } else if their_backend != backend {
+            Some(format!(
+                "HE backend `{their_backend}`; this server runs `{backend}`"
+            ))
+        } else {
+            None
+        }
+    };
+    match reason {
+        None => {
+            ch.send(tags::ACCEPT, &[])?;
+            Ok(())
+        }
+        Some(r) => {
+            // Best effort: the client may already be gone.
+            let _ = ch.send(tags::REFUSE, r.as_bytes());
+            Err(SessionError::Handshake(r))
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! What a session measured: per phase and per layer, wall time, bytes each way and round
+//! trips; peak memory of the process. Serialised as the `--report` JSON.
+
+use super::schedule::Step;
+use crate::transport::{Channel, Stream};
+use serde::Serialize;
+use std::time::Instant;
+
+/// The two phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before the clip is known.
+    Offline,
+    /// With the clip.
+    Online,
+}
+
+impl Phase {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Offline => "offline",
+            Phase::Online => "online",
+        }
+    }
+}
+
+/// A progress event: step `index` of `total` in `phase` is starting.
+#[derive(Clone, Debug)]
+pub struct Event<'a> {
+    /// Phase.
+    pub phase: Phase,
+    /// Step index (0-based).
+    pub index: usize,
+    /// Steps in the phase.
+    pub total: usize,
+    /// Layer name.
+    pub name: &'a str,
+    /// Protocol of the step.
+    pub protocol: &'a str,
+}
+
+/// One layer in one phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    /// Phase.
+    pub phase: Phase,
+    /// Layer (node) name.
+    pub layer: String,
+    /// How it ran.
+    pub protocol: String,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Bytes this party sent.
+    pub bytes_sent: u64,
+    /// Bytes this party received.
+    pub bytes_received: u64,
+    /// Round trips.
+    pub rounds: u64,
+}
+
+/// One phase in total.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseReport {
+    /// Phase.
+    pub phase: Phase,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Bytes this party sent.
+    pub bytes_sent: u64,
+    /// Bytes this party received.
+    pub bytes_received: u64,
+    /// Round trips.
+    pub rounds: u64,
+    /// Peak resident memory of the process at the end of the phase (bytes; 0 where unknown).
+    pub peak_memory: u64,
+}
+
+/// A whole session, from one party's side.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// "server" or "client".
+    pub role: String,
+    /// Model name.
+    pub model: String,
+    /// Plan hash (hex).
+    pub plan_hash: String,
+    /// HE backend.
+    pub backend: String,
+    /// Set-up (handshake, base OTs, keys): seconds.
+    pub setup_seconds: f64,
+    /// Per phase.
+    pub phases: Vec<PhaseReport>,
+    /// Per layer and phase.
+    pub layers: Vec<LayerReport>,
+    /// Bytes sent over the whole session.
+    pub bytes_sent: u64,
+    /// Bytes received over the whole session.
+    pub bytes_received: u64,
+    /// Peak resident memory of the process (bytes; 0 where unknown).
+    pub peak_memory: u64,
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), 0 elsewhere.
+pub fn peak_memory() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Records steps and phases as they run.
+pub struct Recorder {
+    report: Report,
+    phase: Option<(Phase, Instant, usize)>,
+    step: Option<(String, String, &'static str, Instant)>,
+}
+
+impl Recorder {
+    /// A recorder for one party.
+    pub fn new(role: &str, model: &str, plan_hash: &str, backend: &str) -> Self {
+        Recorder {
+            report: Report {
+                role: role.into(),
+                model: model.into(),
+                plan_hash: plan_hash.into(),
+                backend: backend.into(),
+                ..Report::default()
+            },
+            phase: None,
+            step: None,
+        }
+    }
+
+    /// Marks the end of set-up.
+    pub fn setup_done(&mut self, started: Instant) {
+        self.report.setup_seconds = started.elapsed().as_secs_f64();
+    }
+
+    /// Starts a phase.
+    pub fn begin_phase(&mut self, phase: Phase) {
+        self.phase = Some((phase, Instant::now(), self.report.layers.len()));
+    }
+
+    /// Starts a step: its traffic is counted under its own key.
+    pub fn begin<S: Stream>(&mut self, ch: &mut Channel<S>, index: usize, step: &Step) {
+        let phase = self.phase.map_or(Phase::Offline, |p| p.0);
+        let key = format!("{}/{index}", phase.name());
+        ch.set_step(&key);
+        self.step = Some((key, step.name.clone(), step.protocol(), Instant::now()));
+    }
+
+    /// Ends the current step.
+    pub fn end<S: Stream>(&mut self, ch: &mut Channel<S>) {
+        let Some((key, name, protocol, t0)) = self.step.take() else {
+            return;
+        };
+        let st = ch.stats().get(&key).copied().unwrap_or_default();
+        self.report.layers.push(LayerReport {
+            phase: self.phase.map_or(Phase::Offline, |p| p.0),
+            layer: name,
+            protocol: protocol.into(),
+            seconds: t0.elapsed().as_secs_f64(),
+            bytes_sent: st.sent,
+            bytes_received: st.received,
+            rounds: st.rounds,
+        });
+        ch.set_step("between-steps");
+    }
+
+    /// Ends the current phase.
+    pub fn end_phase(&mut self) {
+        let Some((phase, t0, first)) = self.phase.take() else {
+            return;
+        };
+        let ls = &self.report.layers[first..];
+        self.report.phases.push(PhaseReport {
+            phase,
+            seconds: t0.elapsed().as_secs_f64(),
+            bytes_sent: ls.iter().map(|l| l.bytes_sent).sum(),
+            bytes_received: ls.iter().map(|l| l.bytes_received).sum(),
+            rounds: ls.iter().map(|l| l.rounds).sum(),
+            peak_memory: peak_memory(),
+        });
+    }
+
+    /// The finished report, with the channel's totals.
+    pub fn finish<S: Stream>(mut self, ch: &Channel<S>) -> Report {
+        let t = ch.total();
+        self.report.bytes_sent = t.sent;
+        self.report.bytes_received = t.received;
+        self.report.peak_memory = peak_memory();
+        self.report
+    }
+}

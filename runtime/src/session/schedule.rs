@@ -1,0 +1,334 @@
+//! The protocol steps of a plan. Both parties derive them from the public plan alone (and
+//! the HE backend's public parameters, which fix each linear layer's packing), so they agree
+//! without exchanging anything.
+
+use super::SessionError;
+use crate::gc::relu::pool_relu;
+use crate::gc::Circuit;
+use crate::he::Backend;
+use crate::linear::{ConvShape, Packing};
+use c3d_ir::op::{Op, OpClass};
+use c3d_ir::{NodeId, Plan, Protocol};
+use std::collections::HashMap;
+
+/// The comparison units of a garbled layer: unit u reads the input positions
+/// `taps[offsets[u]..offsets[u + 1]]` and yields output u.
+#[derive(Clone, Debug)]
+pub struct Units {
+    /// Input positions, unit after unit.
+    pub taps: Vec<u32>,
+    /// Start of each unit in `taps`, plus the end.
+    pub offsets: Vec<u32>,
+}
+
+impl Units {
+    /// Number of units (outputs).
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The input positions of unit `u`.
+    pub fn of(&self, u: usize) -> &[u32] {
+        &self.taps[self.offsets[u] as usize..self.offsets[u + 1] as usize]
+    }
+}
+
+/// How one node runs.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// The client's input enters masked.
+    Input {
+        /// Fractional bits of the encoded input.
+        scale: u32,
+    },
+    /// Linear with public coefficients: each party applies it to its own share.
+    Local,
+    /// Secret weights: BFV offline, field arithmetic on the server's share online.
+    Linear {
+        /// Geometry.
+        shape: ConvShape,
+        /// Coefficient packing.
+        packing: Packing,
+        /// Public bound on the weights' magnitude.
+        weight_mag_bits: u32,
+    },
+    /// Truncation, maximum and ReLU in garbled circuits.
+    Garbled {
+        /// Windows (one input each for a ReLU).
+        units: Units,
+        /// Bits truncated before comparing.
+        truncate: u32,
+        /// ReLU after the maximum.
+        relu: bool,
+    },
+    /// x^2 on shares with Beaver square pairs.
+    Square,
+}
+
+/// One step of the protocol.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The node.
+    pub node: NodeId,
+    /// Its name, for progress and reports.
+    pub name: String,
+    /// What runs.
+    pub kind: Kind,
+    /// Input nodes.
+    pub inputs: Vec<NodeId>,
+    /// Output elements.
+    pub len: usize,
+}
+
+impl Step {
+    /// A short label of the step's protocol, for reports.
+    pub fn protocol(&self) -> &'static str {
+        match self.kind {
+            Kind::Input { .. } => "input",
+            Kind::Local => "local",
+            Kind::Linear { .. } => "he-linear",
+            Kind::Garbled { .. } => "garbled",
+            Kind::Square => "beaver-square",
+        }
+    }
+}
+
+/// Every step of a plan in order, and what the client learns at the end.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// Steps in topological order.
+    pub steps: Vec<Step>,
+    /// The node whose value is revealed to the client.
+    pub reveal: NodeId,
+    /// Fractional bits of the revealed value.
+    pub reveal_scale: u32,
+    /// Public divisor of the revealed value.
+    pub reveal_divisor: u64,
+    /// How many later steps read each node (the revealed node counts once more), so shares
+    /// can be dropped as soon as nothing needs them.
+    pub uses: HashMap<NodeId, usize>,
+}
+
+fn bad(m: String) -> SessionError {
+    SessionError::Plan(m)
+}
+
+/// The node the client learns: the input of the client-side tail, or the graph's output.
+fn revealed_node(plan: &Plan) -> Result<NodeId, SessionError> {
+    let g = &plan.graph;
+    let (_, mut out) = g.io().map_err(|e| bad(e.to_string()))?;
+    while g.node(out).op.class() == OpClass::ClientOutput {
+        out = *g
+            .inputs_of(out)
+            .first()
+            .ok_or_else(|| bad("a client-side op has no input".into()))?;
+    }
+    Ok(out)
+}
+
+fn dhw(shape: &c3d_ir::Shape, name: &str) -> Result<(usize, [usize; 3]), SessionError> {
+    match shape.ncdhw() {
+        Some((1, c, d, h, w)) => Ok((c, [d, h, w])),
+        _ => Err(bad(format!(
+            "`{name}`: the runtime takes one clip at a time (N = 1, rank 5), got {shape}"
+        ))),
+    }
+}
+
+impl Schedule {
+    /// Derives the steps of a validated plan.
+    pub fn new<B: Backend>(plan: &Plan, be: &B) -> Result<Schedule, SessionError> {
+        if plan.fixed.p != be.plain_modulus() {
+            return Err(bad(
+                "the HE backend's plaintext modulus is not the plan's".into()
+            ));
+        }
+        let g = &plan.graph;
+        let reveal = revealed_node(plan)?;
+        let order = g.topo_order().map_err(|e| bad(e.to_string()))?;
+        let mut steps = Vec::new();
+        let mut uses: HashMap<NodeId, usize> = HashMap::new();
+        for &id in &order {
+            let node = g.node(id);
+            if node.op.class() == OpClass::ClientOutput {
+                continue;
+            }
+            let l = plan
+                .layer(id)
+                .ok_or_else(|| bad(format!("no plan entry for `{}`", node.name)))?;
+            let q = &l.quant;
+            let inputs = g.inputs_of(id);
+            if inputs
+                .iter()
+                .any(|&i| g.node(i).op.class() == OpClass::ClientOutput)
+            {
+                return Err(bad(format!(
+                    "`{}` reads a client-side output; only the end of the graph may",
+                    node.name
+                )));
+            }
+            for &i in &inputs {
+                *uses.entry(i).or_default() += 1;
+            }
+            let kind = match (&node.op, l.protocol) {
+                (Op::Input, Protocol::Input) => Kind::Input { scale: q.out_scale },
+                (_, Protocol::Local) => Kind::Local,
+                (Op::Conv3d(cp), Protocol::HeLinear) => {
+                    let (c_in, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
+                    let (c_out, out) = dhw(&node.shape, &node.name)?;
+                    let w = &cp.window;
+                    if w.ceil_mode || c_in != cp.in_channels || c_out != cp.out_channels {
+                        return Err(bad(format!(
+                            "`{}`: convolution geometry does not match its tensors",
+                            node.name
+                        )));
+                    }
+                    let shape = ConvShape {
+                        c_in,
+                        c_out,
+                        input,
+                        kernel: w.kernel,
+                        stride: w.stride,
+                        dilation: w.dilation,
+                        pad_begin: std::array::from_fn(|a| w.pads[a].0),
+                        pad_end: std::array::from_fn(|a| w.pads[a].1),
+                        depthwise: false,
+                    };
+                    shape.validate().map_err(|e| bad(e.to_string()))?;
+                    if shape.output() != out {
+                        return Err(bad(format!(
+                            "`{}`: convolution output {:?} is not the tensor's {out:?}",
+                            node.name,
+                            shape.output()
+                        )));
+                    }
+                    linear(shape, q.weight_mag_bits, be, &node.name)?
+                }
+                (
+                    Op::Linear {
+                        in_features,
+                        out_features,
+                    },
+                    Protocol::HeLinear,
+                ) => {
+                    if node.shape.dims().first() != Some(&1) {
+                        return Err(bad(format!(
+                            "`{}`: the runtime takes one clip at a time (N = 1)",
+                            node.name
+                        )));
+                    }
+                    let shape = ConvShape::fully_connected(*in_features, *out_features);
+                    linear(shape, q.weight_mag_bits, be, &node.name)?
+                }
+                (Op::Relu, Protocol::GarbledCircuit) => {
+                    let n = node.shape.numel() as u32;
+                    Kind::Garbled {
+                        units: Units {
+                            taps: (0..n).collect(),
+                            offsets: (0..=n).collect(),
+                        },
+                        truncate: q.truncate_bits,
+                        relu: true,
+                    }
+                }
+                (Op::Relu, Protocol::BeaverSquare) => Kind::Square,
+                (Op::MaxPool3d(win), Protocol::GarbledCircuit) => {
+                    let (c, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
+                    let (_, out) = dhw(&node.shape, &node.name)?;
+                    Kind::Garbled {
+                        units: pool_units(win, c, input, out),
+                        truncate: q.truncate_bits,
+                        relu: false,
+                    }
+                }
+                (op, proto) => {
+                    return Err(bad(format!(
+                        "`{}`: {} cannot run as {proto:?}",
+                        node.name,
+                        op.name()
+                    )))
+                }
+            };
+            if let Kind::Garbled { truncate, .. } = &kind {
+                if *truncate as usize >= crate::gc::relu::width(plan.fixed.p) {
+                    return Err(bad(format!("`{}` truncates too many bits", node.name)));
+                }
+            }
+            steps.push(Step {
+                node: id,
+                name: node.name.clone(),
+                kind,
+                inputs,
+                len: node.shape.numel(),
+            });
+        }
+        *uses.entry(reveal).or_default() += 1;
+        let rq = &plan
+            .layer(reveal)
+            .ok_or_else(|| bad("no plan entry for the output".into()))?
+            .quant;
+        Ok(Schedule {
+            steps,
+            reveal,
+            reveal_scale: rq.out_scale,
+            reveal_divisor: rq.divisor,
+            uses,
+        })
+    }
+}
+
+fn linear<B: Backend>(
+    shape: ConvShape,
+    weight_mag_bits: u32,
+    be: &B,
+    name: &str,
+) -> Result<Kind, SessionError> {
+    let packing =
+        Packing::choose(&shape, be, weight_mag_bits).map_err(|e| bad(format!("`{name}`: {e}")))?;
+    Ok(Kind::Linear {
+        shape,
+        packing,
+        weight_mag_bits,
+    })
+}
+
+/// The windows of a max-pool over one clip: valid taps only (padding never wins a maximum),
+/// outputs in (C, D, H, W) order.
+fn pool_units(win: &c3d_ir::Window3d, c: usize, input: [usize; 3], out: [usize; 3]) -> Units {
+    let mut taps = Vec::new();
+    let mut offsets = vec![0u32];
+    let [id, ih, iw] = input;
+    for ch in 0..c {
+        for z in 0..out[0] {
+            for y in 0..out[1] {
+                for x in 0..out[2] {
+                    for a in win.taps(0, z, id) {
+                        for b in win.taps(1, y, ih) {
+                            for e in win.taps(2, x, iw) {
+                                taps.push((((ch * id + a) * ih + b) * iw + e) as u32);
+                            }
+                        }
+                    }
+                    offsets.push(taps.len() as u32);
+                }
+            }
+        }
+    }
+    Units { taps, offsets }
+}
+
+/// The circuits of a garbled layer, one per window size that occurs.
+pub fn circuits(p: u64, units: &Units, truncate: u32, relu: bool) -> HashMap<usize, Circuit> {
+    let mut m = HashMap::new();
+    for u in 0..units.len() {
+        let k = units.of(u).len();
+        m.entry(k)
+            .or_insert_with(|| pool_relu(p, truncate, k, relu));
+    }
+    m
+}

@@ -1,0 +1,260 @@
+//! The server's side of a session: it holds the weights, answers the client's offline
+//! requests, and online computes on masked values only.
+
+use super::garbled::{self, Layer, ServerLayer};
+use super::report::{Event, Phase, Recorder, Report};
+use super::schedule::{circuits, Kind, Schedule};
+use super::{check_field, field_of, handshake, local_step, tags, SessionError};
+use crate::beaver::{self, Squares};
+use crate::he::Backend;
+use crate::linear;
+use crate::ot::OtSender;
+use crate::transport::{Channel, Stream};
+use c3d_ir::{NodeId, Plan, Weights};
+use rand::{CryptoRng, Rng, RngCore};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// A model ready to serve: plan, schedule and the weights as field elements. Built once,
+/// shared by all sessions.
+pub struct ServerModel<B: Backend> {
+    /// The plan.
+    pub plan: Plan,
+    /// Its hash (what clients must present).
+    pub plan_hash: [u8; 32],
+    /// The protocol steps.
+    pub schedule: Schedule,
+    /// The HE backend.
+    pub backend: B,
+    /// Weights and biases of each linear layer, as field elements.
+    weights: HashMap<NodeId, (Vec<u64>, Vec<u64>)>,
+}
+
+impl<B: Backend> ServerModel<B> {
+    /// Checks the weights against the plan (its hash, their sizes and public bounds) and
+    /// derives the schedule.
+    pub fn new(
+        plan: Plan,
+        plan_hash: [u8; 32],
+        weights: &Weights,
+        weights_hash: [u8; 32],
+        backend: B,
+    ) -> Result<Self, SessionError> {
+        plan.validate()
+            .map_err(|e| SessionError::Plan(e.to_string()))?;
+        if weights_hash != plan.weights_hash {
+            return Err(SessionError::Input(
+                "the weights file is not the one this plan was compiled with (hash differs)".into(),
+            ));
+        }
+        weights
+            .check_against(&plan.graph, &plan.fixed)
+            .map_err(|e| SessionError::Input(e.to_string()))?;
+        let schedule = Schedule::new(&plan, &backend)?;
+        let fx = plan.fixed;
+        let mut field_weights = HashMap::new();
+        for step in &schedule.steps {
+            if let Kind::Linear {
+                weight_mag_bits, ..
+            } = step.kind
+            {
+                let lw = &weights.layers[&step.node];
+                if lw
+                    .weight
+                    .iter()
+                    .any(|w| w.unsigned_abs() >= 1u64 << weight_mag_bits)
+                {
+                    return Err(SessionError::Input(format!(
+                        "weights of `{}` exceed the plan's public bound of {weight_mag_bits} bits",
+                        step.name
+                    )));
+                }
+                let w = lw.weight.iter().map(|&v| fx.to_field(v)).collect();
+                let b = lw.bias.iter().map(|&v| fx.to_field(v)).collect();
+                field_weights.insert(step.node, (w, b));
+            }
+        }
+        Ok(ServerModel {
+            plan,
+            plan_hash,
+            schedule,
+            backend,
+            weights: field_weights,
+        })
+    }
+}
+
+/// What the server keeps between the phases, one entry per step that needs one; entries are
+/// moved out when used, so nothing is used twice.
+enum Material {
+    Linear(Vec<u64>),
+    Garbled(ServerLayer),
+    Square(Squares),
+}
+
+/// Serves one client over `ch`: handshake, offline, online. Returns this side's report. On
+/// failure the client is told why (unless it is gone).
+pub fn serve<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    model: &ServerModel<B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<Report, SessionError> {
+    let r = serve_inner(model, ch, rng, progress);
+    if let Err(e) = &r {
+        if e.tells_peer() {
+            ch.abort(&e.to_string());
+        }
+    }
+    r
+}
+
+fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    model: &ServerModel<B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<Report, SessionError> {
+    let t0 = Instant::now();
+    let (plan, sched, be) = (&model.plan, &model.schedule, &model.backend);
+    let p = plan.fixed.p;
+    let f = field_of(plan)?;
+    let mut rec = Recorder::new(
+        "server",
+        &plan.meta.name,
+        &c3d_ir::format::hex(&model.plan_hash),
+        be.name(),
+    );
+    handshake::server(ch, &model.plan_hash, be.name())?;
+    ch.set_step("setup");
+    let mut ot = OtSender::setup(ch, rng)?;
+    rec.setup_done(t0);
+
+    // Offline.
+    let total = sched.steps.len();
+    let mut mat: HashMap<NodeId, Material> = HashMap::new();
+    rec.begin_phase(Phase::Offline);
+    for (i, step) in sched.steps.iter().enumerate() {
+        progress(&Event {
+            phase: Phase::Offline,
+            index: i,
+            total,
+            name: &step.name,
+            protocol: step.protocol(),
+        });
+        rec.begin(ch, i, step);
+        match &step.kind {
+            Kind::Input { .. } | Kind::Local => {}
+            Kind::Linear {
+                shape,
+                packing,
+                weight_mag_bits,
+            } => {
+                let (w, _) = &model.weights[&step.node];
+                let (s, _) =
+                    linear::server_linear(be, ch, shape, packing, *weight_mag_bits, w, rng)?;
+                mat.insert(step.node, Material::Linear(s));
+            }
+            Kind::Garbled {
+                units,
+                truncate,
+                relu,
+            } => {
+                let circs = circuits(p, units, *truncate, *relu);
+                let layer = Layer {
+                    p,
+                    units,
+                    circuits: &circs,
+                    index: i as u32,
+                };
+                let keep = garbled::server_offline(ch, &mut ot, &layer, rng)?;
+                mat.insert(step.node, Material::Garbled(keep));
+            }
+            Kind::Square => {
+                let sq = beaver::server_squares_ot(&f, ch, &mut ot, step.len, rng)?;
+                mat.insert(step.node, Material::Square(sq));
+            }
+        }
+        rec.end(ch);
+    }
+    rec.end_phase();
+
+    // The client starts the online phase when it has its clip.
+    ch.set_step("start-online");
+    ch.recv(tags::START_ONLINE)?;
+
+    rec.begin_phase(Phase::Online);
+    let mut shares: HashMap<NodeId, Vec<u64>> = HashMap::new();
+    let mut left = sched.uses.clone();
+    for (i, step) in sched.steps.iter().enumerate() {
+        progress(&Event {
+            phase: Phase::Online,
+            index: i,
+            total,
+            name: &step.name,
+            protocol: step.protocol(),
+        });
+        rec.begin(ch, i, step);
+        let out = {
+            let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &shares[n][..]).collect();
+            match &step.kind {
+                Kind::Input { .. } => {
+                    let v = ch.recv_u64s(tags::INPUT, step.len)?;
+                    check_field(p, &v, "masked input")?;
+                    v
+                }
+                Kind::Local => local_step(plan, step, &ins)?,
+                Kind::Linear { shape, .. } => {
+                    let Some(Material::Linear(s)) = mat.remove(&step.node) else {
+                        unreachable!("offline material of every linear step")
+                    };
+                    let (w, b) = &model.weights[&step.node];
+                    let mut y = linear::online::apply(shape, ins[0], w, b, p);
+                    f.add_assign(&mut y, &s);
+                    y
+                }
+                Kind::Garbled {
+                    units,
+                    truncate,
+                    relu,
+                } => {
+                    let Some(Material::Garbled(keep)) = mat.remove(&step.node) else {
+                        unreachable!("offline material of every garbled step")
+                    };
+                    let circs = circuits(p, units, *truncate, *relu);
+                    let layer = Layer {
+                        p,
+                        units,
+                        circuits: &circs,
+                        index: i as u32,
+                    };
+                    garbled::server_online(ch, &layer, keep, ins[0])?
+                }
+                Kind::Square => {
+                    let Some(Material::Square(sq)) = mat.remove(&step.node) else {
+                        unreachable!("offline material of every square step")
+                    };
+                    let mut y = beaver::square(&f, ch, true, ins[0], sq)?;
+                    // The client re-randomises its share to its fresh mask r: it sends c - r.
+                    let d = ch.recv_u64s(tags::RERANDOMISE, step.len)?;
+                    check_field(p, &d, "re-randomised share")?;
+                    f.add_assign(&mut y, &d);
+                    y
+                }
+            }
+        };
+        for n in &step.inputs {
+            let k = left.get_mut(n).expect("counted");
+            *k -= 1;
+            if *k == 0 {
+                shares.remove(n);
+            }
+        }
+        shares.insert(step.node, out);
+        rec.end(ch);
+    }
+    ch.set_step("reveal");
+    ch.send_u64s(tags::REVEAL, &shares[&sched.reveal])?;
+    rec.end_phase();
+    Ok(rec.finish(ch))
+}

@@ -1,0 +1,131 @@
+//! The secure two-party run against the plaintext fixed-point simulation: the logits the
+//! client learns must equal `simulate`'s bit for bit, with every non-linear layer garbled and
+//! with some ReLUs squared by Beaver.
+
+use c3d_compiler::{compile, CompileOptions, Compiled};
+use c3d_ir::simulate;
+use c3d_passes::QuantConfig;
+use c3d_runtime::he::fhers::FheRs;
+use c3d_runtime::session::{client, server, ClientOptions, ServerModel};
+use c3d_runtime::transport::Channel;
+use c3d_tests::{export, inputs};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+fn compiled(name: &str, approx: &[&str]) -> Compiled {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = export(dir.path(), name, None, 3);
+    let opts = CompileOptions {
+        quant: QuantConfig {
+            approx: approx.iter().map(|s| s.to_string()).collect(),
+            ..QuantConfig::default()
+        },
+        ..CompileOptions::default()
+    };
+    compile(&onnx, &opts, |_| {}).expect("compiles")
+}
+
+/// Runs both parties over a socket pair for each input; checks every revealed value.
+fn secure_equals_simulation(c: &Compiled, n: usize, seed: u64) {
+    let (_, plan_hash) = c.plan.to_bytes().unwrap();
+    let (_, weights_hash) = c.weights.to_bytes().unwrap();
+    let be = FheRs::new(c.plan.fixed.p).unwrap();
+    let model = ServerModel::new(
+        c.plan.clone(),
+        plan_hash,
+        &c.weights,
+        weights_hash,
+        FheRs::new(c.plan.fixed.p).unwrap(),
+    )
+    .unwrap();
+    for (k, x) in inputs(&c.plan, n, seed).iter().enumerate() {
+        let want = simulate(&c.plan, &c.weights, x).unwrap();
+        let (mut a, mut b) = Channel::pair().unwrap();
+        let model = &model;
+        let (out, srep) = std::thread::scope(|s| {
+            // The server owns its end: if it fails, the connection closes and the client sees it.
+            let srv = s.spawn(move || {
+                let mut rng = ChaCha20Rng::seed_from_u64(seed + 100 + k as u64);
+                server::serve(model, &mut a, &mut rng, &mut |_| {})
+            });
+            let mut rng = ChaCha20Rng::seed_from_u64(seed + 200 + k as u64);
+            let prep = client::offline(
+                &c.plan,
+                &plan_hash,
+                &be,
+                &mut b,
+                &ClientOptions::default(),
+                &mut rng,
+                &mut |_| {},
+            )
+            .unwrap();
+            let out = prep.online(&mut b, x, &mut |_| {}).unwrap();
+            (out, srv.join().unwrap().unwrap())
+        });
+        let (got, crep) = out;
+        assert_eq!(got.scale, want.scale);
+        assert_eq!(got.divisor, want.divisor);
+        assert_eq!(got.revealed.shape, want.revealed.shape);
+        let bad = got
+            .revealed
+            .data
+            .iter()
+            .zip(&want.revealed.data)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            bad,
+            0,
+            "{} of {} revealed values differ (input {k})",
+            bad,
+            want.revealed.data.len()
+        );
+        assert_eq!(
+            got.output.data, want.output.data,
+            "client-side ops (input {k})"
+        );
+        // The two sides agree on the traffic.
+        assert_eq!(crep.bytes_sent, srep.bytes_received);
+        assert_eq!(crep.bytes_received, srep.bytes_sent);
+        eprintln!(
+            "{}: input {k}: offline {:.2} s, online {:.2} s, client sent {} B, received {} B",
+            c.plan.meta.name,
+            crep.phases[0].seconds,
+            crep.phases[1].seconds,
+            crep.bytes_sent,
+            crep.bytes_received
+        );
+    }
+}
+
+#[test]
+fn c3d_tiny_secure_equals_simulation() {
+    secure_equals_simulation(&compiled("c3d-tiny", &[]), 2, 1);
+}
+
+#[test]
+fn c3d_tiny_with_beaver_squares_equals_simulation() {
+    let c = compiled("c3d-tiny", &["/relu_1/Relu", "/relu_7/Relu"]);
+    let squared = c
+        .plan
+        .layers
+        .iter()
+        .filter(|l| l.protocol == c3d_ir::Protocol::BeaverSquare)
+        .count();
+    assert_eq!(squared, 2);
+    secure_equals_simulation(&c, 1, 2);
+}
+
+#[test]
+fn i3d_tiny_secure_equals_simulation() {
+    secure_equals_simulation(&compiled("i3d-tiny", &[]), 1, 3);
+}
+
+#[test]
+fn i3d_tiny_with_beaver_squares_equals_simulation() {
+    secure_equals_simulation(
+        &compiled("i3d-tiny", &["/Mixed_3c/b0/Relu", "/Mixed_4f/b0/Relu"]),
+        1,
+        4,
+    );
+}
