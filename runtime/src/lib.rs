@@ -10,3 +10,4 @@ pub mod linear;
 pub mod ot;
 pub mod session;
 pub mod transport;
+pub mod video;

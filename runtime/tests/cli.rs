@@ -1,0 +1,275 @@
+//! c3d-run as users run it: a server process and client processes over TCP. The server must
+//! survive clients that send garbage, oversize frames, the wrong plan, or vanish in the middle
+//! of either phase, and keep serving: two honest clients at once then both get exactly the
+//! simulator's output. Bad clips fail on the client with a clear error.
+
+use c3d_ir::{simulate, Plan, Tensor};
+use c3d_runtime::he::fhers::FheRs;
+use c3d_runtime::session::{client, ClientOptions};
+use c3d_runtime::transport::Channel;
+use rand::SeedableRng;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_c3d-run");
+
+fn clips() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/clips")
+}
+
+/// Exports and compiles c3d-tiny (seed picks the weights) into `dir`; returns plan path.
+fn compile(dir: &Path, seed: u64, file: &str) -> PathBuf {
+    let v = c3d_models::variant("c3d-tiny").unwrap();
+    let proto = c3d_models::build(&v, None, None, seed);
+    let onnx = dir.join(format!("{file}.onnx"));
+    std::fs::write(&onnx, c3d_models::onnx_builder::to_bytes(&proto)).unwrap();
+    let c = c3d_compiler::compile(&onnx, &Default::default(), |_| {}).unwrap();
+    let plan = dir.join(format!("{file}.plan"));
+    c.plan.save(&plan).unwrap();
+    c.weights
+        .save(&c3d_ir::format::weights_path_for(&plan))
+        .unwrap();
+    plan
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(addr: &str) {
+    for _ in 0..200 {
+        if TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server did not start");
+}
+
+/// A library client whose connection is cut `after` into the given phase.
+fn vanishing_client(plan: &Plan, addr: &str, online: bool, after: Duration) {
+    let stream = TcpStream::connect(addr).unwrap();
+    let killer = stream.try_clone().unwrap();
+    let mut ch = Channel::new(stream).unwrap();
+    let be = FheRs::new(plan.fixed.p).unwrap();
+    let hash = plan.hash().unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::from_os_rng();
+    let cut = move || {
+        std::thread::sleep(after);
+        let _ = killer.shutdown(std::net::Shutdown::Both);
+    };
+    if !online {
+        std::thread::spawn(cut);
+        let r = client::offline(
+            plan,
+            &hash,
+            &be,
+            &mut ch,
+            &ClientOptions::default(),
+            &mut rng,
+            &mut |_| {},
+        );
+        assert!(r.is_err(), "the cut client cannot finish");
+        return;
+    }
+    let prep = client::offline(
+        plan,
+        &hash,
+        &be,
+        &mut ch,
+        &ClientOptions::default(),
+        &mut rng,
+        &mut |_| {},
+    )
+    .unwrap();
+    std::thread::spawn(cut);
+    let (_, inp) = (0, plan.graph.io().unwrap().0);
+    let shape = plan.graph.node(inp).shape.clone();
+    let x = Tensor::new(shape.clone(), vec![0.1; shape.numel()]);
+    assert!(prep.online(&mut ch, &x, &mut |_| {}).is_err());
+}
+
+fn read_npy(p: &Path) -> Vec<f32> {
+    use ndarray_npy::ReadNpyExt;
+    let a = ndarray::ArrayD::<f32>::read_npy(std::fs::File::open(p).unwrap()).unwrap();
+    a.iter().copied().collect()
+}
+
+#[test]
+fn server_survives_bad_clients_and_serves_two_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = compile(dir.path(), 1, "a");
+    let other = compile(dir.path(), 2, "b");
+    let (plan, _) = Plan::load(&plan_path).unwrap();
+    let weights = plan
+        .load_weights(&c3d_ir::format::weights_path_for(&plan_path))
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Command::new(BIN)
+        .args(["--role", "server"])
+        .arg(&plan_path)
+        .args(["--listen", &addr, "--sessions", "8", "--timeout", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The probe that finds the server up is a session too: it connects and says nothing.
+    wait_for(&addr);
+    // 1. Garbage bytes. 2. A frame announcing 4 GiB.
+    {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    // 3. The wrong plan: both sides stop with a clear error.
+    let mismatch = Command::new(BIN)
+        .args(["--role", "client"])
+        .arg(&other)
+        .arg(clips().join("demo.mp4"))
+        .args(["--connect", &addr])
+        .output()
+        .unwrap();
+    assert!(!mismatch.status.success());
+    let err = String::from_utf8_lossy(&mismatch.stderr);
+    assert!(err.contains("plan mismatch"), "{err}");
+    // 4, 5. Clients that vanish in the offline and in the online phase.
+    vanishing_client(&plan, &addr, false, Duration::from_millis(400));
+    vanishing_client(&plan, &addr, true, Duration::from_millis(300));
+    // 6, 7. Two honest clients at once, on two clips.
+    let xs: Vec<PathBuf> = (0..2)
+        .map(|k| {
+            let shape = plan.graph.node(plan.graph.io().unwrap().0).shape.clone();
+            let data = (0..shape.numel())
+                .map(|i| ((i * (k + 3)) % 17) as f32 / 8.0 - 1.0)
+                .collect::<Vec<_>>();
+            let p = dir.path().join(format!("x{k}.npy"));
+            use ndarray_npy::WriteNpyExt;
+            let a = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape.dims()), data).unwrap();
+            a.write_npy(std::fs::File::create(&p).unwrap()).unwrap();
+            p
+        })
+        .collect();
+    let clients: Vec<_> = xs
+        .iter()
+        .enumerate()
+        .map(|(k, x)| {
+            let out = dir.path().join(format!("out{k}.npy"));
+            let child = Command::new(BIN)
+                .args(["--role", "client"])
+                .arg(&plan_path)
+                .arg(x)
+                .args(["--connect", &addr, "--output"])
+                .arg(&out)
+                .arg("--report")
+                .arg(dir.path().join(format!("r{k}.json")))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, out)
+        })
+        .collect();
+    for (k, (child, out)) in clients.into_iter().enumerate() {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains("secure top-5"), "{stdout}");
+        let x = {
+            use ndarray_npy::ReadNpyExt;
+            let a = ndarray::ArrayD::<f32>::read_npy(std::fs::File::open(&xs[k]).unwrap()).unwrap();
+            Tensor::new(
+                c3d_ir::Shape::new(a.shape().to_vec()),
+                a.iter().copied().collect(),
+            )
+        };
+        let want = simulate(&plan, &weights, &x).unwrap();
+        assert_eq!(read_npy(&out), want.output.data, "client {k}");
+        let rep: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(format!("r{k}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(rep["phases"].as_array().unwrap().len(), 2);
+        assert!(rep["layers"].as_array().unwrap().len() > 20);
+    }
+    let s = server.wait_with_output().unwrap();
+    assert!(s.status.success());
+    let log = String::from_utf8_lossy(&s.stderr);
+    let ended = log.matches("ended:").count();
+    let done = log.matches(" done:").count();
+    assert_eq!((ended, done), (6, 2), "server log:\n{log}");
+    assert!(log.contains("plan mismatch"), "{log}");
+}
+
+#[test]
+fn bad_clips_fail_clearly_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = compile(dir.path(), 1, "a");
+    let demo = std::fs::read(clips().join("demo.mp4")).unwrap();
+    let truncated = dir.path().join("truncated.mp4");
+    std::fs::write(&truncated, &demo[..demo.len() / 3]).unwrap();
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "not a video at all").unwrap();
+    let cases = [
+        (truncated, "decodable frames"),
+        (text, "not a usable video"),
+        (clips().join("short.mp4"), "has 4 decodable frames"),
+        (dir.path().join("missing.mp4"), "no such file"),
+    ];
+    for (clip, want) in cases {
+        // Nobody listens: a clip error must come before any connection attempt.
+        let o = Command::new(BIN)
+            .args(["--role", "client"])
+            .arg(&plan_path)
+            .arg(&clip)
+            .args(["--connect", "127.0.0.1:9", "--connect-wait", "0"])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        // miette wraps long lines: compare with the wrapping undone.
+        let err = String::from_utf8_lossy(&o.stderr)
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(err.contains(want), "{}: {err}", clip.display());
+    }
+    // A weights file given as the plan is refused by name.
+    let o = Command::new(BIN)
+        .args(["--role", "client"])
+        .arg(c3d_ir::format::weights_path_for(&plan_path))
+        .arg(clips().join("demo.mp4"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("weights"));
+}
+
+#[test]
+fn the_bundled_clip_decodes_to_the_model_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plan, _) = Plan::load(&compile(dir.path(), 1, "a")).unwrap();
+    let shape = plan.graph.node(plan.graph.io().unwrap().0).shape.clone();
+    let pp = &plan.meta.preprocess;
+    let t = c3d_runtime::video::load_clip(&clips().join("demo.mp4"), pp, &shape).unwrap();
+    assert_eq!(t.shape, shape);
+    let (lo, hi) = pp.input_range();
+    assert!(t.data.iter().all(|&v| v >= lo - 1e-5 && v <= hi + 1e-5));
+    // The frames differ (the pattern moves) and are not blank.
+    let frame = shape.numel() / (3 * pp.frames);
+    let first = &t.data[..frame];
+    let second = &t.data[frame..2 * frame];
+    assert_ne!(first, second);
+    assert!(first.iter().any(|&v| v != first[0]));
+}
