@@ -105,6 +105,10 @@ fn expect_len(what: &str, got: usize, want: usize) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// One window garbled: its tables (bytes), the OT pairs of the client's input labels, and the
+/// low halves of its output zero labels.
+type Garbled = (Vec<u8>, Vec<(Label, Label)>, Vec<u64>);
+
 /// What the server keeps of a garbled layer between the phases.
 pub struct ServerLayer {
     seed: [u8; 32],
@@ -123,7 +127,7 @@ pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
     let hasher = Hasher::default();
     let mut out_zero = Vec::with_capacity(layer.units.len() * width(layer.p));
     for r in layer.chunks() {
-        let parts: Vec<(Vec<u8>, Vec<(Label, Label)>, Vec<u64>)> = r
+        let parts: Vec<Garbled> = r
             .clone()
             .into_par_iter()
             .map(|u| {
