@@ -3,9 +3,9 @@
 
 use super::garbled::{self, Layer};
 use super::report::{Event, Phase, Recorder, Report};
-use super::schedule::{circuits, Kind, Schedule};
+use super::schedule::{Kind, Schedule};
 use super::spool::Spool;
-use super::{check_field, field_of, handshake, local_step, tags, SessionError};
+use super::{check_field, field_of, handshake, local_step, release, tags, SessionError};
 use crate::beaver::{self, Squares};
 use crate::field::Field;
 use crate::he::Backend;
@@ -106,13 +106,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let mut input_mask = Vec::new();
     let mut squares = HashMap::new();
     for (i, step) in sched.steps.iter().enumerate() {
-        progress(&Event {
-            phase: Phase::Offline,
-            index: i,
-            total,
-            name: &step.name,
-            protocol: step.protocol(),
-        });
+        progress(&Event::start(Phase::Offline, i, total, step));
         rec.begin(ch, i, step);
         let out = {
             let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &c[n][..]).collect();
@@ -139,18 +133,8 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     )?
                     .0
                 }
-                Kind::Garbled {
-                    units,
-                    truncate,
-                    relu,
-                } => {
-                    let circs = circuits(p, units, *truncate, *relu);
-                    let layer = Layer {
-                        p,
-                        units,
-                        circuits: &circs,
-                        index: i as u32,
-                    };
+                Kind::Garbled { .. } => {
+                    let layer = Layer::of(step, p, i).expect("a garbled step");
                     let r = f.random_vec(rng, step.len);
                     garbled::client_offline(ch, &mut ot, &layer, ins[0], &r, &mut spool)?;
                     r
@@ -163,13 +147,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 }
             }
         };
-        for n in &step.inputs {
-            let k = left.get_mut(n).expect("counted");
-            *k -= 1;
-            if *k == 0 {
-                c.remove(n);
-            }
-        }
+        release(&mut left, &mut c, &step.inputs);
         c.insert(step.node, out);
         rec.end(ch);
     }
@@ -240,13 +218,7 @@ impl Prepared<'_> {
         self.rec.begin_phase(Phase::Online);
         let total = self.sched.steps.len();
         for (i, step) in self.sched.steps.iter().enumerate() {
-            progress(&Event {
-                phase: Phase::Online,
-                index: i,
-                total,
-                name: &step.name,
-                protocol: step.protocol(),
-            });
+            progress(&Event::start(Phase::Online, i, total, step));
             self.rec.begin(ch, i, step);
             match &step.kind {
                 Kind::Input { scale } => {
@@ -260,18 +232,8 @@ impl Prepared<'_> {
                     ch.send_u64s(tags::INPUT, &masked)?;
                 }
                 Kind::Local | Kind::Linear { .. } => {}
-                Kind::Garbled {
-                    units,
-                    truncate,
-                    relu,
-                } => {
-                    let circs = circuits(p, units, *truncate, *relu);
-                    let layer = Layer {
-                        p,
-                        units,
-                        circuits: &circs,
-                        index: i as u32,
-                    };
+                Kind::Garbled { .. } => {
+                    let layer = Layer::of(step, p, i).expect("a garbled step");
                     garbled::client_online(ch, &layer, &mut self.spool)?;
                 }
                 Kind::Square => {

@@ -44,7 +44,22 @@ pub struct Layer<'a> {
     pub index: u32,
 }
 
-impl Layer<'_> {
+impl<'a> Layer<'a> {
+    /// The garbled layer of step number `index`, or None for a step of another kind.
+    pub fn of(step: &'a super::schedule::Step, p: u64, index: usize) -> Option<Self> {
+        match &step.kind {
+            super::schedule::Kind::Garbled {
+                units, circuits, ..
+            } => Some(Layer {
+                p,
+                units,
+                circuits,
+                index: index as u32,
+            }),
+            _ => None,
+        }
+    }
+
     fn circuit(&self, u: usize) -> &Circuit {
         &self.circuits[&self.units.of(u).len()]
     }

@@ -19,8 +19,9 @@ pub mod spool;
 
 use crate::field::Field;
 use crate::transport::TransportError;
-use c3d_ir::{FixedPoint, Plan, Tensor, Weights};
+use c3d_ir::{FixedPoint, NodeId, Plan, Tensor, Weights};
 use schedule::Step;
+use std::collections::HashMap;
 
 pub use client::{ClientOptions, ClientOutcome};
 pub use report::{Event, Phase, Report};
@@ -143,6 +144,17 @@ fn local_step(plan: &Plan, step: &Step, ins: &[&[u64]]) -> Result<Vec<u64>, Sess
     )
     .map_err(|e| SessionError::Plan(e.to_string()))?;
     Ok(out.into_iter().map(|v| fx.to_field(v)).collect())
+}
+
+/// Counts one more use of each of a step's inputs and drops the values nothing reads any more.
+fn release<T>(left: &mut HashMap<NodeId, usize>, live: &mut HashMap<NodeId, T>, inputs: &[NodeId]) {
+    for n in inputs {
+        let k = left.get_mut(n).expect("every input is counted");
+        *k -= 1;
+        if *k == 0 {
+            live.remove(n);
+        }
+    }
 }
 
 /// The field of a plan.

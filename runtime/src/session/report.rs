@@ -41,6 +41,19 @@ pub struct Event<'a> {
     pub protocol: &'a str,
 }
 
+impl<'a> Event<'a> {
+    /// Step `index` of `total` in `phase` is starting.
+    pub fn start(phase: Phase, index: usize, total: usize, step: &'a Step) -> Self {
+        Event {
+            phase,
+            index,
+            total,
+            name: &step.name,
+            protocol: step.protocol(),
+        }
+    }
+}
+
 /// One layer in one phase.
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerReport {

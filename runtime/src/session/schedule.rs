@@ -65,6 +65,8 @@ pub enum Kind {
         truncate: u32,
         /// ReLU after the maximum.
         relu: bool,
+        /// The circuit of each window size that occurs, built once for both phases.
+        circuits: HashMap<usize, Circuit>,
     },
     /// x^2 on shares with Beaver square pairs.
     Square,
@@ -227,24 +229,18 @@ impl Schedule {
                 }
                 (Op::Relu, Protocol::GarbledCircuit) => {
                     let n = node.shape.numel() as u32;
-                    Kind::Garbled {
-                        units: Units {
-                            taps: (0..n).collect(),
-                            offsets: (0..=n).collect(),
-                        },
-                        truncate: q.truncate_bits,
-                        relu: true,
-                    }
+                    let units = Units {
+                        taps: (0..n).collect(),
+                        offsets: (0..=n).collect(),
+                    };
+                    garbled(plan.fixed.p, units, q.truncate_bits, true, &node.name)?
                 }
                 (Op::Relu, Protocol::BeaverSquare) => Kind::Square,
                 (Op::MaxPool3d(win), Protocol::GarbledCircuit) => {
                     let (c, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
                     let (_, out) = dhw(&node.shape, &node.name)?;
-                    Kind::Garbled {
-                        units: pool_units(win, c, input, out),
-                        truncate: q.truncate_bits,
-                        relu: false,
-                    }
+                    let units = pool_units(win, c, input, out);
+                    garbled(plan.fixed.p, units, q.truncate_bits, false, &node.name)?
                 }
                 (op, proto) => {
                     return Err(bad(format!(
@@ -254,11 +250,6 @@ impl Schedule {
                     )))
                 }
             };
-            if let Kind::Garbled { truncate, .. } = &kind {
-                if *truncate as usize >= crate::gc::relu::width(plan.fixed.p) {
-                    return Err(bad(format!("`{}` truncates too many bits", node.name)));
-                }
-            }
             steps.push(Step {
                 node: id,
                 name: node.name.clone(),
@@ -322,13 +313,32 @@ fn pool_units(win: &c3d_ir::Window3d, c: usize, input: [usize; 3], out: [usize; 
     Units { taps, offsets }
 }
 
-/// The circuits of a garbled layer, one per window size that occurs.
-pub fn circuits(p: u64, units: &Units, truncate: u32, relu: bool) -> HashMap<usize, Circuit> {
-    let mut m = HashMap::new();
+/// A garbled step with the circuit of each window size that occurs. Refuses what the circuit
+/// builder cannot take (an empty window, a truncation as wide as p) instead of panicking.
+fn garbled(
+    p: u64,
+    units: Units,
+    truncate: u32,
+    relu: bool,
+    name: &str,
+) -> Result<Kind, SessionError> {
+    if truncate as usize >= crate::gc::relu::width(p) {
+        return Err(bad(format!("`{name}` truncates too many bits")));
+    }
+    let mut circuits = HashMap::new();
     for u in 0..units.len() {
         let k = units.of(u).len();
-        m.entry(k)
+        if k == 0 {
+            return Err(bad(format!("`{name}`: window {u} covers no input")));
+        }
+        circuits
+            .entry(k)
             .or_insert_with(|| pool_relu(p, truncate, k, relu));
     }
-    m
+    Ok(Kind::Garbled {
+        units,
+        truncate,
+        relu,
+        circuits,
+    })
 }

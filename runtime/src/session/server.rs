@@ -3,8 +3,8 @@
 
 use super::garbled::{self, Layer, ServerLayer};
 use super::report::{Event, Phase, Recorder, Report};
-use super::schedule::{circuits, Kind, Schedule};
-use super::{check_field, field_of, handshake, local_step, tags, SessionError};
+use super::schedule::{Kind, Schedule};
+use super::{check_field, field_of, handshake, local_step, release, tags, SessionError};
 use crate::beaver::{self, Squares};
 use crate::he::Backend;
 use crate::linear;
@@ -135,13 +135,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let mut mat: HashMap<NodeId, Material> = HashMap::new();
     rec.begin_phase(Phase::Offline);
     for (i, step) in sched.steps.iter().enumerate() {
-        progress(&Event {
-            phase: Phase::Offline,
-            index: i,
-            total,
-            name: &step.name,
-            protocol: step.protocol(),
-        });
+        progress(&Event::start(Phase::Offline, i, total, step));
         rec.begin(ch, i, step);
         match &step.kind {
             Kind::Input { .. } | Kind::Local => {}
@@ -155,18 +149,8 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     linear::server_linear(be, ch, shape, packing, *weight_mag_bits, w, rng)?;
                 mat.insert(step.node, Material::Linear(s));
             }
-            Kind::Garbled {
-                units,
-                truncate,
-                relu,
-            } => {
-                let circs = circuits(p, units, *truncate, *relu);
-                let layer = Layer {
-                    p,
-                    units,
-                    circuits: &circs,
-                    index: i as u32,
-                };
+            Kind::Garbled { .. } => {
+                let layer = Layer::of(step, p, i).expect("a garbled step");
                 let keep = garbled::server_offline(ch, &mut ot, &layer, rng)?;
                 mat.insert(step.node, Material::Garbled(keep));
             }
@@ -187,13 +171,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let mut shares: HashMap<NodeId, Vec<u64>> = HashMap::new();
     let mut left = sched.uses.clone();
     for (i, step) in sched.steps.iter().enumerate() {
-        progress(&Event {
-            phase: Phase::Online,
-            index: i,
-            total,
-            name: &step.name,
-            protocol: step.protocol(),
-        });
+        progress(&Event::start(Phase::Online, i, total, step));
         rec.begin(ch, i, step);
         let out = {
             let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &shares[n][..]).collect();
@@ -213,21 +191,11 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     f.add_assign(&mut y, &s);
                     y
                 }
-                Kind::Garbled {
-                    units,
-                    truncate,
-                    relu,
-                } => {
+                Kind::Garbled { .. } => {
                     let Some(Material::Garbled(keep)) = mat.remove(&step.node) else {
                         unreachable!("offline material of every garbled step")
                     };
-                    let circs = circuits(p, units, *truncate, *relu);
-                    let layer = Layer {
-                        p,
-                        units,
-                        circuits: &circs,
-                        index: i as u32,
-                    };
+                    let layer = Layer::of(step, p, i).expect("a garbled step");
                     garbled::server_online(ch, &layer, keep, ins[0])?
                 }
                 Kind::Square => {
@@ -243,13 +211,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 }
             }
         };
-        for n in &step.inputs {
-            let k = left.get_mut(n).expect("counted");
-            *k -= 1;
-            if *k == 0 {
-                shares.remove(n);
-            }
-        }
+        release(&mut left, &mut shares, &step.inputs);
         shares.insert(step.node, out);
         rec.end(ch);
     }
