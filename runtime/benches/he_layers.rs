@@ -71,6 +71,9 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
     let p = be.plain_modulus();
     let n = be.degree();
     let sk = be.keygen(&mut rng).expect("keygen");
+    let key = be
+        .read_public_key(&be.public_key(&sk, &mut rng).expect("pk"))
+        .expect("pk");
     let v: Vec<u64> = (0..n).map(|_| rng.random_range(0..p)).collect();
     let w: Vec<u64> = (0..n).map(|i| if i % 7 == 0 { 5 } else { 0 }).collect();
     let ct = be.encrypt(&sk, &v, Encoding::Coeff, &mut rng).expect("enc");
@@ -92,7 +95,7 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
         let mut c = acc.clone();
         be.add_plain_assign(&mut c, &v, Encoding::Coeff)
             .expect("add plain");
-        be.flood(&mut c, 100, &mut rng).expect("flood");
+        be.flood(&mut c, 100, &key, &mut rng).expect("flood");
         std::hint::black_box(be.serialize(&c).expect("ser"));
         out = c;
     });
@@ -172,11 +175,24 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
         .collect();
     let (mut a, mut b) = Channel::pair().expect("pair");
     let sk = be.keygen(&mut rng).expect("keygen");
+    let key = be
+        .read_public_key(&be.public_key(&sk, &mut rng).expect("pk"))
+        .expect("pk");
     let t = Instant::now();
     let (be2, s2, pk2) = (be.clone(), s.clone(), pk.clone());
     let h = std::thread::spawn(move || {
         let mut rng = ChaCha20Rng::seed_from_u64(4);
-        server_linear(be2.as_ref(), &mut a, &s2, &pk2, WEIGHT_BITS, &w, &mut rng).expect("server")
+        server_linear(
+            be2.as_ref(),
+            &mut a,
+            &s2,
+            &pk2,
+            WEIGHT_BITS,
+            &w,
+            &key,
+            &mut rng,
+        )
+        .expect("server")
     });
     client_linear(be.as_ref(), &mut b, &sk, &s, &pk, WEIGHT_BITS, &r, &mut rng).expect("client");
     let (_, st) = h.join().expect("server");

@@ -152,6 +152,7 @@ pub fn server_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
     ch: &mut Channel<S>,
     n: usize,
+    key: &B::Pk,
     rng: &mut R,
 ) -> Result<Triples> {
     let f = Field::new(be.plain_modulus()).map_err(|e| BeaverError::Material(e.to_string()))?;
@@ -175,7 +176,7 @@ pub fn server_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .map(|((&x, &y), &w)| f.sub(f.mul(x, y), w))
             .collect();
         be.add_plain_assign(&mut acc, &plain, Encoding::Slots)?;
-        be.flood(&mut acc, flood, rng)?;
+        be.flood(&mut acc, flood, key, rng)?;
         send_cts(be, ch, TAG_C, &[acc])?;
     }
     Ok(Triples { a, b, c: z })
@@ -205,6 +206,7 @@ pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
     ch: &mut Channel<S>,
     n: usize,
+    key: &B::Pk,
     rng: &mut R,
 ) -> Result<Squares> {
     let f = Field::new(be.plain_modulus()).map_err(|e| BeaverError::Material(e.to_string()))?;
@@ -221,7 +223,7 @@ pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .map(|(&x, &w)| f.sub(f.mul(x, x), w))
             .collect();
         be.add_plain_assign(&mut acc, &plain, Encoding::Slots)?;
-        be.flood(&mut acc, flood, rng)?;
+        be.flood(&mut acc, flood, key, rng)?;
         send_cts(be, ch, TAG_C, &[acc])?;
     }
     Ok(Squares { a, c: z })
@@ -382,6 +384,7 @@ pub fn square<S: Stream>(
 mod tests {
     use super::*;
     use crate::he::fhers::FheRs;
+    use crate::he::NoiseBudget;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
     use std::sync::Arc;
@@ -394,14 +397,17 @@ mod tests {
         let n = be.degree() + 100;
         let (mut a, mut b) = Channel::pair().unwrap();
         let be2 = be.clone();
-        let server = std::thread::spawn(move || {
-            let mut rng = ChaCha20Rng::seed_from_u64(2);
-            let t = server_triples(be2.as_ref(), &mut a, n, &mut rng).unwrap();
-            let s = server_squares(be2.as_ref(), &mut a, n, &mut rng).unwrap();
-            (t, s, a)
-        });
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let sk = be.keygen(&mut rng).unwrap();
+        let key = be
+            .read_public_key(&be.public_key(&sk, &mut rng).unwrap())
+            .unwrap();
+        let server = std::thread::spawn(move || {
+            let mut rng = ChaCha20Rng::seed_from_u64(2);
+            let t = server_triples(be2.as_ref(), &mut a, n, &key, &mut rng).unwrap();
+            let s = server_squares(be2.as_ref(), &mut a, n, &key, &mut rng).unwrap();
+            (t, s, a)
+        });
         let tc = client_triples(be.as_ref(), &mut b, &sk, n, &mut rng).unwrap();
         let sc = client_squares(be.as_ref(), &mut b, &sk, n, &mut rng).unwrap();
         let (ts, ss, mut a) = server.join().unwrap();

@@ -4,9 +4,11 @@
 
 use super::{
     centred, check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend,
-    Encoding, HeError, Result, DEGREE,
+    Encoding, HeError, NoiseBudget, Result, DEGREE,
 };
-use fhe::bfv::{self, BfvParameters, BfvParametersBuilder, Ciphertext, Plaintext, SecretKey};
+use fhe::bfv::{
+    self, BfvParameters, BfvParametersBuilder, Ciphertext, Plaintext, PublicKey, SecretKey,
+};
 use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
 use fhe_traits::{
     DeserializeParametrized, FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize,
@@ -77,15 +79,7 @@ impl FheRs {
     }
 }
 
-impl Backend for FheRs {
-    type Sk = SecretKey;
-    type Ct = Ciphertext;
-    type Pt = Poly;
-
-    fn name(&self) -> &'static str {
-        "fhe.rs"
-    }
-
+impl NoiseBudget for FheRs {
     fn degree(&self) -> usize {
         DEGREE
     }
@@ -102,9 +96,28 @@ impl Backend for FheRs {
         // Symmetric encryption: one centred binomial sample of variance 10, |e| <= 2^5.
         6
     }
+}
+
+impl Backend for FheRs {
+    type Sk = SecretKey;
+    type Ct = Ciphertext;
+    type Pt = Poly;
+    type Pk = PublicKey;
+
+    fn name(&self) -> &'static str {
+        "fhe.rs"
+    }
 
     fn keygen<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<SecretKey> {
         Ok(SecretKey::random(&self.par, rng))
+    }
+
+    fn public_key<R: RngCore + CryptoRng>(&self, sk: &SecretKey, rng: &mut R) -> Result<Vec<u8>> {
+        Ok(PublicKey::new(sk, rng).to_bytes())
+    }
+
+    fn read_public_key(&self, bytes: &[u8]) -> Result<PublicKey> {
+        PublicKey::from_bytes(bytes, &self.par).map_err(|e| HeError::Malformed(e.to_string()))
     }
 
     fn encrypt<R: RngCore + CryptoRng>(
@@ -192,9 +205,20 @@ impl Backend for FheRs {
         &self,
         ct: &mut Ciphertext,
         bits: u32,
+        pk: &PublicKey,
         rng: &mut R,
     ) -> Result<()> {
         check_flood(bits, self.modulus_bits(), self.plain_modulus())?;
+        let level = self.par.level_of_context(ct[0].ctx()).map_err(err)?;
+        let zero = Plaintext::try_encode(&[0u64], bfv::Encoding::poly_at_level(level), &self.par)
+            .map_err(err)?;
+        let fresh: Ciphertext = pk.try_encrypt(&zero, rng).map_err(err)?;
+        if fresh[0].ctx() != ct[0].ctx() {
+            return Err(HeError::Params(
+                "re-randomising a ciphertext below the full modulus".into(),
+            ));
+        }
+        *ct += &fresh;
         let ctx = ct[0].ctx().clone();
         let noise = flood_residues(bits, ctx.moduli(), rng);
         let e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise)
@@ -234,6 +258,30 @@ mod tests {
     #[test]
     fn conforms_at_delphis_prime() {
         super::super::conformance::check_all(&FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+    }
+
+    #[test]
+    fn returned_products_do_not_expose_the_plaintext() {
+        // Without re-randomisation the mask part of Enc(x) * w is a * w, and the key owner
+        // knows a: with w = 1 it would come back as a itself (switched down).
+        use rand::SeedableRng;
+        let be = FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let sk = be.keygen(&mut rng).unwrap();
+        let pk = be
+            .read_public_key(&be.public_key(&sk, &mut rng).unwrap())
+            .unwrap();
+        let x: Vec<u64> = (0..DEGREE as u64).collect();
+        let ct = be.encrypt(&sk, &x, Encoding::Coeff, &mut rng).unwrap();
+        let one = be.prepare(&[1], Encoding::Coeff).unwrap();
+        let mut out = be.mul_plain(&ct, &one).unwrap();
+        be.flood(&mut out, 60, &pk, &mut rng).unwrap();
+        let mut plain = ct.clone();
+        plain.switch_to_level(be.deepest).unwrap();
+        assert_eq!(out[1].ctx(), plain[1].ctx());
+        assert_ne!(out[1], plain[1], "the mask part must be fresh");
+        assert_eq!(be.decrypt(&sk, &out, Encoding::Coeff).unwrap(), x);
+        assert!(be.read_public_key(b"not a key").is_err());
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! keys) and SIMD slots (element-wise products, for Beaver triples; needs p = 1 mod 2N, which
 //! every candidate prime is).
 //!
-//! Circuit privacy: before a ciphertext goes back to the key owner, [`Backend::flood`] adds
-//! uniform noise 2^40 times larger than a public bound on the noise the computation left, so
-//! the decrypted noise says nothing about the server's plaintexts, then switches the
-//! ciphertext to the smallest modulus that still decrypts.
+//! Circuit privacy: before a ciphertext goes back to the key owner, [`Backend::flood`] first
+//! adds a fresh encryption of zero under the owner's public key (otherwise the mask part of a
+//! product, a * w, could be divided by the owner's own encryption randomness a to expose the
+//! server's plaintext w), then adds uniform noise 2^40 times larger than a public bound on the
+//! noise the computation left, so the decrypted noise says nothing about the server's
+//! plaintexts, and switches the ciphertext to the smallest modulus that still decrypts.
 
 pub mod fhers;
 #[cfg(feature = "seal")]
@@ -18,12 +20,7 @@ pub mod seal;
 
 use rand::{CryptoRng, RngCore};
 
-/// Statistical security of noise flooding, in bits.
-pub const FLOOD_SIGMA: u32 = 40;
-
-/// Ring degree: 8192 gives 128-bit security for the moduli used (the HE standard's table
-/// allows log q <= 218 at N = 8192).
-pub const DEGREE: usize = 8192;
+pub use c3d_ir::packing::{NoiseBudget, DEGREE, FLOOD_SIGMA};
 
 /// How a vector of field elements sits in a plaintext.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,27 +55,24 @@ pub type Result<T> = std::result::Result<T, HeError>;
 
 /// The operations the offline protocols need. Values are field elements in [0, p); plaintext
 /// operands are centred before use so noise grows with their magnitude, not with p.
-pub trait Backend: Send + Sync {
+pub trait Backend: Send + Sync + NoiseBudget {
     /// Secret key (client only).
     type Sk: Send + Sync;
     /// Ciphertext.
     type Ct: Clone + Send + Sync;
     /// A plaintext prepared for multiplication (server side; prepared once, used many times).
     type Pt: Send + Sync;
+    /// The key owner's public key, as the other party holds it (only to re-randomise).
+    type Pk: Send + Sync;
 
     /// Short name for reports.
     fn name(&self) -> &'static str;
-    /// Ring degree N: values per plaintext.
-    fn degree(&self) -> usize;
-    /// The plaintext modulus t = p.
-    fn plain_modulus(&self) -> u64;
-    /// log2 of the ciphertext modulus that computations run at (rounded down).
-    fn modulus_bits(&self) -> u32;
-    /// log2 of a bound on the noise of a fresh encryption.
-    fn fresh_noise_bits(&self) -> u32;
-
     /// A fresh secret key.
     fn keygen<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<Self::Sk>;
+    /// The public key of `sk`, serialised for the other party.
+    fn public_key<R: RngCore + CryptoRng>(&self, sk: &Self::Sk, rng: &mut R) -> Result<Vec<u8>>;
+    /// Reads the peer's public key, checking it belongs to these parameters.
+    fn read_public_key(&self, bytes: &[u8]) -> Result<Self::Pk>;
     /// Encrypts up to N values.
     fn encrypt<R: RngCore + CryptoRng>(
         &self,
@@ -97,13 +91,15 @@ pub trait Backend: Send + Sync {
     fn add_assign(&self, acc: &mut Self::Ct, ct: &Self::Ct) -> Result<()>;
     /// ct += Enc(values) without noise (adds the encoded plaintext).
     fn add_plain_assign(&self, ct: &mut Self::Ct, values: &[u64], enc: Encoding) -> Result<()>;
-    /// Adds uniform noise in [-2^bits, 2^bits) to every coefficient and switches to the
-    /// smallest modulus at which noise of 2^(bits+1) still decrypts. Fails if even the full
-    /// modulus cannot carry it.
+    /// Makes a ciphertext safe to return to the key owner: adds a fresh public-key
+    /// encryption of zero (re-randomising both parts), then uniform noise in
+    /// [-2^bits, 2^bits) to every coefficient, and switches to the smallest modulus at which
+    /// noise of 2^(bits+1) still decrypts. Fails if even the full modulus cannot carry it.
     fn flood<R: RngCore + CryptoRng>(
         &self,
         ct: &mut Self::Ct,
         bits: u32,
+        pk: &Self::Pk,
         rng: &mut R,
     ) -> Result<()>;
     /// Bytes on the wire.
@@ -112,32 +108,14 @@ pub trait Backend: Send + Sync {
     fn deserialize(&self, bytes: &[u8]) -> Result<Self::Ct>;
 }
 
-/// Checks that noise of 2^`bits` plus flooding fits under q / (2t), with one bit to spare
-/// for rounding, and returns the flooding width.
+/// Checks that noise of 2^`bits` plus flooding fits the backend's modulus and returns the
+/// flooding width ([`c3d_ir::packing::flood_bits`] with this module's error).
 pub fn flood_bits<B: Backend + ?Sized>(be: &B, noise_bits: u32) -> Result<u32> {
-    let flood = noise_bits + FLOOD_SIGMA;
-    let t_bits = 64 - be.plain_modulus().leading_zeros();
-    let need = flood + 2 + t_bits + 1;
-    if need > be.modulus_bits() {
-        return Err(HeError::Params(format!(
-            "noise of 2^{noise_bits} flooded by 2^{FLOOD_SIGMA} needs a {need}-bit ciphertext \
-             modulus with a {t_bits}-bit p, the {} backend has {} bits",
-            be.name(),
-            be.modulus_bits()
-        )));
-    }
-    Ok(flood)
+    c3d_ir::packing::flood_bits(be, noise_bits)
+        .map_err(|m| HeError::Params(format!("{m} ({})", be.name())))
 }
 
-/// log2 (rounded up) of a bound on the noise of sum_k ct_k * pt_k where `terms` products are
-/// summed and each plaintext has l1-norm at most 2^`l1_bits`: each product adds at most
-/// ||pt||_1 * (t + |e|) (the t term is BFV's q mod t carry).
-pub fn product_noise_bits<B: Backend + ?Sized>(be: &B, l1_bits: u32, terms: u64) -> u32 {
-    let t_bits = 64 - be.plain_modulus().leading_zeros();
-    let per = l1_bits + t_bits.max(be.fresh_noise_bits()) + 1;
-    // + ceil(log2(terms))
-    per + 64 - (terms.max(1) - 1).leading_zeros()
-}
+pub use c3d_ir::packing::product_noise_bits;
 
 /// log2 of the product of RNS limbs (rounded down).
 pub(crate) fn modulus_bits_of(moduli: &[u64]) -> u32 {
@@ -268,6 +246,9 @@ pub(crate) mod conformance {
         let n = be.degree();
         let mut rng = ChaCha20Rng::seed_from_u64(0xbf);
         let sk = be.keygen(&mut rng).unwrap();
+        let pk = be
+            .read_public_key(&be.public_key(&sk, &mut rng).unwrap())
+            .unwrap();
         let rand_vec = |rng: &mut ChaCha20Rng, k: usize| -> Vec<u64> {
             (0..k).map(|_| rng.random_range(0..p)).collect()
         };
@@ -317,7 +298,7 @@ pub(crate) mod conformance {
         let noise = product_noise_bits(be, 64 - l1.leading_zeros(), 2);
         let bits = flood_bits(be, noise).unwrap();
         let before = be.serialize(&acc).unwrap().len();
-        be.flood(&mut acc, bits, &mut rng).unwrap();
+        be.flood(&mut acc, bits, &pk, &mut rng).unwrap();
         let after = be.serialize(&acc).unwrap();
         assert!(
             after.len() < before,
@@ -341,7 +322,7 @@ pub(crate) mod conformance {
             let mut cz = be
                 .mul_plain(&cx, &be.prepare(&y, Encoding::Slots).unwrap())
                 .unwrap();
-            be.flood(&mut cz, flood_bits(be, slot_noise).unwrap(), &mut rng)
+            be.flood(&mut cz, flood_bits(be, slot_noise).unwrap(), &pk, &mut rng)
                 .unwrap();
             let z = be.decrypt(&sk, &cz, Encoding::Slots).unwrap();
             for i in 0..n {
@@ -358,9 +339,11 @@ pub(crate) mod conformance {
         let widest = be.modulus_bits() - (64 - p.leading_zeros()) - 3;
         let c = be.encrypt(&sk, &x, Encoding::Coeff, &mut rng).unwrap();
         let (mut f1, mut f2) = (c.clone(), c);
-        be.flood(&mut f1, widest, &mut rng).unwrap();
-        be.flood(&mut f2, widest, &mut rng).unwrap();
-        assert!(be.flood(&mut f2.clone(), widest + 1, &mut rng).is_err());
+        be.flood(&mut f1, widest, &pk, &mut rng).unwrap();
+        be.flood(&mut f2, widest, &pk, &mut rng).unwrap();
+        assert!(be
+            .flood(&mut f2.clone(), widest + 1, &pk, &mut rng)
+            .is_err());
         assert!(be.serialize(&f1).unwrap() != be.serialize(&f2).unwrap());
         assert_eq!(be.decrypt(&sk, &f1, Encoding::Coeff).unwrap(), x);
 

@@ -5,7 +5,7 @@
 
 use super::{
     check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend, Encoding,
-    HeError, Result, DEGREE,
+    HeError, NoiseBudget, Result, DEGREE,
 };
 use rand::{CryptoRng, RngCore};
 use seal_fhe::{
@@ -46,11 +46,19 @@ unsafe impl Sync for Seal {}
 pub struct SealKeys {
     encryptor: Encryptor,
     decryptor: Decryptor,
-    _pk: PublicKey,
+    pk: PublicKey,
     _sk: SecretKey,
 }
 unsafe impl Send for SealKeys {}
 unsafe impl Sync for SealKeys {}
+
+/// The key owner's public key on the server: an encryptor for encryptions of zero.
+pub struct SealPk {
+    encryptor: Encryptor,
+}
+// As for `Seal`: SEAL documents encryption with a shared encryptor as thread-safe.
+unsafe impl Send for SealPk {}
+unsafe impl Sync for SealPk {}
 
 fn err<E: std::fmt::Debug>(e: E) -> HeError {
     HeError::Backend {
@@ -116,15 +124,7 @@ impl Seal {
     }
 }
 
-impl Backend for Seal {
-    type Sk = SealKeys;
-    type Ct = Ciphertext;
-    type Pt = Plaintext;
-
-    fn name(&self) -> &'static str {
-        "SEAL"
-    }
-
+impl NoiseBudget for Seal {
     fn degree(&self) -> usize {
         DEGREE
     }
@@ -142,6 +142,17 @@ impl Backend for Seal {
         // 2 N 19 + 19 < 2^19.
         19
     }
+}
+
+impl Backend for Seal {
+    type Sk = SealKeys;
+    type Ct = Ciphertext;
+    type Pt = Plaintext;
+    type Pk = SealPk;
+
+    fn name(&self) -> &'static str {
+        "SEAL"
+    }
 
     fn keygen<R: RngCore + CryptoRng>(&self, _rng: &mut R) -> Result<SealKeys> {
         let kg = KeyGenerator::new(&self.ctx).map_err(err)?;
@@ -150,8 +161,20 @@ impl Backend for Seal {
         Ok(SealKeys {
             encryptor: Encryptor::with_public_and_secret_key(&self.ctx, &pk, &sk).map_err(err)?,
             decryptor: Decryptor::new(&self.ctx, &sk).map_err(err)?,
-            _pk: pk,
+            pk,
             _sk: sk,
+        })
+    }
+
+    fn public_key<R: RngCore + CryptoRng>(&self, sk: &SealKeys, _rng: &mut R) -> Result<Vec<u8>> {
+        sk.pk.as_bytes().map_err(err)
+    }
+
+    fn read_public_key(&self, bytes: &[u8]) -> Result<SealPk> {
+        let pk = PublicKey::from_bytes(&self.ctx, bytes)
+            .map_err(|e| HeError::Malformed(format!("public key: {e:?}")))?;
+        Ok(SealPk {
+            encryptor: Encryptor::with_public_key(&self.ctx, &pk).map_err(err)?,
         })
     }
 
@@ -203,6 +226,7 @@ impl Backend for Seal {
         &self,
         ct: &mut Ciphertext,
         bits: u32,
+        pk: &SealPk,
         rng: &mut R,
     ) -> Result<()> {
         check_flood(bits, self.modulus_bits(), self.p)?;
@@ -211,6 +235,11 @@ impl Backend for Seal {
                 "flooding expects a coefficient-form ciphertext at the top level".into(),
             ));
         }
+        let zero = pk
+            .encryptor
+            .encrypt(&self.plaintext(&[0], Encoding::Coeff)?)
+            .map_err(err)?;
+        self.eval.add_inplace(ct, &zero).map_err(err)?;
         let noise = flood_residues(bits, &self.data_moduli, rng);
         let h = ct.get_handle();
         // SEAL's layout is poly-major, then limb, then coefficient: poly 0's residues sit at
