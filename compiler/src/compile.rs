@@ -1,8 +1,14 @@
-//! The compile pipeline: import, fold, calibrate and quantize, in that fixed order.
+//! The compile pipeline, in this fixed order: import, fold (BatchNorm, Dropout, constants),
+//! rewrite (egg: ReLU/max-pool fusion, pad folding), calibrate and quantize, packing (cost
+//! model), and with `--prune`: projection aligned with the packing, then calibrate, quantize
+//! and packing again (the aligned packings are kept).
 
 use crate::diagnostics::ImportError;
 use crate::onnx_import::{import_file, ImportOptions};
 use c3d_ir::{Model, PassRecord, Plan, Preprocess, Weights};
+use c3d_passes::packing::{choose_packings, shape_and_packing};
+use c3d_passes::prune::project;
+use c3d_passes::rewrite::rewrite;
 use c3d_passes::{quantize, QuantConfig, QuantError};
 use miette::Diagnostic;
 use std::path::Path;
@@ -19,6 +25,10 @@ pub struct CompileOptions {
     pub preprocess: Option<Preprocess>,
     /// Class names to record instead of the model's metadata.
     pub class_names: Option<Vec<String>>,
+    /// Fraction of each secret layer's weights to prune (0 <= S < 1).
+    pub prune: f64,
+    /// Skip the e-graph rewrites.
+    pub no_rewrite: bool,
 }
 
 /// A compiled model.
@@ -92,18 +102,81 @@ pub fn compile(
             ),
         },
     ];
+    let mut records = records;
     for r in &records {
         progress(&format!("{}: {}", r.name, r.detail));
     }
+    if !(0.0..1.0).contains(&opts.prune) {
+        return Err(CompileError::Options(format!(
+            "--prune {} is not in [0, 1)",
+            opts.prune
+        )));
+    }
+    let t_rw = std::time::Instant::now();
+    if !opts.no_rewrite {
+        let (m, rep) = rewrite(&model, &opts.quant.approx).map_err(CompileError::Options)?;
+        model = m;
+        let r = PassRecord {
+            name: "rewrite".into(),
+            detail: format!(
+                "{} max-pools fused with their ReLU, {} pads folded into windows ({} -> {} nodes)",
+                rep.fused, rep.pads_folded, rep.nodes.0, rep.nodes.1
+            ),
+        };
+        progress(&format!("{}: {}", r.name, r.detail));
+        records.push(r);
+    }
+    let t_rw = t_rw.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    let q = quantize(&model, &opts.quant, &mut progress)?;
-    let timings = vec![
+    let mut q = quantize(&model, &opts.quant, &mut progress)?;
+    let pack = choose_packings(&mut q.plan).map_err(CompileError::Options)?;
+    progress(&format!("{}: {}", pack.name, pack.detail));
+    let mut timings = vec![
         ("import+fold".to_string(), t_import),
-        ("calibrate+quantize".to_string(), t1.elapsed().as_secs_f64()),
+        ("rewrite".to_string(), t_rw),
+        (
+            "calibrate+quantize+packing".to_string(),
+            t1.elapsed().as_secs_f64(),
+        ),
     ];
+    let mut post = vec![pack];
+    if opts.prune > 0.0 {
+        let t2 = std::time::Instant::now();
+        let dense = q.plan;
+        let (mut zeros, mut total) = (0usize, 0usize);
+        for l in &dense.layers {
+            let Some((s, pk)) = shape_and_packing(&dense, l) else {
+                continue;
+            };
+            if let Some((w, _)) = model.weights.get_mut(&l.node) {
+                zeros += project(w, &s, &pk, opts.prune);
+                total += w.len();
+            }
+        }
+        q = quantize(&model, &opts.quant, &mut progress)?;
+        for l in q.plan.layers.iter_mut() {
+            l.packing = dense.layer(l.node).and_then(|d| d.packing.clone());
+            if let Some(lw) = q.weights.layers.get(&l.node) {
+                let z = lw.weight.iter().filter(|&&v| v == 0).count();
+                l.sparsity = Some(z as f64 / lw.weight.len().max(1) as f64);
+            }
+        }
+        let pack = choose_packings(&mut q.plan).map_err(CompileError::Options)?;
+        let r = PassRecord {
+            name: "prune".into(),
+            detail: format!(
+                "projection to sparsity {}: {zeros} of {total} weights zero, block-aligned with the packing; {}",
+                opts.prune, pack.detail
+            ),
+        };
+        progress(&format!("{}: {}", r.name, r.detail));
+        post = vec![r];
+        timings.push(("prune+requantize".to_string(), t2.elapsed().as_secs_f64()));
+    }
     let mut plan = q.plan;
     let mut all = records;
     all.append(&mut plan.passes);
+    all.append(&mut post);
     plan.passes = all;
     Ok(Compiled {
         plan,

@@ -1,6 +1,7 @@
 //! `c3dc inspect`: the per-layer table of a plan.
 
-use c3d_ir::{Plan, Protocol};
+use c3d_ir::{Plan, Protocol, Weights};
+use c3d_passes::cost::{plan_cost, LayerCost};
 use serde::Serialize;
 
 /// One row of the inspection table.
@@ -30,6 +31,10 @@ pub struct Row {
     pub truncate_bits: u32,
     /// Headroom to wrapping, bits.
     pub headroom_bits: f64,
+    /// Fraction of zero weights (pruned layers).
+    pub sparsity: Option<f64>,
+    /// What the protocol spends on the layer (cost model).
+    pub cost: LayerCost,
 }
 
 /// The table and its totals.
@@ -53,14 +58,19 @@ pub struct Inspection {
     pub total_comparisons: u64,
     /// Number of weights.
     pub total_weights: u64,
+    /// Whether zero weights were counted (the weights file was read).
+    pub sparse_counted: bool,
+    /// The cost model's total.
+    pub total_cost: LayerCost,
 }
 
 /// Builds the inspection of a plan.
-pub fn inspect(plan: &Plan, hash: &[u8; 32]) -> Inspection {
+pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspection {
     let g = &plan.graph;
+    let costs = plan_cost(plan, weights);
     let mut rows = Vec::new();
-    let (mut macs, mut cmps, mut weights) = (0, 0, 0);
-    for l in &plan.layers {
+    let (mut macs, mut cmps, mut nweights) = (0, 0, 0);
+    for (l, (_, cost)) in plan.layers.iter().zip(costs.layers) {
         let n = g.node(l.node);
         let ins = g.inputs_of(l.node);
         let shapes: Vec<&c3d_ir::Shape> = ins.iter().map(|&i| &g.node(i).shape).collect();
@@ -69,7 +79,7 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32]) -> Inspection {
         macs += m;
         cmps += c;
         if let Some((w, b)) = n.op.weight_shapes() {
-            weights += (w.numel() + b.numel()) as u64;
+            nweights += (w.numel() + b.numel()) as u64;
         }
         rows.push(Row {
             name: n.name.clone(),
@@ -84,6 +94,8 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32]) -> Inspection {
             weight_bits: l.quant.weight_bits,
             truncate_bits: l.quant.truncate_bits,
             headroom_bits: l.quant.headroom_bits,
+            sparsity: l.sparsity,
+            cost,
         });
     }
     Inspection {
@@ -99,7 +111,9 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32]) -> Inspection {
         layers: rows,
         total_macs: macs,
         total_comparisons: cmps,
-        total_weights: weights,
+        total_weights: nweights,
+        sparse_counted: weights.is_some(),
+        total_cost: costs.total,
     }
 }
 
@@ -134,8 +148,9 @@ pub fn render(ins: &Inspection) -> String {
         .unwrap_or(4)
         .clamp(4, 40);
     s += &format!(
-        "{:>3}  {:name_w$}  {:9}  {:>16}  {:>16}  {:>8}  {:>8}  {:14}  {:>9}  {:>8}\n",
-        "#", "name", "op", "input", "output", "MACs", "cmps", "protocol", "scale", "headroom"
+        "{:>3}  {:name_w$}  {:13}  {:>16}  {:>16}  {:>8}  {:>8}  {:14}  {:>9}  {:>8}  {:>8}  {:>8}  {:>9}  {:>9}  {:>6}\n",
+        "#", "name", "op", "input", "output", "MACs", "cmps", "protocol", "scale", "headroom",
+        "HE prod", "ANDs", "off MB", "on MB", "zeros"
     );
     for (i, r) in ins.layers.iter().enumerate() {
         let name: String = if r.name.len() > name_w {
@@ -159,8 +174,19 @@ pub fn render(ins: &Inspection) -> String {
         } else {
             format!("{:.1}", r.headroom_bits)
         };
+        let c = &r.cost;
+        let mb = |b: u64| {
+            if b == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", b as f64 / 1e6)
+            }
+        };
+        let zeros = r
+            .sparsity
+            .map_or("-".to_string(), |z| format!("{:.0}%", z * 100.0));
         s += &format!(
-            "{:>3}  {:name_w$}  {:9}  {:>16}  {:>16}  {:>8}  {:>8}  {:14}  {:>9}  {:>8}\n",
+            "{:>3}  {:name_w$}  {:13}  {:>16}  {:>16}  {:>8}  {:>8}  {:14}  {:>9}  {:>8}  {:>8}  {:>8}  {:>9}  {:>9}  {:>6}\n",
             i,
             name,
             r.op,
@@ -170,7 +196,12 @@ pub fn render(ins: &Inspection) -> String {
             human(r.comparisons),
             format!("{:?}", r.protocol),
             scale,
-            head
+            head,
+            human(c.he_products),
+            human(c.and_gates),
+            mb(c.bytes_offline()),
+            mb(c.bytes_online()),
+            zeros
         );
     }
     s += &format!(
@@ -179,6 +210,23 @@ pub fn render(ins: &Inspection) -> String {
         human(ins.total_macs),
         human(ins.total_comparisons),
         human(ins.total_weights)
+    );
+    let t = &ins.total_cost;
+    s += &format!(
+        "cost model: offline {} HE products ({} dense) and {} ciphertexts, {} AND gates, {:.1} MB; \
+         online {} multiply-adds, {:.1} MB{}\n",
+        human(t.he_products),
+        human(t.he_products_dense),
+        human(t.he_cts_in + t.he_cts_out),
+        human(t.and_gates),
+        t.bytes_offline() as f64 / 1e6,
+        human(t.online_macs),
+        t.bytes_online() as f64 / 1e6,
+        if ins.sparse_counted {
+            ""
+        } else {
+            " (no weights file: layers counted dense)"
+        }
     );
     s
 }

@@ -66,6 +66,13 @@ enum Cmd {
         /// ReLU layers (node names, comma-separated) to replace by x^2 with Beaver squares.
         #[arg(long, value_delimiter = ',')]
         approx: Vec<String>,
+        /// Fraction S of each layer's weights to prune (0 <= S < 1): projection onto at most
+        /// (1 - S) n non-zeros, aligned with the HE packing (retrain-free).
+        #[arg(long, default_value_t = 0.0)]
+        prune: f64,
+        /// Skip the e-graph rewrites (ReLU/max-pool fusion, pad folding).
+        #[arg(long)]
+        no_rewrite: bool,
     },
     /// Run the plaintext fixed-point simulation of a plan on a float32 .npy input.
     Simulate {
@@ -87,10 +94,15 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         top: usize,
     },
-    /// Per-layer table of a plan: ops, shapes, work, protocol, scales.
+    /// Per-layer table of a plan: ops, shapes, protocol, scales and the cost model (HE
+    /// products, AND gates, bytes offline and online, online multiply-adds).
     Inspect {
         /// The plan.
         plan: PathBuf,
+        /// The weights file, to count pruned work (default: the plan path + ".weights" when
+        /// it exists; without it layers count as dense).
+        #[arg(long)]
+        weights: Option<PathBuf>,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -175,6 +187,8 @@ fn run(
             preprocess,
             labels,
             approx,
+            prune,
+            no_rewrite,
         } => {
             let t0 = Instant::now();
             let calib_inputs = calib
@@ -214,6 +228,8 @@ fn run(
                 },
                 preprocess,
                 class_names,
+                prune,
+                no_rewrite,
             };
             let compiled = compile(&model, &opts, progress).map_err(|e| {
                 let code = if matches!(e, CompileError::Import(_)) {
@@ -342,9 +358,19 @@ fn run(
             }
             Ok(())
         }
-        Cmd::Inspect { plan, json } => {
+        Cmd::Inspect {
+            plan,
+            weights,
+            json,
+        } => {
             let (p, hash) = load_plan(&plan)?;
-            let ins = inspect::inspect(&p, &hash);
+            let wpath = weights.clone().unwrap_or_else(|| weights_path_for(&plan));
+            let w = if weights.is_some() || wpath.exists() {
+                Some(p.load_weights(&wpath).map_err(|e| miette!("{e}"))?)
+            } else {
+                None
+            };
+            let ins = inspect::inspect(&p, &hash, w.as_ref());
             if json {
                 println!(
                     "{}",

@@ -119,6 +119,10 @@ pub fn eval_float(
                     it.fold(f32::NEG_INFINITY, f32::max)
                 }),
             ),
+            Op::MaxPoolRelu3d(win) => Tensor::new(
+                out.clone(),
+                kernels::pool3d(&x.data, &x.shape, win, out, |it, _| it.fold(0.0, f32::max)),
+            ),
             Op::AvgPool3d {
                 window,
                 count_include_pad,

@@ -10,6 +10,7 @@ pub mod format;
 pub mod graph;
 pub mod kernels;
 pub mod op;
+pub mod packing;
 pub mod plan;
 pub mod shape;
 pub mod simulate;
@@ -20,6 +21,7 @@ pub use fixed::FixedPoint;
 pub use graph::{Graph, Node, NodeId};
 pub use kernels::Tensor;
 pub use op::{Conv3dParams, Op, OpClass, Window3d};
+pub use packing::{ConvShape, HeModel, NoiseBudget, Packing};
 pub use plan::{
     Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NodePlan, PassRecord, Plan,
     Preprocess, Protocol, Weights,

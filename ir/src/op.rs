@@ -143,6 +143,9 @@ pub enum Op {
     },
     /// Max pooling; padded positions are ignored (as with -inf padding).
     MaxPool3d(Window3d),
+    /// max(0, max over the window's valid taps): a max-pool with its ReLU fused into one
+    /// comparison block (written by the rewrite pass, never imported).
+    MaxPoolRelu3d(Window3d),
     /// Average pooling.
     AvgPool3d {
         /// The window.
@@ -195,6 +198,7 @@ impl Op {
             Op::Conv3d(_) => "Conv3d",
             Op::Linear { .. } => "Linear",
             Op::MaxPool3d(_) => "MaxPool3d",
+            Op::MaxPoolRelu3d(_) => "MaxPoolRelu3d",
             Op::AvgPool3d { .. } => "AvgPool3d",
             Op::Relu => "Relu",
             Op::Reshape => "Reshape",
@@ -218,7 +222,7 @@ impl Op {
             | Op::Add
             | Op::Pad { .. }
             | Op::Mean { .. } => OpClass::Local,
-            Op::Relu | Op::MaxPool3d(_) => OpClass::NonLinear,
+            Op::Relu | Op::MaxPool3d(_) | Op::MaxPoolRelu3d(_) => OpClass::NonLinear,
             Op::Softmax { .. } | Op::Argmax { .. } => OpClass::ClientOutput,
         }
     }
@@ -293,7 +297,7 @@ impl Op {
                     inputs[0]
                 )),
             },
-            Op::MaxPool3d(win) | Op::AvgPool3d { window: win, .. } => {
+            Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win) | Op::AvgPool3d { window: win, .. } => {
                 let (n, ch, d, h, w) = video(inputs[0])?;
                 let [od, oh, ow] = win.out_dims([d, h, w])?;
                 Ok(Shape::new(vec![n, ch, od, oh, ow]))
@@ -395,10 +399,14 @@ impl Op {
     }
 
     /// Two-input comparisons the op needs in the clear (ReLU: one per element; max-pool: one
-    /// fewer than the valid window size per output).
+    /// fewer than the valid window size per output; fused max-pool and ReLU: one per valid
+    /// tap, the last against zero).
     pub fn comparisons(&self, inputs: &[&Shape], out: &Shape) -> u64 {
         match self {
             Op::Relu => out.numel() as u64,
+            Op::MaxPoolRelu3d(win) => {
+                Op::MaxPool3d(win.clone()).comparisons(inputs, out) + out.numel() as u64
+            }
             Op::MaxPool3d(win) => {
                 let Some((n, c, d, h, w)) = inputs[0].ncdhw() else {
                     return 0;

@@ -5,6 +5,7 @@ use crate::error::{IrError, Result};
 use crate::fixed::FixedPoint;
 use crate::graph::{Graph, NodeId};
 use crate::op::OpClass;
+use crate::packing::Packing;
 use crate::shape::Shape;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -175,17 +176,6 @@ impl Protocol {
     }
 }
 
-/// HE packing of a linear layer (filled by the packing pass).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Packing {
-    /// Encoding name (e.g. "channels", "diagonal").
-    pub scheme: String,
-    /// Input channels per ciphertext.
-    pub channels_per_ct: usize,
-    /// Spatial tile (D, H, W) per ciphertext, halos included.
-    pub tile: [usize; 3],
-}
-
 /// Per-node plan entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodePlan {
@@ -195,7 +185,8 @@ pub struct NodePlan {
     pub quant: LayerQuant,
     /// Protocol for the node.
     pub protocol: Protocol,
-    /// HE packing (linear layers, once the packing pass has run).
+    /// HE packing of a layer with secret weights, chosen by the packing pass (the runtime
+    /// refuses a plan whose HE linear layers have none, or one its parameters cannot carry).
     pub packing: Option<Packing>,
     /// Fraction of zero weights (once pruning has run).
     pub sparsity: Option<f64>,

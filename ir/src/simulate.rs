@@ -274,6 +274,12 @@ pub fn step_fixed(
                     .expect("a window has at least one tap")
             })
         }
+        Op::MaxPoolRelu3d(win) => {
+            let t = q.truncate_bits;
+            kernels::pool3d(&x.data, &x.shape, win, out, |it, _| {
+                it.map(|v| floor_shift(v, t)).fold(0, i64::max)
+            })
+        }
         Op::Reshape => x.data.clone(),
         Op::Pad { pads } => kernels::pad(&x.data, &x.shape, pads, out, 0),
         Op::Add | Op::Concat { .. } => {

@@ -384,7 +384,7 @@ fn layout(
                 let chan = in_b[0].chan.iter().map(|v| v * v).collect();
                 (2 * in_scales[0], d, Bound { chan, nonneg: true })
             }
-            Op::Relu | Op::MaxPool3d(_) => {
+            Op::Relu | Op::MaxPool3d(_) | Op::MaxPoolRelu3d(_) => {
                 let a = act.get(&id).copied().unwrap_or(f).min(in_scales[0]);
                 truncate_bits = in_scales[0] - a;
                 let k = 2f64.powi(truncate_bits as i32);
@@ -399,7 +399,7 @@ fn layout(
                         (sound / k).min(o * unit + 1.0)
                     })
                     .collect();
-                let nonneg = matches!(node.op, Op::Relu) || in_b[0].nonneg;
+                let nonneg = matches!(node.op, Op::Relu | Op::MaxPoolRelu3d(_)) || in_b[0].nonneg;
                 (a, in_divs[0], Bound { chan, nonneg })
             }
             Op::Reshape => (

@@ -4,8 +4,10 @@
 
 use c3d_compiler::{compile, CompileOptions, Compiled};
 use c3d_ir::simulate;
+use c3d_passes::cost::plan_cost;
 use c3d_passes::QuantConfig;
 use c3d_runtime::he::fhers::FheRs;
+use c3d_runtime::session::report::{Phase, Report};
 use c3d_runtime::session::{client, server, ClientOptions, ServerModel};
 use c3d_runtime::transport::Channel;
 use c3d_tests::{export, inputs};
@@ -13,6 +15,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 fn compiled(name: &str, approx: &[&str]) -> Compiled {
+    compiled_pruned(name, approx, 0.0)
+}
+
+fn compiled_pruned(name: &str, approx: &[&str], prune: f64) -> Compiled {
     let dir = tempfile::tempdir().unwrap();
     let onnx = export(dir.path(), name, None, 3);
     let opts = CompileOptions {
@@ -20,13 +26,26 @@ fn compiled(name: &str, approx: &[&str]) -> Compiled {
             approx: approx.iter().map(|s| s.to_string()).collect(),
             ..QuantConfig::default()
         },
+        prune,
         ..CompileOptions::default()
     };
     compile(&onnx, &opts, |_| {}).expect("compiles")
 }
 
-/// Runs both parties over a socket pair for each input; checks every revealed value.
-fn secure_equals_simulation(c: &Compiled, n: usize, seed: u64) {
+/// The server's arithmetic on linear layers in a phase, from its report.
+fn server_work(r: &Report, phase: Phase) -> u64 {
+    r.layers
+        .iter()
+        .filter(|l| l.phase == phase)
+        .map(|l| l.work)
+        .sum()
+}
+
+/// Runs both parties over a socket pair for each input; checks every revealed value, and
+/// the cost model's bytes against the measured traffic. Returns the last server report.
+fn secure_equals_simulation(c: &Compiled, n: usize, seed: u64) -> Report {
+    let cost = plan_cost(&c.plan, Some(&c.weights)).total;
+    let mut last = None;
     let (_, plan_hash) = c.plan.to_bytes().unwrap();
     let (_, weights_hash) = c.weights.to_bytes().unwrap();
     let be = FheRs::new(c.plan.fixed.p).unwrap();
@@ -87,6 +106,17 @@ fn secure_equals_simulation(c: &Compiled, n: usize, seed: u64) {
         // The two sides agree on the traffic.
         assert_eq!(crep.bytes_sent, srep.bytes_received);
         assert_eq!(crep.bytes_received, srep.bytes_sent);
+        // The cost model predicts it (within 3 %: handshake, keys and base OTs are not in it),
+        // and the HE products the server did exactly.
+        for (ph, want) in [(0, cost.bytes_offline()), (1, cost.bytes_online())] {
+            let got = crep.phases[ph].bytes_sent + crep.phases[ph].bytes_received;
+            let err = (got as f64 - want as f64).abs() / got as f64;
+            assert!(
+                err < 0.03,
+                "phase {ph}: measured {got} B, cost model {want} B"
+            );
+        }
+        assert_eq!(server_work(&srep, Phase::Offline), cost.he_products);
         eprintln!(
             "{}: input {k}: offline {:.2} s, online {:.2} s, client sent {} B, received {} B",
             c.plan.meta.name,
@@ -95,7 +125,9 @@ fn secure_equals_simulation(c: &Compiled, n: usize, seed: u64) {
             crep.bytes_sent,
             crep.bytes_received
         );
+        last = Some(srep);
     }
+    last.expect("at least one input")
 }
 
 #[test]
@@ -127,5 +159,44 @@ fn i3d_tiny_with_beaver_squares_equals_simulation() {
         &compiled("i3d-tiny", &["/Mixed_3c/b0/Relu", "/Mixed_4f/b0/Relu"]),
         1,
         4,
+    );
+}
+
+#[test]
+fn pruned_c3d_tiny_saves_work_and_still_equals_simulation() {
+    let dense = compiled("c3d-tiny", &[]);
+    let c = compiled_pruned("c3d-tiny", &[], 0.9);
+    for l in &c.plan.layers {
+        if l.protocol == c3d_ir::Protocol::HeLinear {
+            // At least round(0.9 n) zeros (quantization may round a few more to zero), and
+            // the plan says how many.
+            let w = &c.weights.layers[&l.node].weight;
+            let z = w.iter().filter(|&&v| v == 0).count();
+            assert!(
+                z >= (0.9 * w.len() as f64).round() as usize,
+                "{z} of {}",
+                w.len()
+            );
+            let s = l.sparsity.expect("pruned layers record their sparsity");
+            assert!((s - z as f64 / w.len() as f64).abs() < 1e-12);
+        }
+    }
+    let cd = plan_cost(&dense.plan, Some(&dense.weights)).total;
+    let cp = plan_cost(&c.plan, Some(&c.weights)).total;
+    assert!(
+        cp.he_products < cd.he_products,
+        "{} vs {}",
+        cp.he_products,
+        cd.he_products
+    );
+    let srep = secure_equals_simulation(&c, 1, 5);
+    // The server's report confirms: fewer HE products than the dense packing needs, and
+    // about a tenth of the dense multiply-adds online.
+    assert!(server_work(&srep, Phase::Offline) < cd.he_products_dense);
+    let online = server_work(&srep, Phase::Online) as f64;
+    assert!(
+        online < 0.2 * cd.online_macs as f64,
+        "{online} vs {}",
+        cd.online_macs
     );
 }

@@ -190,6 +190,26 @@ mod tests {
     }
 
     #[test]
+    fn the_compilers_cost_model_counts_these_circuits_exactly() {
+        for p in c3d_ir::fixed::candidate_primes()
+            .into_iter()
+            .chain([DELPHI_PRIME, (1 << 61) - 1])
+        {
+            for t in [0u32, 8, 12, 20] {
+                for k in [1usize, 2, 4, 8, 27] {
+                    for relu in [true, false] {
+                        assert_eq!(
+                            pool_relu(p, t, k, relu).and_count() as u64,
+                            c3d_passes::cost::gc_unit_ands(p, t, k as u64, relu),
+                            "p = {p}, t = {t}, k = {k}, relu = {relu}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn and_gate_counts_at_the_plans_prime() {
         let relu = pool_relu(DELPHI_PRIME, 12, 1, true).and_count();
         let pool8 = pool_relu(DELPHI_PRIME, 12, 8, true).and_count();

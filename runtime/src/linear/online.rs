@@ -73,6 +73,32 @@ pub fn apply(s: &ConvShape, x: &[u64], w: &[u64], bias: &[u64], p: u64) -> Vec<u
     out
 }
 
+/// Multiply-adds [`apply`] performs: zero weights (pruned) and taps in the padding skipped.
+pub fn macs(s: &ConvShape, w: &[u64]) -> u64 {
+    let [od, oh, ow] = s.output();
+    let [kd, kh, kw] = s.kernel;
+    let valid = |a: usize, k: usize, olen: usize| -> u64 {
+        (0..olen)
+            .filter(|&o| {
+                let i = (o * s.stride[a] + k * s.dilation[a]) as isize - s.pad_begin[a] as isize;
+                i >= 0 && (i as usize) < s.input[a]
+            })
+            .count() as u64
+    };
+    let zs: Vec<u64> = (0..kd).map(|k| valid(0, k, od)).collect();
+    let ys: Vec<u64> = (0..kh).map(|k| valid(1, k, oh)).collect();
+    let xs: Vec<u64> = (0..kw).map(|k| valid(2, k, ow)).collect();
+    let taps = kd * kh * kw;
+    w.iter()
+        .enumerate()
+        .filter(|(_, &v)| v != 0)
+        .map(|(i, _)| {
+            let t = i % taps;
+            zs[t / (kh * kw)] * ys[(t / kw) % kh] * xs[t % kw]
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

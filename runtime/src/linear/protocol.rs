@@ -43,7 +43,8 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     r: &[u64],
     rng: &mut R,
 ) -> Result<(Vec<u64>, LinearStats)> {
-    pk.check(shape, be, weight_bits)?;
+    pk.check(shape, be, weight_bits)
+        .map_err(LinearError::Shape)?;
     if r.len() != shape.input_len() {
         return Err(LinearError::Shape(format!(
             "mask of {} values for an input of {}",
@@ -89,7 +90,9 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
 
 /// Server side: multiplies the client's ciphertexts by the weights (layout C_out, C_in or 1,
 /// kd, kh, kw; field elements whose centred values are below 2^`weight_bits`), masks every
-/// coefficient with fresh randomness, floods the noise and returns s (layout C_out, D', H', W').
+/// coefficient with fresh randomness, re-randomises with the client's public `key`, floods
+/// the noise and returns s (layout C_out, D', H', W').
+#[allow(clippy::too_many_arguments)]
 pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
     ch: &mut Channel<S>,
@@ -97,9 +100,12 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     pk: &Packing,
     weight_bits: u32,
     weights: &[u64],
+    key: &B::Pk,
     rng: &mut R,
 ) -> Result<(Vec<u64>, LinearStats)> {
-    let flood = pk.check(shape, be, weight_bits)?;
+    let flood = pk
+        .check(shape, be, weight_bits)
+        .map_err(LinearError::Shape)?;
     let p = be.plain_modulus();
     if weights.len() != shape.weight_len() {
         return Err(LinearError::Shape(format!(
@@ -127,10 +133,26 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .flat_map(|b| (0..groups).map(move |g| (b, g)))
             .collect()
     };
-    let kernels: Vec<B::Pt> = pairs
+    // Pruned weights: a product whose kernels are all zero adds nothing and is skipped
+    // (a group with none left keeps one, so every output ciphertext exists).
+    let encoded: Vec<Vec<u64>> = pairs
         .par_iter()
-        .map(|&(b, g)| be.prepare(&pk.encode_kernel(shape, b, g, weights), Encoding::Coeff))
+        .map(|&(b, g)| pk.encode_kernel(shape, b, g, weights))
+        .collect();
+    let mut live: Vec<bool> = encoded.iter().map(|k| k.iter().any(|&v| v != 0)).collect();
+    for g in 0..groups {
+        if let Some(first) = pairs.iter().position(|&(_, gg)| gg == g) {
+            if !pairs.iter().zip(&live).any(|(&(_, gg), &l)| gg == g && l) {
+                live[first] = true;
+            }
+        }
+    }
+    let kernels: Vec<Option<B::Pt>> = encoded
+        .par_iter()
+        .zip(&live)
+        .map(|(k, &l)| l.then(|| be.prepare(k, Encoding::Coeff)).transpose())
         .collect::<std::result::Result<_, _>>()?;
+    let products_per_tile = live.iter().filter(|&&l| l).count();
     let mut s = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
     for origin in pk.tiles(shape) {
@@ -150,10 +172,10 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 let mut grng = rand_chacha::ChaCha20Rng::from_seed(seeds[g]);
                 let mut acc: Option<B::Ct> = None;
                 for (k, &(b, gg)) in pairs.iter().enumerate() {
-                    if gg != g {
+                    let Some(kernel) = kernels[k].as_ref().filter(|_| gg == g) else {
                         continue;
-                    }
-                    let prod = be.mul_plain(&cts[b], &kernels[k])?;
+                    };
+                    let prod = be.mul_plain(&cts[b], kernel)?;
                     match acc.as_mut() {
                         None => acc = Some(prod),
                         Some(a) => be.add_assign(a, &prod)?,
@@ -165,7 +187,7 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 let u: Vec<u64> = (0..pk.degree).map(|_| grng.random_range(0..p)).collect();
                 let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
                 be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
-                be.flood(&mut acc, flood, &mut grng)?;
+                be.flood(&mut acc, flood, key, &mut grng)?;
                 let outs = pk
                     .outputs(shape, origin, g)
                     .into_iter()
@@ -174,7 +196,7 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 Ok((be.serialize(&acc)?, outs))
             })
             .collect();
-        st.products += pairs.len();
+        st.products += products_per_tile;
         for r in results {
             let (bytes, outs) = r?;
             for (idx, v) in outs {
@@ -193,6 +215,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::he::fhers::FheRs;
     use crate::he::HeError;
+    use crate::he::NoiseBudget;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
     use std::sync::Arc;
@@ -248,12 +271,25 @@ pub(crate) mod tests {
             })
             .collect();
         let (mut a, mut b) = Channel::pair().unwrap();
+        let sk = be.keygen(&mut rng).unwrap();
+        let key = be
+            .read_public_key(&be.public_key(&sk, &mut rng).unwrap())
+            .unwrap();
         let (be2, shape2, pk2, w2) = (be.clone(), shape.clone(), pk.clone(), w.clone());
         let server = std::thread::spawn(move || {
             let mut rng = ChaCha20Rng::seed_from_u64(seed + 1);
-            server_linear(be2.as_ref(), &mut a, &shape2, &pk2, wbits, &w2, &mut rng).unwrap()
+            server_linear(
+                be2.as_ref(),
+                &mut a,
+                &shape2,
+                &pk2,
+                wbits,
+                &w2,
+                &key,
+                &mut rng,
+            )
+            .unwrap()
         });
-        let sk = be.keygen(&mut rng).unwrap();
         let (c, cst) =
             client_linear(be.as_ref(), &mut b, &sk, shape, &pk, wbits, &r, &mut rng).unwrap();
         let (s, sst) = server.join().unwrap();
@@ -375,14 +411,17 @@ pub(crate) mod tests {
         let pk = Packing::choose(&s, &be, 8).unwrap();
         let (mut a, mut b) = Channel::pair().unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let sk = be.keygen(&mut rng).unwrap();
+        let key = be
+            .read_public_key(&be.public_key(&sk, &mut rng).unwrap())
+            .unwrap();
         // A weight beyond the public bound would break the noise budget: refused.
         let mut w = vec![1u64; s.weight_len()];
         w[3] = p - 300;
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &mut rng).unwrap_err();
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &key, &mut rng).unwrap_err();
         assert!(e.to_string().contains("outside the public bound"), "{e}");
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &w[1..], &mut rng).unwrap_err();
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &w[1..], &key, &mut rng).unwrap_err();
         assert!(e.to_string().contains("weights for a layer"), "{e}");
-        let sk = be.keygen(&mut rng).unwrap();
         let e = client_linear(&be, &mut b, &sk, &s, &pk, 8, &[0; 3], &mut rng).unwrap_err();
         assert!(e.to_string().contains("mask of 3"), "{e}");
         // A packing that overflows the ring, and a kernel larger than the input.
@@ -396,11 +435,11 @@ pub(crate) mod tests {
         let mut s2 = s.clone();
         s2.pad_begin = [0; 3];
         s2.pad_end = [0; 3];
-        assert!(matches!(s2.validate(), Err(LinearError::Shape(_))));
+        assert!(s2.validate().is_err());
         // Garbage instead of a ciphertext: the server says so.
         let w = vec![1u64; s.weight_len()];
         b.send(TAG_IN, b"garbage").unwrap();
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &mut rng).unwrap_err();
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &key, &mut rng).unwrap_err();
         assert!(matches!(e, LinearError::He(HeError::Malformed(_))), "{e}");
     }
 }

@@ -94,6 +94,8 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     handshake::client(ch, plan_hash, be.name())?;
     ch.set_step("setup");
     let sk = be.keygen(rng)?;
+    // The server re-randomises every ciphertext it returns with this key.
+    ch.send(tags::PUBLIC_KEY, &be.public_key(&sk, rng)?)?;
     let mut ot = OtReceiver::setup(ch, rng)?;
     let mut spool = Spool::new(opts.spool_dir.as_deref())?;
     rec.setup_done(t0);

@@ -99,6 +99,7 @@ pub(crate) mod tags {
     pub const ACCEPT: u8 = 0x02;
     pub const REFUSE: u8 = 0x03;
     pub const START_ONLINE: u8 = 0x04;
+    pub const PUBLIC_KEY: u8 = 0x05;
     pub const INPUT: u8 = 0x60;
     pub const REVEAL: u8 = 0x61;
     pub const RERANDOMISE: u8 = 0x62;

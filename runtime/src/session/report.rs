@@ -71,6 +71,9 @@ pub struct LayerReport {
     pub bytes_received: u64,
     /// Round trips.
     pub rounds: u64,
+    /// The server's arithmetic on a linear layer: HE plaintext products offline, plaintext
+    /// multiply-adds online (zero weights skipped; 0 elsewhere and on the client).
+    pub work: u64,
 }
 
 /// One phase in total.
@@ -133,6 +136,7 @@ pub struct Recorder {
     report: Report,
     phase: Option<(Phase, Instant, usize)>,
     step: Option<(String, String, &'static str, Instant)>,
+    work: u64,
 }
 
 impl Recorder {
@@ -148,6 +152,7 @@ impl Recorder {
             },
             phase: None,
             step: None,
+            work: 0,
         }
     }
 
@@ -169,6 +174,11 @@ impl Recorder {
         self.step = Some((key, step.name.clone(), step.protocol(), Instant::now()));
     }
 
+    /// Records the current step's arithmetic (see [`LayerReport::work`]).
+    pub fn set_work(&mut self, n: u64) {
+        self.work = n;
+    }
+
     /// Ends the current step.
     pub fn end<S: Stream>(&mut self, ch: &mut Channel<S>) {
         let Some((key, name, protocol, t0)) = self.step.take() else {
@@ -183,6 +193,7 @@ impl Recorder {
             bytes_sent: st.sent,
             bytes_received: st.received,
             rounds: st.rounds,
+            work: std::mem::take(&mut self.work),
         });
         ch.set_step("between-steps");
     }

@@ -180,52 +180,9 @@ impl Schedule {
             let kind = match (&node.op, l.protocol) {
                 (Op::Input, Protocol::Input) => Kind::Input { scale: q.out_scale },
                 (_, Protocol::Local) => Kind::Local,
-                (Op::Conv3d(cp), Protocol::HeLinear) => {
-                    let (c_in, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
-                    let (c_out, out) = dhw(&node.shape, &node.name)?;
-                    let w = &cp.window;
-                    if w.ceil_mode || c_in != cp.in_channels || c_out != cp.out_channels {
-                        return Err(bad(format!(
-                            "`{}`: convolution geometry does not match its tensors",
-                            node.name
-                        )));
-                    }
-                    let shape = ConvShape {
-                        c_in,
-                        c_out,
-                        input,
-                        kernel: w.kernel,
-                        stride: w.stride,
-                        dilation: w.dilation,
-                        pad_begin: std::array::from_fn(|a| w.pads[a].0),
-                        pad_end: std::array::from_fn(|a| w.pads[a].1),
-                        depthwise: false,
-                    };
-                    shape.validate().map_err(|e| bad(e.to_string()))?;
-                    if shape.output() != out {
-                        return Err(bad(format!(
-                            "`{}`: convolution output {:?} is not the tensor's {out:?}",
-                            node.name,
-                            shape.output()
-                        )));
-                    }
-                    linear(shape, q.weight_mag_bits, be, &node.name)?
-                }
-                (
-                    Op::Linear {
-                        in_features,
-                        out_features,
-                    },
-                    Protocol::HeLinear,
-                ) => {
-                    if node.shape.dims().first() != Some(&1) {
-                        return Err(bad(format!(
-                            "`{}`: the runtime takes one clip at a time (N = 1)",
-                            node.name
-                        )));
-                    }
-                    let shape = ConvShape::fully_connected(*in_features, *out_features);
-                    linear(shape, q.weight_mag_bits, be, &node.name)?
+                (Op::Conv3d(_) | Op::Linear { .. }, Protocol::HeLinear) => {
+                    let shape = ConvShape::of_node(g, id).map_err(bad)?;
+                    linear(shape, l.packing.as_ref(), q.weight_mag_bits, be, &node.name)?
                 }
                 (Op::Relu, Protocol::GarbledCircuit) => {
                     let n = node.shape.numel() as u32;
@@ -236,11 +193,12 @@ impl Schedule {
                     garbled(plan.fixed.p, units, q.truncate_bits, true, &node.name)?
                 }
                 (Op::Relu, Protocol::BeaverSquare) => Kind::Square,
-                (Op::MaxPool3d(win), Protocol::GarbledCircuit) => {
+                (op @ (Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win)), Protocol::GarbledCircuit) => {
                     let (c, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
                     let (_, out) = dhw(&node.shape, &node.name)?;
                     let units = pool_units(win, c, input, out);
-                    garbled(plan.fixed.p, units, q.truncate_bits, false, &node.name)?
+                    let relu = matches!(op, Op::MaxPoolRelu3d(_));
+                    garbled(plan.fixed.p, units, q.truncate_bits, relu, &node.name)?
                 }
                 (op, proto) => {
                     return Err(bad(format!(
@@ -273,14 +231,27 @@ impl Schedule {
     }
 }
 
+/// A linear step with the plan's packing, which must fit this backend's parameters.
 fn linear<B: Backend>(
     shape: ConvShape,
+    packing: Option<&Packing>,
     weight_mag_bits: u32,
     be: &B,
     name: &str,
 ) -> Result<Kind, SessionError> {
-    let packing =
-        Packing::choose(&shape, be, weight_mag_bits).map_err(|e| bad(format!("`{name}`: {e}")))?;
+    let packing = packing
+        .ok_or_else(|| {
+            bad(format!(
+                "`{name}`: no HE packing in the plan (recompile it)"
+            ))
+        })?
+        .clone();
+    packing.check(&shape, be, weight_mag_bits).map_err(|e| {
+        bad(format!(
+            "`{name}`: the plan's packing does not fit the {} backend: {e}",
+            be.name()
+        ))
+    })?;
     Ok(Kind::Linear {
         shape,
         packing,

@@ -127,6 +127,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     );
     handshake::server(ch, &model.plan_hash, be.name())?;
     ch.set_step("setup");
+    let key = be.read_public_key(&ch.recv(tags::PUBLIC_KEY)?)?;
     let mut ot = OtSender::setup(ch, rng)?;
     rec.setup_done(t0);
 
@@ -145,8 +146,9 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 weight_mag_bits,
             } => {
                 let (w, _) = &model.weights[&step.node];
-                let (s, _) =
-                    linear::server_linear(be, ch, shape, packing, *weight_mag_bits, w, rng)?;
+                let (s, st) =
+                    linear::server_linear(be, ch, shape, packing, *weight_mag_bits, w, &key, rng)?;
+                rec.set_work(st.products as u64);
                 mat.insert(step.node, Material::Linear(s));
             }
             Kind::Garbled { .. } => {
@@ -188,6 +190,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     };
                     let (w, b) = &model.weights[&step.node];
                     let mut y = linear::online::apply(shape, ins[0], w, b, p);
+                    rec.set_work(linear::online::macs(shape, w));
                     f.add_assign(&mut y, &s);
                     y
                 }

@@ -1,0 +1,242 @@
+//! The cost model: for each node of a plan, what the two-party protocol will spend on it:
+//! HE ciphertexts and products offline, AND gates and bytes of garbled circuits, Beaver bytes,
+//! and the server's plaintext multiply-adds online. Every choice the passes make (packing,
+//! rewrites, pruning) is weighed with it, and `c3dc inspect` prints it.
+//!
+//! The figures are exact counts of what the runtime does for the same plan (the runtime's
+//! tests check the AND-gate formula against its circuit builder and the HE counts and bytes
+//! against a real run), except bytes of OT, which follow IKNP's message sizes.
+
+use c3d_ir::op::{Op, OpClass};
+use c3d_ir::packing::{ConvShape, HeModel, NoiseBudget, Packing};
+use c3d_ir::{NodeId, Plan, Protocol, Weights};
+use serde::Serialize;
+
+/// Bytes of one garbled AND gate (half-gates: two 128-bit rows).
+pub const AND_BYTES: u64 = 32;
+/// Bytes of one wire label.
+pub const LABEL_BYTES: u64 = 16;
+/// Bytes one IKNP random OT costs on the wire: the receiver's 128-bit column row and the
+/// sender's two 128-bit corrections.
+pub const OT_BYTES: u64 = 48;
+
+/// Bits of p (the width of every garbled value).
+pub fn width(p: u64) -> u64 {
+    (64 - p.leading_zeros()) as u64
+}
+
+/// AND gates of one garbled unit: the maximum of `k` shared values (k = 1: a ReLU alone),
+/// truncated by `t` bits, with or without the ReLU, re-masked. Reconstructing each value mod p
+/// and comparing costs 5 n per extra input; the fixed part depends on the low zero bits of
+/// p - 1 through the constant comparisons with p.
+pub fn gc_unit_ands(p: u64, t: u32, k: u64, relu: bool) -> u64 {
+    let n = width(p);
+    let tz = (p - 1).trailing_zeros() as u64;
+    let base = 7 * n + (n - tz) + 2;
+    let base = if relu { base - 1 - t as u64 } else { base };
+    base + (k.max(1) - 1) * 5 * n
+}
+
+/// What one node costs in the protocol.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LayerCost {
+    /// Ciphertexts the client encrypts and sends (offline).
+    pub he_cts_in: u64,
+    /// Ciphertexts the server returns (offline).
+    pub he_cts_out: u64,
+    /// Plaintext-ciphertext products the server computes (offline), zero kernels skipped.
+    pub he_products: u64,
+    /// Products the packing would need if no kernel were zero.
+    pub he_products_dense: u64,
+    /// Bytes of HE ciphertexts, both ways (offline).
+    pub he_bytes: u64,
+    /// Comparisons (two-input maxima and ReLUs).
+    pub comparisons: u64,
+    /// AND gates garbled (offline) and evaluated (online).
+    pub and_gates: u64,
+    /// Bytes of garbled tables and OTs for the client's input labels (offline).
+    pub gc_bytes_offline: u64,
+    /// Bytes of the server's input labels and the client's output labels (online).
+    pub gc_bytes_online: u64,
+    /// Bytes of Beaver square pairs by OT (offline).
+    pub beaver_bytes_offline: u64,
+    /// Bytes of opening masked values (online).
+    pub beaver_bytes_online: u64,
+    /// The server's plaintext multiply-adds online, zero weights skipped.
+    pub online_macs: u64,
+    /// Bytes of the client's masked input, x - r (online).
+    pub input_bytes_online: u64,
+}
+
+impl LayerCost {
+    /// Bytes offline, both directions.
+    pub fn bytes_offline(&self) -> u64 {
+        self.he_bytes + self.gc_bytes_offline + self.beaver_bytes_offline
+    }
+
+    /// Bytes online, both directions.
+    pub fn bytes_online(&self) -> u64 {
+        self.gc_bytes_online + self.beaver_bytes_online + self.input_bytes_online
+    }
+
+    fn add(&mut self, o: &LayerCost) {
+        self.he_cts_in += o.he_cts_in;
+        self.he_cts_out += o.he_cts_out;
+        self.he_products += o.he_products;
+        self.he_products_dense += o.he_products_dense;
+        self.he_bytes += o.he_bytes;
+        self.comparisons += o.comparisons;
+        self.and_gates += o.and_gates;
+        self.gc_bytes_offline += o.gc_bytes_offline;
+        self.gc_bytes_online += o.gc_bytes_online;
+        self.beaver_bytes_offline += o.beaver_bytes_offline;
+        self.beaver_bytes_online += o.beaver_bytes_online;
+        self.online_macs += o.online_macs;
+        self.input_bytes_online += o.input_bytes_online;
+    }
+}
+
+/// The cost of every node and the total.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanCost {
+    /// Per node, in plan order.
+    pub layers: Vec<(NodeId, LayerCost)>,
+    /// Sum over the nodes.
+    pub total: LayerCost,
+}
+
+/// Bytes of a ciphertext the client sends (one polynomial at the full modulus; the other is
+/// a seed), for the default backend's parameters.
+pub fn ct_in_bytes(he: &HeModel) -> u64 {
+    let bits: u64 = limb_bits(he.p).iter().sum();
+    he.degree() as u64 * bits / 8 + 49
+}
+
+/// Bytes of a ciphertext the server returns: two polynomials, switched down to the fewest
+/// limbs that still decrypt (log q >= log2(N) + log2(p) + 7).
+pub fn ct_out_bytes(he: &HeModel) -> u64 {
+    let need = 13 + 7 + width(he.p);
+    let mut kept = 0;
+    for b in limb_bits(he.p) {
+        kept += b;
+        if kept > need {
+            break;
+        }
+    }
+    2 * he.degree() as u64 * kept / 8 + 32
+}
+
+fn limb_bits(p: u64) -> Vec<u64> {
+    if p < 1 << 51 {
+        vec![62, 52, 52, 52]
+    } else {
+        vec![62, 62, 62]
+    }
+}
+
+/// Which (input block, output group) products of a packing have a non-zero kernel. Weights
+/// are laid out (C_out, C_in, taps).
+pub fn live_products(s: &ConvShape, pk: &Packing, weight: &[i64]) -> Vec<Vec<bool>> {
+    let taps: usize = s.kernel.iter().product();
+    let (blocks, groups) = (pk.in_blocks(s), pk.out_groups(s));
+    let mut live = vec![vec![false; groups]; blocks];
+    if s.depthwise {
+        for (b, row) in live.iter_mut().enumerate() {
+            row[b] = true;
+        }
+        return live;
+    }
+    for o in 0..s.c_out {
+        for c in 0..s.c_in {
+            let k = &weight[(o * s.c_in + c) * taps..(o * s.c_in + c + 1) * taps];
+            if k.iter().any(|&v| v != 0) {
+                live[c / pk.c_t][o / pk.m_o] = true;
+            }
+        }
+    }
+    live
+}
+
+/// The cost of every node of a plan. With `weights`, zero kernels and weights are skipped as
+/// the runtime skips them; without, layers count as dense.
+pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
+    let g = &plan.graph;
+    let p = plan.fixed.p;
+    let n = width(p);
+    let he = HeModel::for_prime(p);
+    let mut layers = Vec::new();
+    let mut total = LayerCost::default();
+    for l in &plan.layers {
+        let node = g.node(l.node);
+        let ins = g.inputs_of(l.node);
+        let shapes: Vec<&c3d_ir::Shape> = ins.iter().map(|&i| &g.node(i).shape).collect();
+        let mut c = LayerCost::default();
+        let outs = node.shape.numel() as u64;
+        match l.protocol {
+            Protocol::HeLinear => {
+                let macs = node.op.macs(&shapes, &node.shape);
+                let lw = weights.and_then(|w| w.layers.get(&l.node));
+                c.online_macs = match lw {
+                    Some(lw) if !lw.weight.is_empty() => {
+                        let nz = lw.weight.iter().filter(|&&v| v != 0).count() as u64;
+                        macs * nz / lw.weight.len() as u64
+                    }
+                    _ => macs,
+                };
+                if let (Ok(s), Some(pk)) = (ConvShape::of_node(g, l.node), &l.packing) {
+                    c.he_cts_in = pk.cts_in(&s) as u64;
+                    c.he_cts_out = pk.cts_out(&s) as u64;
+                    c.he_products_dense = pk.products(&s) as u64;
+                    c.he_products = match lw {
+                        Some(lw) => {
+                            // A group with every kernel zero still returns one product.
+                            let live = live_products(&s, pk, &lw.weight);
+                            let per_tile: usize = (0..pk.out_groups(&s))
+                                .map(|g| live.iter().filter(|r| r[g]).count().max(1))
+                                .sum();
+                            (pk.tile_count(&s) * per_tile) as u64
+                        }
+                        None => c.he_products_dense,
+                    };
+                    c.he_bytes = c.he_cts_in * ct_in_bytes(&he) + c.he_cts_out * ct_out_bytes(&he);
+                }
+            }
+            Protocol::GarbledCircuit => {
+                let t = l.quant.truncate_bits;
+                let (units, taps, relu) = match &node.op {
+                    Op::Relu => (outs, outs, true),
+                    Op::MaxPool3d(_) => {
+                        let taps = node.op.comparisons(&shapes, &node.shape) + outs;
+                        (outs, taps, false)
+                    }
+                    Op::MaxPoolRelu3d(_) => {
+                        let taps = node.op.comparisons(&shapes, &node.shape);
+                        (outs, taps, true)
+                    }
+                    _ => (0, 0, false),
+                };
+                c.comparisons = node.op.comparisons(&shapes, &node.shape);
+                // Every unit pays its fixed part once and 5 n per extra tap.
+                c.and_gates = units * gc_unit_ands(p, t, 1, relu) + (taps - units) * 5 * n;
+                // The client's inputs: its share of every tap and one output mask per unit.
+                let ot_bits = (taps + units) * n;
+                c.gc_bytes_offline = c.and_gates * AND_BYTES + ot_bits * OT_BYTES;
+                // Online: the server's labels for its shares, the client's output labels.
+                c.gc_bytes_online = (taps + units) * n * LABEL_BYTES;
+            }
+            Protocol::BeaverSquare => {
+                c.comparisons = 0;
+                // Gilboa: n OTs of n-bit messages per pair.
+                c.beaver_bytes_offline = outs * n * (OT_BYTES + n.div_ceil(8));
+                // Each party opens its share of x - a: 8 bytes each way.
+                c.beaver_bytes_online = outs * 16;
+            }
+            Protocol::Input => c.input_bytes_online = outs * 8,
+            Protocol::Local | Protocol::Client => {}
+        }
+        debug_assert!(node.op.class() != OpClass::NonLinear || l.protocol != Protocol::Local);
+        total.add(&c);
+        layers.push((l.node, c));
+    }
+    PlanCost { layers, total }
+}
