@@ -66,6 +66,13 @@ pub fn compile(
     opts: &CompileOptions,
     mut progress: impl FnMut(&str),
 ) -> Result<Compiled, CompileError> {
+    // Options first: a bad one should not wait for a large model to load.
+    if !(0.0..1.0).contains(&opts.prune) {
+        return Err(CompileError::Options(format!(
+            "--prune {} is not in [0, 1)",
+            opts.prune
+        )));
+    }
     progress(&format!("import: {}", path.display()));
     let t0 = std::time::Instant::now();
     let (mut model, folds) = import_file(path, &opts.import)?;
@@ -105,12 +112,6 @@ pub fn compile(
     let mut records = records;
     for r in &records {
         progress(&format!("{}: {}", r.name, r.detail));
-    }
-    if !(0.0..1.0).contains(&opts.prune) {
-        return Err(CompileError::Options(format!(
-            "--prune {} is not in [0, 1)",
-            opts.prune
-        )));
     }
     let t_rw = std::time::Instant::now();
     if !opts.no_rewrite {

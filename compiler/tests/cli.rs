@@ -316,3 +316,22 @@ fn two_d_models_and_data_dependent_shapes_are_explained() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("only 3-D"), "{}", text(&o));
 }
+
+#[test]
+fn bad_prune_values_are_refused_before_import() {
+    let d = tempfile::tempdir().unwrap();
+    // The model file does not exist: the option is checked first, so that is not the error.
+    let missing = d.path().join("none.onnx");
+    for v in ["1.5", "-0.1", "1", "NaN"] {
+        let arg = format!("--prune={v}");
+        let o = c3dc(&[
+            "compile",
+            s(&missing),
+            "-o",
+            s(&d.path().join("p.bin")),
+            &arg,
+        ]);
+        refused(&o, "is not in [0, 1)");
+        assert!(!d.path().join("p.bin").exists());
+    }
+}

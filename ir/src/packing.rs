@@ -29,8 +29,8 @@ pub trait NoiseBudget {
 }
 
 /// The parameters of the default backend (fhe.rs at N = 8192) for a prime p, as the compiler
-/// sees them: 4 limbs of 62+52+52+52 bits below 2^51, 3 of 62 bits above (one bit less
-/// than the nominal sum, for the primes being just under their sizes).
+/// sees them: the limbs of [`HeModel::limb_bits`], one bit less than their nominal sum (the
+/// primes are just under their sizes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeModel {
     /// Plaintext modulus.
@@ -44,9 +44,28 @@ impl HeModel {
     pub fn for_prime(p: u64) -> Self {
         HeModel {
             p,
-            modulus_bits: if p < 1 << 51 { 217 } else { 185 },
+            modulus_bits: Self::limb_bits(p).iter().sum::<usize>() as u32 - 1,
         }
     }
+
+    /// RNS limb sizes of the default backend: 218 bits in all, the HE standard's 128-bit
+    /// bound at N = 8192. fhe.rs wants every limb above p, and the first limb alone must
+    /// exceed p (the slot encoding is read back through it), so primes above 51 bits get
+    /// three 62-bit limbs (186 bits) instead.
+    pub fn limb_bits(p: u64) -> &'static [usize] {
+        if p < 1 << 51 {
+            &[62, 52, 52, 52]
+        } else {
+            &[62, 62, 62]
+        }
+    }
+}
+
+/// Whether a ciphertext switched down to a modulus of `bits` bits still decrypts: the
+/// switch's rounding noise (about N * 16) must stay below q / 4p.
+pub fn switch_target_fits(bits: u32, p: u64) -> bool {
+    let t_bits = 64 - p.leading_zeros();
+    bits >= DEGREE.trailing_zeros() + 4 + t_bits + 3
 }
 
 impl NoiseBudget for HeModel {

@@ -7,8 +7,8 @@
 //! tests check the AND-gate formula against its circuit builder and the HE counts and bytes
 //! against a real run), except bytes of OT, which follow IKNP's message sizes.
 
-use c3d_ir::op::{Op, OpClass};
-use c3d_ir::packing::{ConvShape, HeModel, NoiseBudget, Packing};
+use c3d_ir::op::Op;
+use c3d_ir::packing::{switch_target_fits, ConvShape, HeModel, NoiseBudget, Packing};
 use c3d_ir::{NodeId, Plan, Protocol, Weights};
 use serde::Serialize;
 
@@ -108,30 +108,21 @@ pub struct PlanCost {
 /// Bytes of a ciphertext the client sends (one polynomial at the full modulus; the other is
 /// a seed), for the default backend's parameters.
 pub fn ct_in_bytes(he: &HeModel) -> u64 {
-    let bits: u64 = limb_bits(he.p).iter().sum();
-    he.degree() as u64 * bits / 8 + 49
+    let bits: usize = HeModel::limb_bits(he.p).iter().sum();
+    (he.degree() * bits / 8 + 49) as u64
 }
 
 /// Bytes of a ciphertext the server returns: two polynomials, switched down to the fewest
-/// limbs that still decrypt (log q >= log2(N) + log2(p) + 7).
+/// limbs that still decrypt (the backend's switching rule, on the limbs' sizes less one bit).
 pub fn ct_out_bytes(he: &HeModel) -> u64 {
-    let need = 13 + 7 + width(he.p);
     let mut kept = 0;
-    for b in limb_bits(he.p) {
+    for b in HeModel::limb_bits(he.p) {
         kept += b;
-        if kept > need {
+        if switch_target_fits(kept as u32 - 1, he.p) {
             break;
         }
     }
-    2 * he.degree() as u64 * kept / 8 + 32
-}
-
-fn limb_bits(p: u64) -> Vec<u64> {
-    if p < 1 << 51 {
-        vec![62, 52, 52, 52]
-    } else {
-        vec![62, 62, 62]
-    }
+    (2 * he.degree() * kept / 8 + 32) as u64
 }
 
 /// Which (input block, output group) products of a packing have a non-zero kernel. Weights
@@ -234,7 +225,6 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
             Protocol::Input => c.input_bytes_online = outs * 8,
             Protocol::Local | Protocol::Client => {}
         }
-        debug_assert!(node.op.class() != OpClass::NonLinear || l.protocol != Protocol::Local);
         total.add(&c);
         layers.push((l.node, c));
     }

@@ -17,17 +17,6 @@ use ndarray::Array2;
 use rand::{CryptoRng, RngCore};
 use std::sync::Arc;
 
-/// RNS limb sizes: 218 bits in all, the HE standard's 128-bit bound at N = 8192. fhe.rs wants
-/// every limb above p, and the first limb alone must exceed p (the slot encoding is read back
-/// through it), so primes above 51 bits get three 62-bit limbs (186 bits) instead.
-fn moduli_bits(p: u64) -> &'static [usize] {
-    if p < 1 << 51 {
-        &[62, 52, 52, 52]
-    } else {
-        &[62, 62, 62]
-    }
-}
-
 /// BFV over fhe.rs for one plaintext modulus.
 pub struct FheRs {
     par: Arc<BfvParameters>,
@@ -54,7 +43,7 @@ impl FheRs {
         let par = BfvParametersBuilder::new()
             .set_degree(DEGREE)
             .set_plaintext_modulus(p)
-            .set_moduli_sizes(moduli_bits(p))
+            .set_moduli_sizes(c3d_ir::HeModel::limb_bits(p))
             .build_arc()
             .map_err(err)?;
         let mut deepest = 0;

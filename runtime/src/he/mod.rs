@@ -126,12 +126,7 @@ pub(crate) fn modulus_bits_of(moduli: &[u64]) -> u32 {
         .floor() as u32
 }
 
-/// Whether a ciphertext switched down to a modulus of `bits` bits still decrypts: the
-/// switch's rounding noise (about N * 16) must stay below q / 4p.
-pub(crate) fn switch_target_fits(bits: u32, p: u64) -> bool {
-    let t_bits = 64 - p.leading_zeros();
-    bits >= DEGREE.trailing_zeros() + 4 + t_bits + 3
-}
+pub(crate) use c3d_ir::packing::switch_target_fits;
 
 /// Refuses more than one plaintext's worth of values.
 pub(crate) fn check_len(n: usize) -> Result<()> {

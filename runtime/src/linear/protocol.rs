@@ -140,11 +140,15 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         .map(|&(b, g)| pk.encode_kernel(shape, b, g, weights))
         .collect();
     let mut live: Vec<bool> = encoded.iter().map(|k| k.iter().any(|&v| v != 0)).collect();
-    for g in 0..groups {
-        if let Some(first) = pairs.iter().position(|&(_, gg)| gg == g) {
-            if !pairs.iter().zip(&live).any(|(&(_, gg), &l)| gg == g && l) {
-                live[first] = true;
-            }
+    let mut first: Vec<Option<usize>> = vec![None; groups];
+    let mut any = vec![false; groups];
+    for (k, &(_, g)) in pairs.iter().enumerate() {
+        first[g].get_or_insert(k);
+        any[g] |= live[k];
+    }
+    for (k, any) in first.into_iter().zip(any) {
+        if let (Some(k), false) = (k, any) {
+            live[k] = true;
         }
     }
     let kernels: Vec<Option<B::Pt>> = encoded

@@ -26,8 +26,9 @@ pub struct ServerModel<B: Backend> {
     pub schedule: Schedule,
     /// The HE backend.
     pub backend: B,
-    /// Weights and biases of each linear layer, as field elements.
-    weights: HashMap<NodeId, (Vec<u64>, Vec<u64>)>,
+    /// Weights and biases of each linear layer, as field elements, and the multiply-adds
+    /// its online step performs (for the report; counted once here, not per session).
+    weights: HashMap<NodeId, (Vec<u64>, Vec<u64>, u64)>,
 }
 
 impl<B: Backend> ServerModel<B> {
@@ -55,7 +56,9 @@ impl<B: Backend> ServerModel<B> {
         let mut field_weights = HashMap::new();
         for step in &schedule.steps {
             if let Kind::Linear {
-                weight_mag_bits, ..
+                ref shape,
+                weight_mag_bits,
+                ..
             } = step.kind
             {
                 let lw = &weights.layers[&step.node];
@@ -69,9 +72,10 @@ impl<B: Backend> ServerModel<B> {
                         step.name
                     )));
                 }
-                let w = lw.weight.iter().map(|&v| fx.to_field(v)).collect();
+                let w: Vec<u64> = lw.weight.iter().map(|&v| fx.to_field(v)).collect();
                 let b = lw.bias.iter().map(|&v| fx.to_field(v)).collect();
-                field_weights.insert(step.node, (w, b));
+                let macs = linear::online::macs(shape, &w);
+                field_weights.insert(step.node, (w, b, macs));
             }
         }
         Ok(ServerModel {
@@ -145,7 +149,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 packing,
                 weight_mag_bits,
             } => {
-                let (w, _) = &model.weights[&step.node];
+                let (w, _, _) = &model.weights[&step.node];
                 let (s, st) =
                     linear::server_linear(be, ch, shape, packing, *weight_mag_bits, w, &key, rng)?;
                 rec.set_work(st.products as u64);
@@ -188,9 +192,9 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     let Some(Material::Linear(s)) = mat.remove(&step.node) else {
                         unreachable!("offline material of every linear step")
                     };
-                    let (w, b) = &model.weights[&step.node];
+                    let (w, b, macs) = &model.weights[&step.node];
                     let mut y = linear::online::apply(shape, ins[0], w, b, p);
-                    rec.set_work(linear::online::macs(shape, w));
+                    rec.set_work(*macs);
                     f.add_assign(&mut y, &s);
                     y
                 }
