@@ -1,11 +1,13 @@
 //! The compile pipeline, in this fixed order: import, fold (BatchNorm, Dropout, constants),
 //! rewrite (egg: ReLU/max-pool fusion, pad folding), calibrate and quantize, packing (cost
-//! model), and with `--prune`: projection aligned with the packing, then calibrate, quantize
-//! and packing again (the aligned packings are kept).
+//! model; the top scale is lowered until every layer packs), with `--approx-budget` the
+//! squares that bring the traffic under budget, and with `--prune`: projection aligned with
+//! the packing, then calibrate, quantize and packing again (the aligned packings are kept).
 
 use crate::diagnostics::ImportError;
 use crate::onnx_import::{import_file, ImportOptions};
-use c3d_ir::{Model, PassRecord, Plan, Preprocess, Weights};
+use c3d_ir::{Model, Op, PassRecord, Plan, Preprocess, Protocol, Weights};
+use c3d_passes::cost::plan_cost;
 use c3d_passes::packing::{choose_packings, shape_and_packing};
 use c3d_passes::prune::project;
 use c3d_passes::rewrite::rewrite;
@@ -29,6 +31,9 @@ pub struct CompileOptions {
     pub prune: f64,
     /// Skip the e-graph rewrites.
     pub no_rewrite: bool,
+    /// Traffic budget in bytes (offline + online, cost model): while the plan exceeds it,
+    /// square the standalone ReLU that saves the most garbled traffic.
+    pub approx_budget: Option<u64>,
 }
 
 /// A compiled model.
@@ -113,6 +118,28 @@ pub fn compile(
     for r in &records {
         progress(&format!("{}: {}", r.name, r.detail));
     }
+    // Activations the model was trained to square are squared, with or without --approx.
+    let mut quant = opts.quant.clone();
+    for a in &model.meta.approx {
+        if !quant.approx.contains(a) {
+            quant.approx.push(a.clone());
+        }
+    }
+    if !model.meta.approx.is_empty() {
+        let r = PassRecord {
+            name: "approx".into(),
+            detail: format!(
+                "the model was trained with x^2 at {}: squared by Beaver triples",
+                model.meta.approx.join(", ")
+            ),
+        };
+        progress(&format!("{}: {}", r.name, r.detail));
+        records.push(r);
+    }
+    let mut opts = CompileOptions {
+        quant,
+        ..opts.clone()
+    };
     let t_rw = std::time::Instant::now();
     if !opts.no_rewrite {
         let (m, rep) = rewrite(&model, &opts.quant.approx).map_err(CompileError::Options)?;
@@ -129,8 +156,15 @@ pub fn compile(
     }
     let t_rw = t_rw.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    let mut q = quantize(&model, &opts.quant, &mut progress)?;
-    let pack = choose_packings(&mut q.plan).map_err(CompileError::Options)?;
+    let (mut q, mut pack) = quantize_and_pack(&model, &mut opts.quant, &mut progress)?;
+    if let Some(budget) = opts.approx_budget {
+        if let Some(r) = approx_for_budget(&model, &mut opts, &mut q, budget, &mut progress)? {
+            progress(&format!("{}: {}", r.name, r.detail));
+            records.push(r);
+            pack = choose_packings(&mut q.plan).map_err(CompileError::Options)?;
+        }
+    }
+    let opts = &opts;
     progress(&format!("{}: {}", pack.name, pack.detail));
     let mut timings = vec![
         ("import+fold".to_string(), t_import),
@@ -185,4 +219,139 @@ pub fn compile(
         model,
         timings,
     })
+}
+
+/// Quantizes and chooses the packings. The range analysis picks the highest scale that keeps
+/// every value inside the field; when the weights that scale gives are too wide for some
+/// layer's HE packing (a large prime leaves fewer ciphertext bits), the top scale is lowered
+/// until every layer packs (unless the scale was forced), and `quant` keeps that limit for
+/// later passes.
+fn quantize_and_pack(
+    model: &Model,
+    quant: &mut QuantConfig,
+    progress: &mut impl FnMut(&str),
+) -> Result<(c3d_passes::Quantized, PassRecord), CompileError> {
+    loop {
+        let mut q = quantize(model, quant, &mut *progress)?;
+        match choose_packings(&mut q.plan) {
+            Ok(r) => return Ok((q, r)),
+            Err(e) => {
+                let f = q.plan.fixed.frac_bits;
+                if quant.frac_bits.is_some() || f <= quant.min_frac_bits {
+                    let hint = if quant.approx.is_empty() {
+                        ""
+                    } else {
+                        " (each x^2 after a linear layer doubles that layer's untruncated scale, \
+                         which needs a larger field: try a lower --frac-bits or fewer --approx \
+                         layers)"
+                    };
+                    return Err(CompileError::Options(format!("{e}{hint}")));
+                }
+                progress(&format!(
+                    "packing: {e}; retrying with fractional bits at most {}",
+                    f - 1
+                ));
+                quant.max_frac_bits = f - 1;
+            }
+        }
+    }
+}
+
+/// Traffic of a plan by the cost model (dense weights), offline and online together.
+fn plan_bytes(plan: &Plan) -> u64 {
+    let t = plan_cost(plan, None).total;
+    t.bytes_offline() + t.bytes_online()
+}
+
+/// The budget policy for protocol choice: while the plan's traffic exceeds `budget`, the
+/// standalone garbled ReLU with the most garbled traffic is squared by Beaver instead
+/// (ReLUs fused into a max-pool save next to nothing, the pool's comparisons stay). The
+/// squares change the model's function: `c3dc simulate` shows what that costs in accuracy,
+/// unless the model was trained with them. Fails when squaring every candidate is not
+/// enough. Returns the pass record, or None when the plan is already within budget.
+fn approx_for_budget(
+    model: &Model,
+    opts: &mut CompileOptions,
+    q: &mut c3d_passes::Quantized,
+    budget: u64,
+    progress: &mut impl FnMut(&str),
+) -> Result<Option<PassRecord>, CompileError> {
+    let before = plan_bytes(&q.plan);
+    if before <= budget {
+        return Ok(None);
+    }
+    let cost = plan_cost(&q.plan, None);
+    let mut cands: Vec<(u64, String)> = cost
+        .layers
+        .iter()
+        .filter(|(id, _)| {
+            matches!(q.plan.graph.node(*id).op, Op::Relu)
+                && q.plan.layer(*id).map(|l| l.protocol) == Some(Protocol::GarbledCircuit)
+        })
+        .map(|(id, c)| {
+            let saved = (c.gc_bytes_offline + c.gc_bytes_online)
+                .saturating_sub(c.beaver_bytes_offline + c.beaver_bytes_online);
+            (saved, q.plan.graph.node(*id).name.clone())
+        })
+        .collect();
+    cands.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let (mut chosen, mut skipped) = (Vec::new(), Vec::new());
+    let mut now = before;
+    for (_, name) in cands {
+        if now <= budget {
+            break;
+        }
+        // A square doubles the untruncated scale of the linear layer before it: the field
+        // may have to grow, which can make every garbled layer dearer or leave a layer
+        // without an HE packing. Such a candidate is skipped.
+        let mut trial = opts.quant.clone();
+        trial.approx.push(name.clone());
+        let mut quiet = |_: &str| {};
+        match quantize_and_pack(model, &mut trial, &mut quiet) {
+            Ok((tq, _)) if plan_bytes(&tq.plan) < now => {
+                now = plan_bytes(&tq.plan);
+                *q = tq;
+                opts.quant = trial;
+                progress(&format!(
+                    "approx-budget: {name} squared, {:.1} MB",
+                    now as f64 / 1e6
+                ));
+                chosen.push(name);
+            }
+            Ok((tq, _)) => skipped.push(format!(
+                "{name} (its field makes the plan {:.1} MB)",
+                plan_bytes(&tq.plan) as f64 / 1e6
+            )),
+            Err(e) => skipped.push(format!("{name} ({e})")),
+        }
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    if now > budget {
+        return Err(CompileError::Options(format!(
+            "--approx-budget {:.1} MB cannot be met: {:.1} MB with {} squared; skipped: {}; \
+             max-pools and fused pool+ReLU blocks stay garbled",
+            mb(budget),
+            mb(now),
+            if chosen.is_empty() {
+                "nothing".to_string()
+            } else {
+                chosen.join(", ")
+            },
+            if skipped.is_empty() {
+                "none".to_string()
+            } else {
+                skipped.join("; ")
+            },
+        )));
+    }
+    Ok(Some(PassRecord {
+        name: "approx-budget".into(),
+        detail: format!(
+            "{} squared by Beaver to meet {:.1} MB: {:.1} MB -> {:.1} MB",
+            chosen.join(", "),
+            mb(budget),
+            mb(before),
+            mb(now)
+        ),
+    }))
 }

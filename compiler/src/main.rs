@@ -73,6 +73,10 @@ enum Cmd {
         /// Skip the e-graph rewrites (ReLU/max-pool fusion, pad folding).
         #[arg(long)]
         no_rewrite: bool,
+        /// Traffic budget in MB (offline + online, cost model): square standalone ReLUs,
+        /// most garbled traffic first, until the plan fits (check the accuracy with simulate).
+        #[arg(long)]
+        approx_budget: Option<f64>,
     },
     /// Run the plaintext fixed-point simulation of a plan on a float32 .npy input.
     Simulate {
@@ -189,8 +193,18 @@ fn run(
             approx,
             prune,
             no_rewrite,
+            approx_budget,
         } => {
             let t0 = Instant::now();
+            let approx_budget = match approx_budget {
+                Some(mb) if !(mb.is_finite() && mb > 0.0) => {
+                    return Err(
+                        miette!("--approx-budget {mb}: expected a positive number of MB").into(),
+                    )
+                }
+                Some(mb) => Some((mb * 1e6) as u64),
+                None => None,
+            };
             let calib_inputs = calib
                 .iter()
                 .map(|p| npy::read_f32(p).map_err(|e| miette!("calibration input: {e}")))
@@ -230,6 +244,7 @@ fn run(
                 class_names,
                 prune,
                 no_rewrite,
+                approx_budget,
             };
             let compiled = compile(&model, &opts, progress).map_err(|e| {
                 let code = if matches!(e, CompileError::Import(_)) {

@@ -252,6 +252,11 @@ pub fn import_proto(
             .map_err(|e| model_err(format!("metadata c3d.classes is not valid: {e}")))?,
         None => Vec::new(),
     };
+    let approx = match meta_map.get("c3d.approx") {
+        Some(j) => serde_json::from_str::<Vec<String>>(j)
+            .map_err(|e| model_err(format!("metadata c3d.approx is not valid: {e}")))?,
+        None => Vec::new(),
+    };
     let name = meta_map
         .get("c3d.model")
         .map(|s| s.to_string())
@@ -264,6 +269,7 @@ pub fn import_proto(
             .to_string(),
         preprocess,
         class_names,
+        approx,
     };
     Ok((
         Model {

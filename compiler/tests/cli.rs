@@ -335,3 +335,21 @@ fn bad_prune_values_are_refused_before_import() {
         assert!(!d.path().join("p.bin").exists());
     }
 }
+
+#[test]
+fn bad_approx_budgets_are_refused_before_import() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("none.onnx");
+    for v in ["0", "-3", "NaN", "inf"] {
+        let arg = format!("--approx-budget={v}");
+        let o = c3dc(&[
+            "compile",
+            s(&missing),
+            "-o",
+            s(&d.path().join("p.bin")),
+            &arg,
+        ]);
+        refused(&o, "expected a positive number of MB");
+        assert!(!d.path().join("p.bin").exists());
+    }
+}

@@ -18,7 +18,7 @@ pub const PLAN_MAGIC: [u8; 8] = *b"C3DPLAN\0";
 /// Magic of a weights file.
 pub const WEIGHTS_MAGIC: [u8; 8] = *b"C3DWGHT\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 32;
 
 /// A 32-byte SHA-256 digest.

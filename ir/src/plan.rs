@@ -114,6 +114,9 @@ pub struct ModelMeta {
     pub preprocess: Preprocess,
     /// Class names, when the model brings them (empty otherwise).
     pub class_names: Vec<String>,
+    /// ReLU layers (node names) the model was trained to run as x^2 (ONNX metadata
+    /// `c3d.approx`); the compiler squares them whatever `--approx` says.
+    pub approx: Vec<String>,
 }
 
 /// Fixed-point scales of one node, chosen by range analysis.

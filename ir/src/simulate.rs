@@ -373,6 +373,7 @@ mod tests {
                 producer: String::new(),
                 preprocess: Preprocess::default_for(&Shape::new(vec![1, 3, 1, 2, 2])),
                 class_names: vec![],
+                approx: vec![],
             },
             graph: g,
             fixed: FixedPoint {

@@ -265,6 +265,20 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
+/// Per channel, the smaller of the sound bound (divided by `k`, the truncation) and the
+/// calibrated largest value in integer units (`unit` = 2^(scale + safety) * divisor); no
+/// calibration means the sound bound.
+fn calibrated(sound: &[f64], k: f64, obs: Option<&Vec<f64>>, unit: f64) -> Vec<f64> {
+    sound
+        .iter()
+        .enumerate()
+        .map(|(c, &b)| {
+            let o = obs.and_then(|v| v.get(c)).copied().unwrap_or(f64::INFINITY);
+            (b / k).min(o * unit + 1.0)
+        })
+        .collect()
+}
+
 /// Computes scales, bounds and quantized weights for one (p, f).
 /// `act` overrides the output scale of the input and of non-linear layers, and the weight
 /// scale base of linear layers (default f; extra bits for small weights come on top).
@@ -373,7 +387,7 @@ fn layout(
                 }
             }
             Op::Relu if approx.contains(&id) => {
-                // x^2: sound bound squared, scale and divisor doubled, nothing truncated.
+                // x^2: bound squared, scale and divisor doubled, nothing truncated.
                 let d = in_divs[0].saturating_mul(in_divs[0]);
                 if d > MAX_DIVISOR {
                     return Err(QuantError::Config(format!(
@@ -381,7 +395,15 @@ fn layout(
                         node.name
                     )));
                 }
-                let chan = in_b[0].chan.iter().map(|v| v * v).collect();
+                // Like a garbled layer's output, the input's magnitude is taken as the smaller
+                // of its sound bound and the calibrated largest value times 2^safety (the
+                // input is itself linear, and sound bounds squared compound far beyond any
+                // real activation).
+                let unit = 2f64.powi((in_scales[0] + safety) as i32) * in_divs[0] as f64;
+                let chan = calibrated(&in_b[0].chan, 1.0, stats.abs_max.get(&ins[0]), unit)
+                    .into_iter()
+                    .map(|m| m * m)
+                    .collect();
                 (2 * in_scales[0], d, Bound { chan, nonneg: true })
             }
             Op::Relu | Op::MaxPool3d(_) | Op::MaxPoolRelu3d(_) => {
@@ -389,16 +411,7 @@ fn layout(
                 truncate_bits = in_scales[0] - a;
                 let k = 2f64.powi(truncate_bits as i32);
                 let unit = 2f64.powi((a + safety) as i32) * in_divs[0] as f64;
-                let obs = stats.abs_max.get(&id);
-                let chan = in_b[0]
-                    .chan
-                    .iter()
-                    .enumerate()
-                    .map(|(c, &sound)| {
-                        let o = obs.and_then(|v| v.get(c)).copied().unwrap_or(f64::INFINITY);
-                        (sound / k).min(o * unit + 1.0)
-                    })
-                    .collect();
+                let chan = calibrated(&in_b[0].chan, k, stats.abs_max.get(&id), unit);
                 let nonneg = matches!(node.op, Op::Relu | Op::MaxPoolRelu3d(_)) || in_b[0].nonneg;
                 (a, in_divs[0], Bound { chan, nonneg })
             }
@@ -857,6 +870,7 @@ mod pool_tests {
             producer: String::new(),
             preprocess: Preprocess::default_for(&shape),
             class_names: vec![],
+            approx: vec![],
         };
         let model = Model {
             graph: g,
