@@ -5,7 +5,10 @@
 pub mod c3d;
 pub mod fixtures;
 pub mod i3d;
+pub mod motion;
 pub mod onnx_builder;
+pub mod slr;
+pub mod train;
 pub mod weights;
 
 use tract_onnx::pb::ModelProto;

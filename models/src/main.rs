@@ -1,5 +1,7 @@
 //! c3d-models: writes ONNX exports of C3D, I3D and their scaled variants.
 
+use c3d_models::slr::{alignment_from_plan, slr, SlrConfig};
+use c3d_models::train::{train, Net, TrainConfig};
 use clap::{Parser, Subcommand};
 use miette::{miette, IntoDiagnostic, Result};
 use std::path::PathBuf;
@@ -42,6 +44,66 @@ enum Cmd {
     },
     /// List the models.
     List,
+    /// The bundled trained model, c3d-motion, and its synthetic data set.
+    #[command(subcommand)]
+    Motion(MotionCmd),
+}
+
+#[derive(Subcommand)]
+enum MotionCmd {
+    /// Train c3d-motion from scratch on the generated training split.
+    Train {
+        /// Output .onnx file (a .json training log is written next to it).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Follow fc6 with x^2 instead of ReLU (for Beaver squaring).
+        #[arg(long)]
+        square_fc6: bool,
+        /// Training clips.
+        #[arg(long, default_value_t = 3000)]
+        clips: usize,
+        /// Epochs.
+        #[arg(long, default_value_t = 12)]
+        epochs: usize,
+        /// Peak learning rate.
+        #[arg(long, default_value_t = TrainConfig::default().lr)]
+        lr: f32,
+        /// Initialisation seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// SLR-prune a trained c3d-motion to a sparsity, aligned with a compiled plan's packing.
+    Prune {
+        /// Trained .onnx model.
+        model: PathBuf,
+        /// Its plan from `c3dc compile` (the packing the zeros align with).
+        #[arg(long)]
+        plan: PathBuf,
+        /// Fraction of each layer's weights to zero (0 < S < 1).
+        #[arg(long)]
+        sparsity: f64,
+        /// SLR rounds (one epoch of W-step each).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Training clips.
+        #[arg(long, default_value_t = 3000)]
+        clips: usize,
+        /// Output .onnx file (a .json log next to it).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Write one clip of the data set as a .npy input tensor and print its label.
+    Clip {
+        /// `train` or `test`.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Clip index.
+        #[arg(long, default_value_t = 0)]
+        index: u64,
+        /// Output .npy file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 fn write(path: &PathBuf, m: &tract_onnx::pb::ModelProto) -> Result<()> {
@@ -94,6 +156,7 @@ fn main() -> Result<()> {
                 &c3d_models::fixtures::branches_micro(12),
             )
         }
+        Cmd::Motion(m) => motion(m),
         Cmd::List => {
             for v in c3d_models::variants() {
                 println!(
@@ -101,6 +164,136 @@ fn main() -> Result<()> {
                     v.name, v.family, v.width_div, v.frames, v.size, v.size, v.classes
                 );
             }
+            Ok(())
+        }
+    }
+}
+
+fn write_json(path: &std::path::Path, v: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).into_diagnostic()?;
+    c3d_ir::format::write_atomic(path, text.as_bytes()).into_diagnostic()
+}
+
+fn load_net(path: &PathBuf) -> Result<Net> {
+    let bytes = std::fs::read(path)
+        .into_diagnostic()
+        .map_err(|e| miette!("{}: {e}", path.display()))?;
+    Net::from_onnx(&bytes).map_err(|e| miette!("{}: {e}", path.display()))
+}
+
+fn motion(cmd: MotionCmd) -> Result<()> {
+    use c3d_models::motion::{TEST_SEED, TRAIN_SEED};
+    use c3d_models::train::labelled;
+    let test = || labelled(TEST_SEED, 600);
+    match cmd {
+        MotionCmd::Train {
+            output,
+            square_fc6,
+            clips,
+            epochs,
+            lr,
+            seed,
+        } => {
+            if clips == 0 || epochs == 0 {
+                return Err(miette!("--clips and --epochs must be at least 1"));
+            }
+            let data = labelled(TRAIN_SEED, clips);
+            let mut net = Net::init(seed, square_fc6);
+            let cfg = TrainConfig {
+                epochs,
+                lr,
+                ..TrainConfig::default()
+            };
+            let t0 = std::time::Instant::now();
+            let logs = train(&mut net, &data, &cfg, &|_, _, _| {}, &mut |e| {
+                eprintln!(
+                    "epoch {:>2}/{epochs}: loss {:.4}, train accuracy {:.3} ({:.0} s)",
+                    e.epoch,
+                    e.loss,
+                    e.accuracy,
+                    t0.elapsed().as_secs_f64()
+                )
+            });
+            let (loss, acc) = net.evaluate(&test());
+            eprintln!("test: loss {loss:.4}, accuracy {acc:.3}");
+            write(&output, &net.to_onnx())?;
+            write_json(
+                &output.with_extension("json"),
+                &serde_json::json!({
+                    "model": "c3d-motion",
+                    "square_fc6": square_fc6,
+                    "clips": clips, "epochs": epochs, "seed": seed,
+                    "sgd": format!("{cfg:?}"),
+                    "epochs_log": logs.iter().map(|e| serde_json::json!({"epoch": e.epoch, "loss": e.loss, "accuracy": e.accuracy})).collect::<Vec<_>>(),
+                    "test_loss": loss, "test_accuracy": acc,
+                    "seconds": t0.elapsed().as_secs_f64(),
+                }),
+            )
+        }
+        MotionCmd::Prune {
+            model,
+            plan,
+            sparsity,
+            rounds,
+            clips,
+            output,
+        } => {
+            if !(sparsity > 0.0 && sparsity < 1.0) {
+                return Err(miette!("--sparsity {sparsity} is not in (0, 1)"));
+            }
+            let mut net = load_net(&model)?;
+            let (plan_v, _) =
+                c3d_ir::Plan::load(&plan).map_err(|e| miette!("{}: {e}", plan.display()))?;
+            let align =
+                alignment_from_plan(&plan_v).map_err(|e| miette!("{}: {e}", plan.display()))?;
+            let data = labelled(TRAIN_SEED, clips);
+            let cfg = SlrConfig {
+                rounds,
+                ..SlrConfig::for_sparsity(sparsity)
+            };
+            let t0 = std::time::Instant::now();
+            let logs = slr(&mut net, &data, &align, &cfg, &mut |r| {
+                eprintln!(
+                    "round {}/{rounds}: loss {:.4}, ||W - Z|| {:.4}, rho {:.3}, step {:.4}, conditions {}/{} ({:.0} s)",
+                    r.round, r.loss, r.residual, r.rho, r.step, r.w_condition, r.z_condition,
+                    t0.elapsed().as_secs_f64()
+                )
+            })
+            .map_err(|e| miette!("{e}"))?;
+            let (loss, acc) = net.evaluate(&test());
+            eprintln!("hard-pruned to {sparsity}: test loss {loss:.4}, accuracy {acc:.3}");
+            write(&output, &net.to_onnx())?;
+            write_json(
+                &output.with_extension("json"),
+                &serde_json::json!({
+                    "model": "c3d-motion", "from": model.file_name().map(|f| f.to_string_lossy().to_string()),
+                    "sparsity": sparsity, "clips": clips,
+                    "slr": format!("{cfg:?}"),
+                    "rounds": logs,
+                    "test_loss": loss, "test_accuracy": acc,
+                    "seconds": t0.elapsed().as_secs_f64(),
+                }),
+            )
+        }
+        MotionCmd::Clip {
+            split,
+            index,
+            output,
+        } => {
+            let seed = match split.as_str() {
+                "train" => TRAIN_SEED,
+                "test" => TEST_SEED,
+                s => return Err(miette!("--split {s}: expected `train` or `test`")),
+            };
+            let c = c3d_models::motion::clip(seed, index);
+            use c3d_models::motion::{FRAMES, SIZE};
+            use ndarray_npy::WriteNpyExt;
+            let arr = ndarray::Array::from_shape_vec((1, 3, FRAMES, SIZE, SIZE), c.input())
+                .into_diagnostic()?;
+            let mut bytes = Vec::new();
+            arr.write_npy(&mut bytes).into_diagnostic()?;
+            c3d_ir::format::write_atomic(&output, &bytes).into_diagnostic()?;
+            println!("{}", c3d_models::motion::CLASSES[c.label]);
             Ok(())
         }
     }

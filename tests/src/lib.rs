@@ -4,8 +4,65 @@
 use c3d_compiler::{compile, CompileOptions, Compiled};
 use c3d_ir::op::OpClass;
 use c3d_ir::{Plan, Tensor};
+use c3d_runtime::he::fhers::FheRs;
+use c3d_runtime::session::client::ClientOutcome;
+use c3d_runtime::session::report::Report;
+use c3d_runtime::session::{client, server, ClientOptions, ServerModel};
+use c3d_runtime::transport::Channel;
 use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use std::path::{Path, PathBuf};
+
+pub mod motion_table;
+
+/// The server's model (default backend) for a compiled plan and its weights.
+pub fn server_model(c: &Compiled) -> ServerModel<FheRs> {
+    let (_, plan_hash) = c.plan.to_bytes().expect("plan bytes");
+    let (_, weights_hash) = c.weights.to_bytes().expect("weights bytes");
+    ServerModel::new(
+        c.plan.clone(),
+        plan_hash,
+        &c.weights,
+        weights_hash,
+        FheRs::new(c.plan.fixed.p).expect("backend"),
+    )
+    .expect("server model")
+}
+
+/// Runs both parties of the secure protocol on one input, in this process over a socket
+/// pair, the server on its own thread (if it fails, its end closes and the client sees it).
+/// Returns what the client learns and both parties' reports.
+pub fn run_secure(
+    plan: &Plan,
+    plan_hash: &[u8; 32],
+    model: &ServerModel<FheRs>,
+    x: &Tensor<f32>,
+    server_seed: u64,
+    client_seed: u64,
+) -> (ClientOutcome, Report, Report) {
+    let be = FheRs::new(plan.fixed.p).expect("backend");
+    let (mut a, mut b) = Channel::pair().expect("socket pair");
+    std::thread::scope(|s| {
+        let srv = s.spawn(move || {
+            let mut rng = ChaCha20Rng::seed_from_u64(server_seed);
+            server::serve(model, &mut a, &mut rng, &mut |_| {})
+        });
+        let mut rng = ChaCha20Rng::seed_from_u64(client_seed);
+        let prep = client::offline(
+            plan,
+            plan_hash,
+            &be,
+            &mut b,
+            &ClientOptions::default(),
+            &mut rng,
+            &mut |_| {},
+        )
+        .expect("client offline");
+        let (out, crep) = prep.online(&mut b, x, &mut |_| {}).expect("client online");
+        let srep = srv.join().expect("server thread").expect("server");
+        (out, crep, srep)
+    })
+}
 
 /// Writes a generated model as ONNX into `dir`; returns its path.
 pub fn export(dir: &Path, name: &str, classes: Option<usize>, seed: u64) -> PathBuf {

@@ -6,13 +6,8 @@ use c3d_compiler::{compile, CompileOptions, Compiled};
 use c3d_ir::simulate;
 use c3d_passes::cost::plan_cost;
 use c3d_passes::QuantConfig;
-use c3d_runtime::he::fhers::FheRs;
 use c3d_runtime::session::report::{Phase, Report};
-use c3d_runtime::session::{client, server, ClientOptions, ServerModel};
-use c3d_runtime::transport::Channel;
-use c3d_tests::{export, inputs};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
+use c3d_tests::{export, inputs, run_secure, server_model};
 
 fn compiled(name: &str, approx: &[&str]) -> Compiled {
     compiled_pruned(name, approx, 0.0)
@@ -46,42 +41,18 @@ fn server_work(r: &Report, phase: Phase) -> u64 {
 fn secure_equals_simulation(c: &Compiled, n: usize, seed: u64) -> Report {
     let cost = plan_cost(&c.plan, Some(&c.weights)).total;
     let mut last = None;
-    let (_, plan_hash) = c.plan.to_bytes().unwrap();
-    let (_, weights_hash) = c.weights.to_bytes().unwrap();
-    let be = FheRs::new(c.plan.fixed.p).unwrap();
-    let model = ServerModel::new(
-        c.plan.clone(),
-        plan_hash,
-        &c.weights,
-        weights_hash,
-        FheRs::new(c.plan.fixed.p).unwrap(),
-    )
-    .unwrap();
+    let plan_hash = c.plan.hash().unwrap();
+    let model = server_model(c);
     for (k, x) in inputs(&c.plan, n, seed).iter().enumerate() {
         let want = simulate(&c.plan, &c.weights, x).unwrap();
-        let (mut a, mut b) = Channel::pair().unwrap();
-        let model = &model;
-        let (out, srep) = std::thread::scope(|s| {
-            // The server owns its end: if it fails, the connection closes and the client sees it.
-            let srv = s.spawn(move || {
-                let mut rng = ChaCha20Rng::seed_from_u64(seed + 100 + k as u64);
-                server::serve(model, &mut a, &mut rng, &mut |_| {})
-            });
-            let mut rng = ChaCha20Rng::seed_from_u64(seed + 200 + k as u64);
-            let prep = client::offline(
-                &c.plan,
-                &plan_hash,
-                &be,
-                &mut b,
-                &ClientOptions::default(),
-                &mut rng,
-                &mut |_| {},
-            )
-            .unwrap();
-            let out = prep.online(&mut b, x, &mut |_| {}).unwrap();
-            (out, srv.join().unwrap().unwrap())
-        });
-        let (got, crep) = out;
+        let (got, crep, srep) = run_secure(
+            &c.plan,
+            &plan_hash,
+            &model,
+            x,
+            seed + 100 + k as u64,
+            seed + 200 + k as u64,
+        );
         assert_eq!(got.scale, want.scale);
         assert_eq!(got.divisor, want.divisor);
         assert_eq!(got.revealed.shape, want.revealed.shape);
