@@ -127,7 +127,16 @@ fn accuracy_table_regenerates() {
     for label in ["dense", "projection 0.9", "SLR 0.9", "fc6 x^2 (Beaver)"] {
         let want = table.rows.iter().find(|r| r.spec.label == label).unwrap();
         let got = evaluate(&models_dir(), &want.spec, &test, 0, &mut |_| {});
-        assert_eq!(got.float_pred, want.float_pred[..n], "{label}: float");
+        // The trainer's matrix kernels are chosen at run time (AVX, FMA): on another CPU a
+        // near-tie may round the other way, so one float prediction in 120 may differ. The
+        // fixed-point ones are integers and must all match.
+        let differ = got
+            .float_pred
+            .iter()
+            .zip(&want.float_pred[..n])
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(differ <= 1, "{label}: {differ} float predictions differ");
         assert_eq!(got.sim_pred, want.sim_pred[..n], "{label}: fixed point");
         assert_eq!(got.cost, want.cost, "{label}: cost");
         assert_eq!((got.p, got.frac_bits), (want.p, want.frac_bits), "{label}");
