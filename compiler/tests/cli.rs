@@ -317,13 +317,13 @@ fn two_d_models_and_data_dependent_shapes_are_explained() {
     assert!(text(&o).contains("only 3-D"), "{}", text(&o));
 }
 
-#[test]
-fn bad_prune_values_are_refused_before_import() {
+/// Compiles a model file that does not exist with `--{flag}=v` for each bad value: the
+/// option is checked first, so the refusal must name it, and nothing is written.
+fn refused_before_import(flag: &str, values: &[&str], message: &str) {
     let d = tempfile::tempdir().unwrap();
-    // The model file does not exist: the option is checked first, so that is not the error.
     let missing = d.path().join("none.onnx");
-    for v in ["1.5", "-0.1", "1", "NaN"] {
-        let arg = format!("--prune={v}");
+    for v in values {
+        let arg = format!("--{flag}={v}");
         let o = c3dc(&[
             "compile",
             s(&missing),
@@ -331,25 +331,21 @@ fn bad_prune_values_are_refused_before_import() {
             s(&d.path().join("p.bin")),
             &arg,
         ]);
-        refused(&o, "is not in [0, 1)");
+        refused(&o, message);
         assert!(!d.path().join("p.bin").exists());
     }
 }
 
 #[test]
+fn bad_prune_values_are_refused_before_import() {
+    refused_before_import("prune", &["1.5", "-0.1", "1", "NaN"], "is not in [0, 1)");
+}
+
+#[test]
 fn bad_approx_budgets_are_refused_before_import() {
-    let d = tempfile::tempdir().unwrap();
-    let missing = d.path().join("none.onnx");
-    for v in ["0", "-3", "NaN", "inf"] {
-        let arg = format!("--approx-budget={v}");
-        let o = c3dc(&[
-            "compile",
-            s(&missing),
-            "-o",
-            s(&d.path().join("p.bin")),
-            &arg,
-        ]);
-        refused(&o, "expected a positive number of MB");
-        assert!(!d.path().join("p.bin").exists());
-    }
+    refused_before_import(
+        "approx-budget",
+        &["0", "-3", "NaN", "inf"],
+        "expected a positive number of MB",
+    );
 }

@@ -42,20 +42,7 @@ pub fn build(v: &Variant, classes: usize, seed: u64) -> ModelProto {
             let input_std = 255.0 / 12f32.sqrt();
             wv.iter_mut().for_each(|v| *v /= input_std);
         }
-        let wt = b.param(&format!("{name}.weight"), &[out, c, 3, 3, 3], &wv);
-        let bs = b.param(&format!("{name}.bias"), &[out], &init.bias(out));
-        x = b.node(
-            "Conv",
-            &format!("/{name}/Conv"),
-            &[&x, &wt, &bs],
-            vec![
-                ("dilations", Attr::Ints(vec![1, 1, 1])),
-                ("group", Attr::Int(1)),
-                ("kernel_shape", Attr::Ints(vec![3, 3, 3])),
-                ("pads", Attr::Ints(vec![1; 6])),
-                ("strides", Attr::Ints(vec![1, 1, 1])),
-            ],
-        );
+        x = b.conv3x3x3(name, &x, &wv, &init.bias(out));
         x = b.node("Relu", &format!("/relu_{}/Relu", i), &[&x], vec![]);
         c = out;
         if let Some((pname, _, k, p)) = pools.iter().find(|p| p.1 == i) {
@@ -98,22 +85,8 @@ pub fn build(v: &Variant, classes: usize, seed: u64) -> ModelProto {
         .iter()
         .enumerate()
     {
-        let wt = b.param(
-            &format!("{name}.weight"),
-            &[*out, fin],
-            &init.he(out * fin, fin),
-        );
-        let bs = b.param(&format!("{name}.bias"), &[*out], &init.bias(*out));
-        x = b.node(
-            "Gemm",
-            &format!("/{name}/Gemm"),
-            &[&x, &wt, &bs],
-            vec![
-                ("alpha", Attr::Float(1.0)),
-                ("beta", Attr::Float(1.0)),
-                ("transB", Attr::Int(1)),
-            ],
-        );
+        let wv = init.he(out * fin, fin);
+        x = b.linear(name, &x, &wv, &init.bias(*out));
         fin = *out;
         if i < 2 {
             x = b.node("Relu", &format!("/relu_{}/Relu", 8 + i), &[&x], vec![]);

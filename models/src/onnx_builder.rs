@@ -161,6 +161,44 @@ impl OnnxBuilder {
         name.into()
     }
 
+    /// `nn.Conv3d(kernel_size=3, padding=1)` as PyTorch exports it: parameters `{name}.weight`
+    /// (C_out, C_in, 3, 3, 3) and `{name}.bias`, node `/{name}/Conv`; returns its output.
+    pub fn conv3x3x3(&mut self, name: &str, x: &str, weight: &[f32], bias: &[f32]) -> String {
+        let (out, cin) = (bias.len(), weight.len() / (27 * bias.len().max(1)));
+        let w = self.param(&format!("{name}.weight"), &[out, cin, 3, 3, 3], weight);
+        let b = self.param(&format!("{name}.bias"), &[out], bias);
+        self.node(
+            "Conv",
+            &format!("/{name}/Conv"),
+            &[x, &w, &b],
+            vec![
+                ("dilations", Attr::Ints(vec![1, 1, 1])),
+                ("group", Attr::Int(1)),
+                ("kernel_shape", Attr::Ints(vec![3, 3, 3])),
+                ("pads", Attr::Ints(vec![1; 6])),
+                ("strides", Attr::Ints(vec![1, 1, 1])),
+            ],
+        )
+    }
+
+    /// `nn.Linear` as PyTorch exports it: parameters `{name}.weight` (out, in) and
+    /// `{name}.bias`, node `/{name}/Gemm` with transB; returns its output.
+    pub fn linear(&mut self, name: &str, x: &str, weight: &[f32], bias: &[f32]) -> String {
+        let (out, inp) = (bias.len(), weight.len() / bias.len().max(1));
+        let w = self.param(&format!("{name}.weight"), &[out, inp], weight);
+        let b = self.param(&format!("{name}.bias"), &[out], bias);
+        self.node(
+            "Gemm",
+            &format!("/{name}/Gemm"),
+            &[x, &w, &b],
+            vec![
+                ("alpha", Attr::Float(1.0)),
+                ("beta", Attr::Float(1.0)),
+                ("transB", Attr::Int(1)),
+            ],
+        )
+    }
+
     /// Adds a `Constant` node holding int64 values (scalar when `dims` is empty).
     pub fn const_i64(&mut self, dims: &[usize], data: &[i64]) -> String {
         self.consts += 1;

@@ -383,28 +383,10 @@ impl Net {
     /// `c3d.approx`, so the compiler squares it without being told.
     pub fn to_onnx(&self) -> ModelProto {
         let mut b = OnnxBuilder::new();
-        let dims = param_dims();
         let mut x = "input".to_string();
         for l in 0..3 {
             let name = LAYERS[l];
-            let w = b.param(&format!("{name}.weight"), &dims[2 * l], &self.params[2 * l]);
-            let bs = b.param(
-                &format!("{name}.bias"),
-                &dims[2 * l + 1],
-                &self.params[2 * l + 1],
-            );
-            x = b.node(
-                "Conv",
-                &format!("/{name}/Conv"),
-                &[&x, &w, &bs],
-                vec![
-                    ("dilations", Attr::Ints(vec![1, 1, 1])),
-                    ("group", Attr::Int(1)),
-                    ("kernel_shape", Attr::Ints(vec![3, 3, 3])),
-                    ("pads", Attr::Ints(vec![1; 6])),
-                    ("strides", Attr::Ints(vec![1, 1, 1])),
-                ],
-            );
+            x = b.conv3x3x3(name, &x, &self.params[2 * l], &self.params[2 * l + 1]);
             x = b.node("Relu", &format!("/{name}/Relu"), &[&x], vec![]);
             let k: Vec<i64> = POOLS[l].iter().map(|&v| v as i64).collect();
             x = b.node(
@@ -421,28 +403,9 @@ impl Net {
         }
         let shape = b.const_i64(&[2], &[-1, features() as i64]);
         x = b.node("Reshape", "/Reshape", &[&x, &shape], vec![]);
-        for l in 3..5 {
-            let name = LAYERS[l];
-            let w = b.param(&format!("{name}.weight"), &dims[2 * l], &self.params[2 * l]);
-            let bs = b.param(
-                &format!("{name}.bias"),
-                &dims[2 * l + 1],
-                &self.params[2 * l + 1],
-            );
-            x = b.node(
-                "Gemm",
-                &format!("/{name}/Gemm"),
-                &[&x, &w, &bs],
-                vec![
-                    ("alpha", Attr::Float(1.0)),
-                    ("beta", Attr::Float(1.0)),
-                    ("transB", Attr::Int(1)),
-                ],
-            );
-            if l == 3 {
-                x = b.node("Relu", FC6_ACT, &[&x], vec![]);
-            }
-        }
+        x = b.linear(LAYERS[3], &x, &self.params[6], &self.params[7]);
+        x = b.node("Relu", FC6_ACT, &[&x], vec![]);
+        x = b.linear(LAYERS[4], &x, &self.params[8], &self.params[9]);
         x = b.node("Softmax", "/Softmax", &[&x], vec![("axis", Attr::Int(1))]);
         b.metadata("c3d.preprocess", motion::preprocess_json());
         let classes: Vec<String> = motion::CLASSES.iter().map(|c| format!("\"{c}\"")).collect();
