@@ -308,20 +308,24 @@ fn approx_for_budget(
         trial.approx.push(name.clone());
         let mut quiet = |_: &str| {};
         match quantize_and_pack(model, &mut trial, &mut quiet) {
-            Ok((tq, _)) if plan_bytes(&tq.plan) < now => {
-                now = plan_bytes(&tq.plan);
-                *q = tq;
-                opts.quant = trial;
-                progress(&format!(
-                    "approx-budget: {name} squared, {:.1} MB",
-                    now as f64 / 1e6
-                ));
-                chosen.push(name);
+            Ok((tq, _)) => {
+                let bytes = plan_bytes(&tq.plan);
+                if bytes < now {
+                    now = bytes;
+                    *q = tq;
+                    opts.quant = trial;
+                    progress(&format!(
+                        "approx-budget: {name} squared, {:.1} MB",
+                        now as f64 / 1e6
+                    ));
+                    chosen.push(name);
+                } else {
+                    skipped.push(format!(
+                        "{name} (its field makes the plan {:.1} MB)",
+                        bytes as f64 / 1e6
+                    ));
+                }
             }
-            Ok((tq, _)) => skipped.push(format!(
-                "{name} (its field makes the plan {:.1} MB)",
-                plan_bytes(&tq.plan) as f64 / 1e6
-            )),
             Err(e) => skipped.push(format!("{name} ({e})")),
         }
     }
