@@ -74,6 +74,16 @@ struct Args {
     /// Client: directory for the spooled offline material (default: the system temp dir).
     #[arg(long)]
     spool: Option<PathBuf>,
+    /// Client: most gigabytes of offline material to spool; garbled layers beyond it are
+    /// garbled and evaluated in the online phase instead, chunk by chunk (0: every garbled
+    /// layer; default: 90 % of the free space in the spool directory).
+    #[arg(long, value_name = "GB")]
+    spool_limit: Option<f64>,
+    /// Server: memory ceiling of the process in MB. What the model takes is subtracted and the
+    /// rest shared among --max-clients sessions; garbled layers whose kept material would not
+    /// fit are streamed in the online phase (default: no ceiling).
+    #[arg(long, value_name = "MB")]
+    memory_limit: Option<f64>,
     /// Threads for parallel work (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -163,9 +173,34 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
     let (_, whash) = weights.to_bytes().map_err(|e| miette!("{e}"))?;
     let be = FheRs::new(plan.fixed.p).map_err(|e| miette!("{e}"))?;
     let name = plan.meta.name.clone();
-    let model =
-        Arc::new(ServerModel::new(plan, hash, &weights, whash, be).map_err(|e| miette!("{e}"))?);
+    let mut model =
+        ServerModel::new(plan, hash, &weights, whash, be).map_err(|e| miette!("{e}"))?;
     drop(weights);
+    if let Some(limit) = args.memory_limit {
+        if !(limit.is_finite() && limit > 0.0) {
+            return Err(miette!(
+                "--memory-limit must be a positive number of MB, not {limit}"
+            ));
+        }
+        let limit = (limit * 1e6) as u64;
+        let used = c3d_runtime::session::report::resident_memory();
+        let per = limit.saturating_sub(used) / args.max_clients.max(1) as u64;
+        if per == 0 {
+            return Err(miette!(
+                "--memory-limit {:.0} MB: the model alone takes {:.0} MB",
+                mb(limit),
+                mb(used)
+            ));
+        }
+        eprintln!(
+            "c3d-run server: model resident {:.0} MB; each of {} sessions may keep {:.0} MB of garbled material",
+            mb(used),
+            args.max_clients.max(1),
+            mb(per)
+        );
+        model = model.with_keep_limit(per);
+    }
+    let model = Arc::new(model);
     let listener = TcpListener::bind(&args.listen)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
@@ -277,8 +312,22 @@ fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
     ch.set_timeout(Some(Duration::from_secs(args.timeout.max(1))))
         .into_diagnostic()?;
     let mut rng = ChaCha20Rng::from_os_rng();
+    let spool_limit = match args.spool_limit {
+        Some(g) if !(g.is_finite() && g >= 0.0) => {
+            return Err(miette!(
+                "--spool-limit must be a number of GB >= 0, not {g}"
+            ))
+        }
+        g => g.map(|g| (g * 1e9) as u64),
+    };
+    if let Some(d) = &args.spool {
+        if !d.is_dir() {
+            return Err(miette!("--spool {}: not a directory", d.display()));
+        }
+    }
     let opts = ClientOptions {
         spool_dir: args.spool.clone(),
+        spool_limit,
     };
     let mut progress = progress_printer(String::new());
     let t0 = Instant::now();
@@ -317,6 +366,13 @@ fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
         mb(ph(1).map_or(0, |p| p.bytes_received)),
         mb(rep.peak_memory)
     );
+    if !rep.streamed_layers.is_empty() {
+        println!(
+            "streamed online (beyond the spool limit): {}; spooled {:.1} MB",
+            rep.streamed_layers.join(", "),
+            mb(rep.spooled_bytes)
+        );
+    }
     Ok(())
 }
 

@@ -40,6 +40,25 @@ pub fn run_secure(
     server_seed: u64,
     client_seed: u64,
 ) -> (ClientOutcome, Report, Report) {
+    run_secure_with(
+        plan,
+        plan_hash,
+        model,
+        x,
+        (server_seed, client_seed),
+        &ClientOptions::default(),
+    )
+}
+
+/// [`run_secure`] with the client's options given (a spool limit, say).
+pub fn run_secure_with(
+    plan: &Plan,
+    plan_hash: &[u8; 32],
+    model: &ServerModel<FheRs>,
+    x: &Tensor<f32>,
+    (server_seed, client_seed): (u64, u64),
+    opts: &ClientOptions,
+) -> (ClientOutcome, Report, Report) {
     let be = FheRs::new(plan.fixed.p).expect("backend");
     let (mut a, mut b) = Channel::pair().expect("socket pair");
     std::thread::scope(|s| {
@@ -48,16 +67,8 @@ pub fn run_secure(
             server::serve(model, &mut a, &mut rng, &mut |_| {})
         });
         let mut rng = ChaCha20Rng::seed_from_u64(client_seed);
-        let prep = client::offline(
-            plan,
-            plan_hash,
-            &be,
-            &mut b,
-            &ClientOptions::default(),
-            &mut rng,
-            &mut |_| {},
-        )
-        .expect("client offline");
+        let prep = client::offline(plan, plan_hash, &be, &mut b, opts, &mut rng, &mut |_| {})
+            .expect("client offline");
         let (out, crep) = prep.online(&mut b, x, &mut |_| {}).expect("client online");
         let srep = srv.join().expect("server thread").expect("server");
         (out, crep, srep)

@@ -171,3 +171,79 @@ fn pruned_c3d_tiny_saves_work_and_still_equals_simulation() {
         cd.online_macs
     );
 }
+
+/// Garbled layers beyond the client's spool limit or the server's memory limit are streamed
+/// in the online phase; the result is still the simulation's, bit for bit, and the bytes the
+/// spool did not take move from the offline phase to the online one.
+#[test]
+fn streamed_garbled_layers_equal_simulation() {
+    use c3d_runtime::session::placement::{choose_streamed, garbled_costs};
+    use c3d_runtime::session::{ClientOptions, Schedule};
+    use c3d_tests::run_secure_with;
+    let c = compiled("c3d-tiny", &[]);
+    let plan_hash = c.plan.hash().unwrap();
+    let be = c3d_runtime::he::fhers::FheRs::new(c.plan.fixed.p).unwrap();
+    let sched = Schedule::new(&c.plan, &be).unwrap();
+    let costs = garbled_costs(&sched, c.plan.fixed.p);
+    assert!(costs.len() >= 3, "c3d-tiny has several garbled layers");
+    let all: u64 = costs.iter().map(|c| c.spool).sum();
+    let biggest = costs.iter().map(|c| c.spool).max().unwrap();
+    let x = &inputs(&c.plan, 1, 41)[0];
+    let want = simulate(&c.plan, &c.weights, x).unwrap();
+    let name_of = |i: usize| sched.steps[i].name.clone();
+    // (client spool limit, server keep limit): all streamed; the biggest streamed by the
+    // spool limit; some streamed by the server's memory limit.
+    let keep_all: u64 = costs.iter().map(|c| c.keep).sum();
+    for (k, (spool, keep)) in [
+        (0, u64::MAX),
+        (all - biggest, u64::MAX),
+        (u64::MAX, keep_all / 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let model = server_model(&c).with_keep_limit(keep);
+        let opts = ClientOptions {
+            spool_limit: Some(spool),
+            ..ClientOptions::default()
+        };
+        let streamed = choose_streamed(&costs, spool, keep);
+        assert!(!streamed.is_empty(), "case {k} streams something");
+        let (got, crep, srep) =
+            run_secure_with(&c.plan, &plan_hash, &model, x, (300 + k as u64, 400), &opts);
+        assert_eq!(got.revealed.data, want.revealed.data, "case {k}");
+        let names: Vec<String> = streamed.iter().map(|&i| name_of(i)).collect();
+        assert_eq!(crep.streamed_layers, names, "case {k}: client");
+        assert_eq!(srep.streamed_layers, names, "case {k}: server");
+        let kept: u64 = costs
+            .iter()
+            .filter(|c| !streamed.contains(&c.step))
+            .map(|c| c.spool)
+            .sum();
+        assert!(crep.spooled_bytes <= spool, "case {k}: spool limit kept");
+        assert_eq!(
+            crep.spooled_bytes, kept,
+            "case {k}: spooled what was planned"
+        );
+        // A streamed layer's tables travel online.
+        let online_in = crep.phases[1].bytes_received;
+        let tables: u64 = streamed
+            .iter()
+            .map(|&i| costs.iter().find(|c| c.step == i).unwrap().spool)
+            .sum();
+        assert!(
+            online_in > tables / 2,
+            "case {k}: {online_in} B online, {tables} B streamed"
+        );
+        let protos: Vec<&str> = crep
+            .layers
+            .iter()
+            .filter(|l| l.phase == Phase::Online && names.contains(&l.layer))
+            .map(|l| l.protocol.as_str())
+            .collect();
+        assert!(
+            protos.iter().all(|p| *p == "garbled-streamed"),
+            "case {k}: {protos:?}"
+        );
+    }
+}

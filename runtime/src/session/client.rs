@@ -5,7 +5,7 @@ use super::garbled::{self, Layer};
 use super::report::{Event, Phase, Recorder, Report};
 use super::schedule::{Kind, Schedule};
 use super::spool::Spool;
-use super::{check_field, field_of, handshake, local_step, release, tags, SessionError};
+use super::{check_field, field_of, handshake, local_step, placement, release, tags, SessionError};
 use crate::beaver::{self, Squares};
 use crate::field::Field;
 use crate::he::Backend;
@@ -24,6 +24,27 @@ use std::time::Instant;
 pub struct ClientOptions {
     /// Where the offline material is spooled (the system temporary directory by default).
     pub spool_dir: Option<PathBuf>,
+    /// Most bytes to spool; garbled layers that do not fit are streamed in the online phase
+    /// (default: 90 % of the free space where the spool goes).
+    pub spool_limit: Option<u64>,
+}
+
+impl ClientOptions {
+    /// The spool limit in bytes: the one set, or 90 % of the space free in the spool's
+    /// directory.
+    pub fn spool_limit(&self) -> Result<u64, SessionError> {
+        if let Some(l) = self.spool_limit {
+            return Ok(l);
+        }
+        let dir = self.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let free = fs4::available_space(&dir).map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot tell the free space in {} ({e}); give a spool limit",
+                dir.display()
+            ))
+        })?;
+        Ok(free / 10 * 9)
+    }
 }
 
 /// What the client learns.
@@ -46,8 +67,11 @@ pub struct Prepared<'a> {
     rec: Recorder,
     input_mask: Vec<u64>,
     squares: HashMap<NodeId, (Vec<u64>, Squares, Vec<u64>)>,
+    /// Streamed garbled layers: the client's input share and output mask.
+    streamed: HashMap<NodeId, (Vec<u64>, Vec<u64>)>,
     reveal_share: Vec<u64>,
     spool: Spool,
+    ot: OtReceiver,
 }
 
 /// Connects the session and runs the offline phase: nothing here depends on the clip. On
@@ -98,6 +122,20 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     ch.send(tags::PUBLIC_KEY, &be.public_key(&sk, rng)?)?;
     let mut ot = OtReceiver::setup(ch, rng)?;
     let mut spool = Spool::new(opts.spool_dir.as_deref())?;
+    // Garbled layers that fit neither the spool nor the server's memory are streamed online.
+    let keep_limit = ch.recv_u64s(tags::KEEP_LIMIT, 1)?[0];
+    let streamed = placement::choose_streamed(
+        &placement::garbled_costs(&sched, p),
+        opts.spool_limit()?,
+        keep_limit,
+    );
+    ch.send(tags::STREAMED, &placement::encode(&streamed))?;
+    rec.set_streamed(
+        streamed
+            .iter()
+            .map(|&i| sched.steps[i].name.clone())
+            .collect(),
+    );
     rec.setup_done(t0);
 
     rec.begin_phase(Phase::Offline);
@@ -107,6 +145,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let mut left = sched.uses.clone();
     let mut input_mask = Vec::new();
     let mut squares = HashMap::new();
+    let mut streamed_in = HashMap::new();
     for (i, step) in sched.steps.iter().enumerate() {
         progress(&Event::start(Phase::Offline, i, total, step));
         rec.begin(ch, i, step);
@@ -135,6 +174,12 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     )?
                     .0
                 }
+                Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
+                    rec.set_protocol("garbled-streamed");
+                    let r = f.random_vec(rng, step.len);
+                    streamed_in.insert(step.node, (ins[0].to_vec(), r.clone()));
+                    r
+                }
                 Kind::Garbled { .. } => {
                     let layer = Layer::of(step, p, i).expect("a garbled step");
                     let r = f.random_vec(rng, step.len);
@@ -154,6 +199,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         rec.end(ch);
     }
     rec.end_phase();
+    rec.set_spooled(spool.len());
     let reveal_share = c
         .remove(&sched.reveal)
         .expect("the revealed node is a step");
@@ -163,8 +209,10 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         rec,
         input_mask,
         squares,
+        streamed: streamed_in,
         reveal_share,
         spool,
+        ot,
     })
 }
 
@@ -236,7 +284,12 @@ impl Prepared<'_> {
                 Kind::Local | Kind::Linear { .. } => {}
                 Kind::Garbled { .. } => {
                     let layer = Layer::of(step, p, i).expect("a garbled step");
-                    garbled::client_online(ch, &layer, &mut self.spool)?;
+                    if let Some((c_in, r)) = self.streamed.remove(&step.node) {
+                        self.rec.set_protocol("garbled-streamed");
+                        garbled::client_streamed(ch, &mut self.ot, &layer, &c_in, &r)?;
+                    } else {
+                        garbled::client_online(ch, &layer, &mut self.spool)?;
+                    }
                 }
                 Kind::Square => {
                     let (cx, sq, r) = self

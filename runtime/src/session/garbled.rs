@@ -4,6 +4,9 @@
 //! share, the client evaluates and returns the output labels, and the server decodes its new
 //! share y - r.
 //!
+//! A layer the client has no room to spool is streamed instead: the whole exchange runs in
+//! the online phase, chunk by chunk ([`server_streamed`], [`client_streamed`]).
+//!
 //! Work goes in chunks of windows bounded by AND gates, so neither side holds more than a
 //! chunk's tables or labels in memory. The server keeps no labels: each window is garbled
 //! from its own ChaCha stream of one secret per-layer seed, so the offset and the labels of
@@ -120,14 +123,208 @@ fn expect_len(what: &str, got: usize, want: usize) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// One window garbled: its tables (bytes), the OT pairs of the client's input labels, and the
-/// low halves of its output zero labels.
-type Garbled = (Vec<u8>, Vec<(Label, Label)>, Vec<u64>);
-
 /// What the server keeps of a garbled layer between the phases.
 pub struct ServerLayer {
     seed: [u8; 32],
     out_zero: Vec<u64>,
+}
+
+impl Layer<'_> {
+    /// Bytes the client spools for this layer when it is prepared offline (tables and the
+    /// labels of its inputs).
+    pub fn spool_bytes(&self) -> u64 {
+        (0..self.units.len())
+            .map(|u| {
+                let c = self.circuit(u);
+                (c.and_count() * 32 + c.evaluator_inputs as usize * 16) as u64
+            })
+            .sum()
+    }
+
+    /// Bytes the server keeps for this layer between the phases when it is prepared offline.
+    pub fn keep_bytes(&self) -> u64 {
+        (self.units.len() * width(self.p) * 8) as u64
+    }
+}
+
+/// One chunk garbled: its tables (bytes), the OT pairs of the client's input labels, and the
+/// low halves of its output zero labels.
+struct GarbledChunk {
+    tables: Vec<u8>,
+    pairs: Vec<(Label, Label)>,
+    out_zero: Vec<u64>,
+}
+
+/// Garbles the windows of `r`, each from its own ChaCha stream of `seed`, in parallel.
+fn garble_chunk(layer: &Layer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChunk {
+    let hasher = Hasher::default();
+    let parts: Vec<(Vec<u8>, Vec<(Label, Label)>, Vec<u64>)> = r
+        .clone()
+        .into_par_iter()
+        .map(|u| {
+            let circ = layer.circuit(u);
+            let mut tables = Vec::with_capacity(circ.and_count() * 32);
+            let gb = garble_at(circ, &hasher, layer.tweak(u), &mut unit_rng(seed, u), |t| {
+                labels_to_bytes(&t, &mut tables)
+            });
+            let pairs = gb
+                .evaluator_zero
+                .iter()
+                .map(|&z| (z, z ^ gb.delta))
+                .collect();
+            let outs = gb.output_zero.iter().map(|&z| z as u64).collect();
+            (tables, pairs, outs)
+        })
+        .collect();
+    let mut out = GarbledChunk {
+        tables: Vec::with_capacity(layer.bytes(r, |c| c.and_count() * 32)),
+        pairs: Vec::new(),
+        out_zero: Vec::with_capacity(r.len() * width(layer.p)),
+    };
+    for (t, p, o) in parts {
+        out.tables.extend_from_slice(&t);
+        out.pairs.extend(p);
+        out.out_zero.extend(o);
+    }
+    out
+}
+
+/// The labels of the server's share `s_in` for the windows of `r` (bytes, in order), and each
+/// window's offset (low half), re-derived from `seed`.
+fn garbler_chunk_labels(
+    layer: &Layer,
+    seed: &[u8; 32],
+    r: &Range<usize>,
+    s_in: &[u64],
+) -> (Vec<u8>, Vec<u64>) {
+    let enc: Vec<(Vec<Label>, u64)> = r
+        .clone()
+        .into_par_iter()
+        .map(|u| {
+            let (delta, zeros) = garbler_labels(layer.circuit(u), &mut unit_rng(seed, u));
+            let shares: Vec<u64> = layer
+                .units
+                .of(u)
+                .iter()
+                .map(|&i| s_in[i as usize])
+                .collect();
+            let bits = garbler_input(layer.p, &shares);
+            let ls = std::iter::once(zeros[0])
+                .chain(
+                    zeros[1..]
+                        .iter()
+                        .zip(&bits)
+                        .map(|(&z, &b)| if b { z ^ delta } else { z }),
+                )
+                .collect();
+            (ls, delta as u64)
+        })
+        .collect();
+    let mut b = Vec::with_capacity(layer.bytes(r, |c| c.garbler_inputs as usize * 16));
+    let mut deltas = Vec::with_capacity(r.len());
+    for (ls, d) in enc {
+        labels_to_bytes(&ls, &mut b);
+        deltas.push(d);
+    }
+    (b, deltas)
+}
+
+/// Decodes the client's output labels of the windows of `r` against their zero labels
+/// (`out_zero`, low halves, this chunk's only) and offsets.
+fn decode_chunk(
+    layer: &Layer,
+    r: &Range<usize>,
+    back: &[u8],
+    out_zero: &[u64],
+    deltas: &[u64],
+    out: &mut Vec<u64>,
+) -> Result<(), SessionError> {
+    let (p, n) = (layer.p, width(layer.p));
+    expect_len("output labels", back.len(), r.len() * n * 16)?;
+    for (j, u) in r.clone().enumerate() {
+        let d = deltas[j];
+        let mut bits = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = (j * n + i) * 16;
+            let l = u64::from_le_bytes(back[at..at + 8].try_into().expect("8 bytes"));
+            let z = out_zero[j * n + i];
+            bits.push(if l == z {
+                false
+            } else if l == z ^ d {
+                true
+            } else {
+                return Err(SessionError::Peer(format!(
+                    "output label {i} of window {u} is neither of its wire's labels"
+                )));
+            });
+        }
+        let v = from_bits(&bits);
+        if v >= p {
+            return Err(SessionError::Peer(format!(
+                "window {u} decoded to {v}, not a field element"
+            )));
+        }
+        out.push(v);
+    }
+    Ok(())
+}
+
+/// The client's input bits of the windows of `r`: its share `c_in` and its output mask.
+fn client_choices(layer: &Layer, r: &Range<usize>, c_in: &[u64], r_out: &[u64]) -> Vec<bool> {
+    r.clone()
+        .flat_map(|u| {
+            let shares: Vec<u64> = layer
+                .units
+                .of(u)
+                .iter()
+                .map(|&i| c_in[i as usize])
+                .collect();
+            evaluator_input(layer.p, &shares, r_out[u])
+        })
+        .collect()
+}
+
+/// Evaluates the windows of `r` on the server's labels `g`, the tables and the client's own
+/// labels `mine` (all this chunk's, as bytes), in parallel; returns the output labels.
+fn evaluate_chunk(
+    layer: &Layer,
+    r: &Range<usize>,
+    g: &[u8],
+    tables: &[u8],
+    mine: &[u8],
+) -> Vec<u8> {
+    let hasher = Hasher::default();
+    // Offsets of each window's slice in the three buffers.
+    let mut offs = Vec::with_capacity(r.len());
+    let (mut og, mut ot, mut oe) = (0, 0, 0);
+    for u in r.clone() {
+        let c = layer.circuit(u);
+        offs.push((u, og, ot, oe));
+        og += c.garbler_inputs as usize * 16;
+        ot += c.and_count() * 32;
+        oe += c.evaluator_inputs as usize * 16;
+    }
+    let outs: Vec<Vec<Label>> = offs
+        .par_iter()
+        .map(|&(u, og, ot, oe)| {
+            let c = layer.circuit(u);
+            let gl = bytes_to_labels(&g[og..og + c.garbler_inputs as usize * 16]);
+            let el = bytes_to_labels(&mine[oe..oe + c.evaluator_inputs as usize * 16]);
+            let mut t = tables[ot..ot + c.and_count() * 32].chunks_exact(32);
+            evaluate_at(c, &hasher, layer.tweak(u), &gl, &el, || {
+                let b = t.next().expect("table length checked");
+                [
+                    u128::from_le_bytes(b[..16].try_into().expect("16 bytes")),
+                    u128::from_le_bytes(b[16..].try_into().expect("16 bytes")),
+                ]
+            })
+        })
+        .collect();
+    let mut b = Vec::with_capacity(r.len() * width(layer.p) * 16);
+    for o in &outs {
+        labels_to_bytes(o, &mut b);
+    }
+    b
 }
 
 /// Server, offline: garbles every window, sends the tables, and answers the client's OTs for
@@ -139,40 +336,12 @@ pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
     rng: &mut R,
 ) -> Result<ServerLayer, SessionError> {
     let seed: [u8; 32] = rng.random();
-    let hasher = Hasher::default();
     let mut out_zero = Vec::with_capacity(layer.units.len() * width(layer.p));
     for r in layer.chunks() {
-        let parts: Vec<Garbled> = r
-            .clone()
-            .into_par_iter()
-            .map(|u| {
-                let circ = layer.circuit(u);
-                let mut tables = Vec::with_capacity(circ.and_count() * 32);
-                let gb = garble_at(
-                    circ,
-                    &hasher,
-                    layer.tweak(u),
-                    &mut unit_rng(&seed, u),
-                    |t| labels_to_bytes(&t, &mut tables),
-                );
-                let pairs = gb
-                    .evaluator_zero
-                    .iter()
-                    .map(|&z| (z, z ^ gb.delta))
-                    .collect();
-                let outs = gb.output_zero.iter().map(|&z| z as u64).collect();
-                (tables, pairs, outs)
-            })
-            .collect();
-        let mut tables = Vec::with_capacity(layer.bytes(&r, |c| c.and_count() * 32));
-        let mut pairs = Vec::new();
-        for (t, p, o) in parts {
-            tables.extend_from_slice(&t);
-            pairs.extend(p);
-            out_zero.extend(o);
-        }
-        ch.send(TAG_TABLES, &tables)?;
-        ot.send(ch, &pairs)?;
+        let gc = garble_chunk(layer, &seed, &r);
+        ch.send(TAG_TABLES, &gc.tables)?;
+        ot.send(ch, &gc.pairs)?;
+        out_zero.extend(gc.out_zero);
     }
     Ok(ServerLayer { seed, out_zero })
 }
@@ -187,7 +356,6 @@ pub fn client_offline<S: Stream>(
     r_out: &[u64],
     spool: &mut Spool,
 ) -> Result<(), SessionError> {
-    let p = layer.p;
     for r in layer.chunks() {
         let tables = ch.recv(TAG_TABLES)?;
         expect_len(
@@ -196,19 +364,7 @@ pub fn client_offline<S: Stream>(
             layer.bytes(&r, |c| c.and_count() * 32),
         )?;
         spool.write(&tables)?;
-        let choices: Vec<bool> = r
-            .clone()
-            .flat_map(|u| {
-                let shares: Vec<u64> = layer
-                    .units
-                    .of(u)
-                    .iter()
-                    .map(|&i| c_in[i as usize])
-                    .collect();
-                evaluator_input(p, &shares, r_out[u])
-            })
-            .collect();
-        let labels = ot.receive(ch, &choices)?;
+        let labels = ot.receive(ch, &client_choices(layer, &r, c_in, r_out))?;
         let mut b = Vec::with_capacity(labels.len() * 16);
         labels_to_bytes(&labels, &mut b);
         spool.write(&b)?;
@@ -224,64 +380,14 @@ pub fn server_online<S: Stream>(
     keep: ServerLayer,
     s_in: &[u64],
 ) -> Result<Vec<u64>, SessionError> {
-    let (p, n) = (layer.p, width(layer.p));
+    let n = width(layer.p);
     let mut out = Vec::with_capacity(layer.units.len());
     for r in layer.chunks() {
-        let enc: Vec<(Vec<Label>, u64)> = r
-            .clone()
-            .into_par_iter()
-            .map(|u| {
-                let (delta, zeros) = garbler_labels(layer.circuit(u), &mut unit_rng(&keep.seed, u));
-                let shares: Vec<u64> = layer
-                    .units
-                    .of(u)
-                    .iter()
-                    .map(|&i| s_in[i as usize])
-                    .collect();
-                let bits = garbler_input(p, &shares);
-                let ls = std::iter::once(zeros[0])
-                    .chain(
-                        zeros[1..]
-                            .iter()
-                            .zip(&bits)
-                            .map(|(&z, &b)| if b { z ^ delta } else { z }),
-                    )
-                    .collect();
-                (ls, delta as u64)
-            })
-            .collect();
-        let mut b = Vec::with_capacity(layer.bytes(&r, |c| c.garbler_inputs as usize * 16));
-        for (ls, _) in &enc {
-            labels_to_bytes(ls, &mut b);
-        }
+        let (b, deltas) = garbler_chunk_labels(layer, &keep.seed, &r, s_in);
         ch.send(TAG_GARBLER_LABELS, &b)?;
         let back = ch.recv(TAG_OUTPUT_LABELS)?;
-        expect_len("output labels", back.len(), r.len() * n * 16)?;
-        for (j, u) in r.clone().enumerate() {
-            let d = enc[j].1;
-            let mut bits = Vec::with_capacity(n);
-            for i in 0..n {
-                let at = (j * n + i) * 16;
-                let l = u64::from_le_bytes(back[at..at + 8].try_into().expect("8 bytes"));
-                let z = keep.out_zero[u * n + i];
-                bits.push(if l == z {
-                    false
-                } else if l == z ^ d {
-                    true
-                } else {
-                    return Err(SessionError::Peer(format!(
-                        "output label {i} of window {u} is neither of its wire's labels"
-                    )));
-                });
-            }
-            let v = from_bits(&bits);
-            if v >= p {
-                return Err(SessionError::Peer(format!(
-                    "window {u} decoded to {v}, not a field element"
-                )));
-            }
-            out.push(v);
-        }
+        let zeros = &keep.out_zero[r.start * n..r.end * n];
+        decode_chunk(layer, &r, &back, zeros, &deltas, &mut out)?;
     }
     Ok(out)
 }
@@ -293,7 +399,6 @@ pub fn client_online<S: Stream>(
     layer: &Layer,
     spool: &mut Spool,
 ) -> Result<(), SessionError> {
-    let hasher = Hasher::default();
     for r in layer.chunks() {
         let g = ch.recv(TAG_GARBLER_LABELS)?;
         expect_len(
@@ -303,37 +408,70 @@ pub fn client_online<S: Stream>(
         )?;
         let tables = spool.read(layer.bytes(&r, |c| c.and_count() * 32))?;
         let mine = spool.read(layer.bytes(&r, |c| c.evaluator_inputs as usize * 16))?;
-        // Offsets of each window's slice in the three buffers.
-        let mut offs = Vec::with_capacity(r.len());
-        let (mut og, mut ot, mut oe) = (0, 0, 0);
-        for u in r.clone() {
-            let c = layer.circuit(u);
-            offs.push((u, og, ot, oe));
-            og += c.garbler_inputs as usize * 16;
-            ot += c.and_count() * 32;
-            oe += c.evaluator_inputs as usize * 16;
-        }
-        let outs: Vec<Vec<Label>> = offs
-            .par_iter()
-            .map(|&(u, og, ot, oe)| {
-                let c = layer.circuit(u);
-                let gl = bytes_to_labels(&g[og..og + c.garbler_inputs as usize * 16]);
-                let el = bytes_to_labels(&mine[oe..oe + c.evaluator_inputs as usize * 16]);
-                let mut t = tables[ot..ot + c.and_count() * 32].chunks_exact(32);
-                evaluate_at(c, &hasher, layer.tweak(u), &gl, &el, || {
-                    let b = t.next().expect("table length checked");
-                    [
-                        u128::from_le_bytes(b[..16].try_into().expect("16 bytes")),
-                        u128::from_le_bytes(b[16..].try_into().expect("16 bytes")),
-                    ]
-                })
-            })
-            .collect();
-        let mut b = Vec::with_capacity(r.len() * width(layer.p) * 16);
-        for o in &outs {
-            labels_to_bytes(o, &mut b);
-        }
-        ch.send(TAG_OUTPUT_LABELS, &b)?;
+        ch.send(
+            TAG_OUTPUT_LABELS,
+            &evaluate_chunk(layer, &r, &g, &tables, &mine),
+        )?;
+    }
+    Ok(())
+}
+
+/// Server, a layer streamed in the online phase (one the client chose not to prepare
+/// offline): per chunk, garbles, sends the tables, answers the client's OTs, sends the labels
+/// of its share and decodes the outputs. Only one chunk's material exists at a time, on
+/// either side. The garbling is fresh (a new seed), so nothing is reused.
+pub fn server_streamed<S: Stream, R: Rng + CryptoRng>(
+    ch: &mut Channel<S>,
+    ot: &mut OtSender,
+    layer: &Layer,
+    s_in: &[u64],
+    rng: &mut R,
+) -> Result<Vec<u64>, SessionError> {
+    let seed: [u8; 32] = rng.random();
+    let mut out = Vec::with_capacity(layer.units.len());
+    for r in layer.chunks() {
+        let gc = garble_chunk(layer, &seed, &r);
+        ch.send(TAG_TABLES, &gc.tables)?;
+        drop(gc.tables);
+        ot.send(ch, &gc.pairs)?;
+        let (b, deltas) = garbler_chunk_labels(layer, &seed, &r, s_in);
+        ch.send(TAG_GARBLER_LABELS, &b)?;
+        let back = ch.recv(TAG_OUTPUT_LABELS)?;
+        decode_chunk(layer, &r, &back, &gc.out_zero, &deltas, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Client, a layer streamed in the online phase: per chunk, receives the tables, fetches the
+/// labels of its inputs (`c_in`, `r_out`, known since the offline phase) by OT, evaluates on
+/// the server's labels and returns the output labels.
+pub fn client_streamed<S: Stream>(
+    ch: &mut Channel<S>,
+    ot: &mut OtReceiver,
+    layer: &Layer,
+    c_in: &[u64],
+    r_out: &[u64],
+) -> Result<(), SessionError> {
+    for r in layer.chunks() {
+        let tables = ch.recv(TAG_TABLES)?;
+        expect_len(
+            "garbled tables",
+            tables.len(),
+            layer.bytes(&r, |c| c.and_count() * 32),
+        )?;
+        let labels = ot.receive(ch, &client_choices(layer, &r, c_in, r_out))?;
+        let mut mine = Vec::with_capacity(labels.len() * 16);
+        labels_to_bytes(&labels, &mut mine);
+        let g = ch.recv(TAG_GARBLER_LABELS)?;
+        expect_len(
+            "garbler labels",
+            g.len(),
+            layer.bytes(&r, |c| c.garbler_inputs as usize * 16),
+        )?;
+        ch.send(
+            TAG_OUTPUT_LABELS,
+            &evaluate_chunk(layer, &r, &g, &tables, &mine),
+        )?;
     }
     Ok(())
 }

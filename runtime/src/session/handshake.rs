@@ -5,7 +5,7 @@ use super::{tags, SessionError};
 use crate::transport::{Channel, Stream};
 
 /// Version of the session protocol; bumped whenever a message changes.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"C3DRUN\0\0";
 /// Handshake frames are tiny: anything larger is refused before it is read.
 const MAX_HELLO: usize = 1024;

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod garbled;
 pub mod handshake;
+pub mod placement;
 pub mod report;
 pub mod schedule;
 pub mod server;
@@ -100,6 +101,8 @@ pub(crate) mod tags {
     pub const REFUSE: u8 = 0x03;
     pub const START_ONLINE: u8 = 0x04;
     pub const PUBLIC_KEY: u8 = 0x05;
+    pub const KEEP_LIMIT: u8 = 0x06;
+    pub const STREAMED: u8 = 0x07;
     pub const INPUT: u8 = 0x60;
     pub const REVEAL: u8 = 0x61;
     pub const RERANDOMISE: u8 = 0x62;

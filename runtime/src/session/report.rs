@@ -116,15 +116,28 @@ pub struct Report {
     pub bytes_received: u64,
     /// Peak resident memory of the process (bytes; 0 where unknown).
     pub peak_memory: u64,
+    /// Garbled layers streamed in the online phase instead of prepared offline.
+    pub streamed_layers: Vec<String>,
+    /// Bytes of offline material the client spooled to disk (0 on the server).
+    pub spooled_bytes: u64,
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), 0 elsewhere.
 pub fn peak_memory() -> u64 {
+    proc_status_kb("VmHWM:")
+}
+
+/// Resident set size of this process now (Linux `VmRSS`), 0 elsewhere.
+pub fn resident_memory() -> u64 {
+    proc_status_kb("VmRSS:")
+}
+
+fn proc_status_kb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
@@ -172,6 +185,23 @@ impl Recorder {
         let key = format!("{}/{index}", phase.name());
         ch.set_step(&key);
         self.step = Some((key, step.name.clone(), step.protocol(), Instant::now()));
+    }
+
+    /// Names the current step's protocol (a streamed garbled layer, say).
+    pub fn set_protocol(&mut self, protocol: &'static str) {
+        if let Some(s) = self.step.as_mut() {
+            s.2 = protocol;
+        }
+    }
+
+    /// Records the layers streamed in the online phase.
+    pub fn set_streamed(&mut self, names: Vec<String>) {
+        self.report.streamed_layers = names;
+    }
+
+    /// Records the bytes spooled to disk.
+    pub fn set_spooled(&mut self, bytes: u64) {
+        self.report.spooled_bytes = bytes;
     }
 
     /// Records the current step's arithmetic (see [`LayerReport::work`]).

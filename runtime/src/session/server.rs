@@ -4,7 +4,7 @@
 use super::garbled::{self, Layer, ServerLayer};
 use super::report::{Event, Phase, Recorder, Report};
 use super::schedule::{Kind, Schedule};
-use super::{check_field, field_of, handshake, local_step, release, tags, SessionError};
+use super::{check_field, field_of, handshake, local_step, placement, release, tags, SessionError};
 use crate::beaver::{self, Squares};
 use crate::he::Backend;
 use crate::linear;
@@ -29,6 +29,9 @@ pub struct ServerModel<B: Backend> {
     /// Weights and biases of each linear layer, as field elements, and the multiply-adds
     /// its online step performs (for the report; counted once here, not per session).
     weights: HashMap<NodeId, (Vec<u64>, Vec<u64>, u64)>,
+    /// Most bytes of garbled material one session keeps between its phases; layers over it
+    /// are streamed online.
+    keep_limit: u64,
 }
 
 impl<B: Backend> ServerModel<B> {
@@ -84,7 +87,15 @@ impl<B: Backend> ServerModel<B> {
             schedule,
             backend,
             weights: field_weights,
+            keep_limit: u64::MAX,
         })
+    }
+
+    /// Caps the garbled material one session keeps in memory between its phases (bytes);
+    /// clients stream the layers over it in the online phase.
+    pub fn with_keep_limit(mut self, bytes: u64) -> Self {
+        self.keep_limit = bytes;
+        self
     }
 }
 
@@ -93,6 +104,8 @@ impl<B: Backend> ServerModel<B> {
 enum Material {
     Linear(Vec<u64>),
     Garbled(ServerLayer),
+    /// A garbled layer the client chose to stream in the online phase.
+    Streamed,
     Square(Squares),
 }
 
@@ -133,6 +146,18 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     ch.set_step("setup");
     let key = be.read_public_key(&ch.recv(tags::PUBLIC_KEY)?)?;
     let mut ot = OtSender::setup(ch, rng)?;
+    ch.send_u64s(tags::KEEP_LIMIT, &[model.keep_limit])?;
+    let streamed = placement::decode(
+        &ch.recv(tags::STREAMED)?,
+        &placement::garbled_costs(sched, p),
+        model.keep_limit,
+    )?;
+    rec.set_streamed(
+        streamed
+            .iter()
+            .map(|&i| sched.steps[i].name.clone())
+            .collect(),
+    );
     rec.setup_done(t0);
 
     // Offline.
@@ -154,6 +179,10 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     linear::server_linear(be, ch, shape, packing, *weight_mag_bits, w, &key, rng)?;
                 rec.set_work(st.products as u64);
                 mat.insert(step.node, Material::Linear(s));
+            }
+            Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
+                rec.set_protocol("garbled-streamed");
+                mat.insert(step.node, Material::Streamed);
             }
             Kind::Garbled { .. } => {
                 let layer = Layer::of(step, p, i).expect("a garbled step");
@@ -199,11 +228,17 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     y
                 }
                 Kind::Garbled { .. } => {
-                    let Some(Material::Garbled(keep)) = mat.remove(&step.node) else {
-                        unreachable!("offline material of every garbled step")
-                    };
                     let layer = Layer::of(step, p, i).expect("a garbled step");
-                    garbled::server_online(ch, &layer, keep, ins[0])?
+                    match mat.remove(&step.node) {
+                        Some(Material::Garbled(keep)) => {
+                            garbled::server_online(ch, &layer, keep, ins[0])?
+                        }
+                        Some(Material::Streamed) => {
+                            rec.set_protocol("garbled-streamed");
+                            garbled::server_streamed(ch, &mut ot, &layer, ins[0], rng)?
+                        }
+                        _ => unreachable!("offline material of every garbled step"),
+                    }
                 }
                 Kind::Square => {
                     let Some(Material::Square(sq)) = mat.remove(&step.node) else {
