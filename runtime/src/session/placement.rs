@@ -127,8 +127,8 @@ mod tests {
         assert_eq!(choose_streamed(&costs, 0, u64::MAX), vec![1, 3, 5, 7]);
         // 120 does not fit in 100; then 50, 30, 10 do.
         assert_eq!(choose_streamed(&costs, 100, u64::MAX), vec![3]);
-        // The server's limit binds too: 12 + 5 > 15.
-        assert_eq!(choose_streamed(&costs, u64::MAX, 15), vec![1]);
+        // The server's limit binds too: 12 + 5 > 15, 12 + 3 fits, 15 + 1 does not.
+        assert_eq!(choose_streamed(&costs, u64::MAX, 15), vec![1, 7]);
     }
 
     #[test]
