@@ -91,6 +91,44 @@ fn main() {
         "AND gates evaluated (ReLU circuits)",
         (ands * reps) as f64 / t,
     ));
+    // The same circuits, LOCKSTEP copies at a time (how the runtime garbles a layer).
+    let k = halfgates::LOCKSTEP;
+    let tweaks: Vec<u128> = (0..k as u128).map(|i| i << 40).collect();
+    let mut rngs: Vec<rand_chacha::ChaCha20Rng> = (0..k as u64)
+        .map(rand_chacha::ChaCha20Rng::seed_from_u64)
+        .collect();
+    let mut lt: Vec<Vec<[u128; 2]>> = vec![Vec::new(); k];
+    let mut lgb = Vec::new();
+    let t = best_of(|| {
+        lt.iter_mut().for_each(|t| t.clear());
+        lgb.clear();
+        for _ in 0..reps / k {
+            lgb = halfgates::garble_lockstep(&circ, &h, &tweaks, &mut rngs, |c, tb| {
+                lt[c].push(tb)
+            });
+        }
+    });
+    rows.push((
+        "AND gates garbled, 16 circuits in lockstep",
+        (ands * (reps / k) * k) as f64 / t,
+    ));
+    let lg: Vec<Vec<u128>> = lgb.iter().map(|g| g.encode_garbler(&[false; 41])).collect();
+    let gr: Vec<&[u128]> = lg.iter().map(|v| &v[..]).collect();
+    let er: Vec<&[u128]> = lgb.iter().map(|g| &g.evaluator_zero[..]).collect();
+    let t = best_of(|| {
+        for _ in 0..reps / k {
+            let mut at = vec![0usize; k];
+            let out = halfgates::evaluate_lockstep(&circ, &h, &tweaks, &gr, &er, |c| {
+                at[c] += 1;
+                lt[c][(at[c] - 1) % lt[c].len()]
+            });
+            black_box(out);
+        }
+    });
+    rows.push((
+        "AND gates evaluated, 16 circuits in lockstep",
+        (ands * (reps / k) * k) as f64 / t,
+    ));
     // OT extension: chosen-message label OTs between two threads over a socket pair.
     use c3d_runtime::ot::{OtReceiver, OtSender};
     let (mut oa, mut ob) = Channel::pair().expect("pair");

@@ -4,7 +4,7 @@
 //! whole.
 
 use super::circuit::{Circuit, Gate};
-use super::hash::{Hasher, Label};
+use super::hash::{Hasher, Label, MAX_BATCH};
 use rand::{CryptoRng, Rng};
 
 /// One AND gate's table: the garbler half and the evaluator half.
@@ -194,6 +194,162 @@ pub fn evaluate_at(
     circ.outputs.iter().map(|&o| w[o as usize]).collect()
 }
 
+/// Copies of one circuit garbled or evaluated in lockstep at most (16 copies: 64 blocks per
+/// AND gate for the garbler).
+pub const LOCKSTEP: usize = MAX_BATCH / 4;
+
+/// [`garble_at`] on `rngs.len()` (at most [`LOCKSTEP`]) copies of one circuit at once, copy k
+/// at tweak `tweaks[k]` drawing from `rngs[k]`: the same garblings and tables as one call
+/// each, but every AND gate's hashes for all copies go through AES together. Copy k's
+/// tables go to `sink(k, table)`, each copy's in gate order.
+pub fn garble_lockstep<R: Rng + CryptoRng>(
+    circ: &Circuit,
+    hasher: &Hasher,
+    tweaks: &[u128],
+    rngs: &mut [R],
+    mut sink: impl FnMut(usize, Table),
+) -> Vec<Garbling> {
+    let k = rngs.len();
+    assert!(k <= LOCKSTEP && tweaks.len() == k, "lockstep copies");
+    let gi = circ.garbler_inputs as usize;
+    let n_in = gi + circ.evaluator_inputs as usize;
+    // Wire-major: the labels of wire i of every copy are w[i * k..(i + 1) * k].
+    let mut w: Vec<Label> = vec![0; (n_in + circ.gates.len()) * k];
+    let mut deltas = Vec::with_capacity(k);
+    for (c, rng) in rngs.iter_mut().enumerate() {
+        let (delta, zeros) = garbler_labels(circ, rng);
+        deltas.push(delta);
+        for (i, z) in zeros.into_iter().enumerate() {
+            w[i * k + c] = z;
+        }
+        for i in gi..n_in {
+            w[i * k + c] = rng.random();
+        }
+    }
+    let mut js: Vec<u128> = tweaks.iter().map(|t| t / 2).collect();
+    let (mut xs, mut ts, mut hs) = ([0u128; MAX_BATCH], [0u128; MAX_BATCH], [0u128; MAX_BATCH]);
+    for (gate, g) in circ.gates.iter().enumerate() {
+        let o = (n_in + gate) * k;
+        match *g {
+            Gate::Xor(a, b) => {
+                for c in 0..k {
+                    w[o + c] = w[a as usize * k + c] ^ w[b as usize * k + c];
+                }
+            }
+            Gate::Not(a) => {
+                for c in 0..k {
+                    w[o + c] = w[a as usize * k + c] ^ deltas[c];
+                }
+            }
+            Gate::And(a, b) => {
+                for c in 0..k {
+                    let (a0, b0) = (w[a as usize * k + c], w[b as usize * k + c]);
+                    let d = deltas[c];
+                    xs[4 * c..4 * c + 4].copy_from_slice(&[a0, a0 ^ d, b0, b0 ^ d]);
+                    let (t0, t1) = (2 * js[c], 2 * js[c] + 1);
+                    ts[4 * c..4 * c + 4].copy_from_slice(&[t0, t0, t1, t1]);
+                }
+                hasher.hash_slice(&xs[..4 * k], &ts[..4 * k], &mut hs[..4 * k]);
+                for c in 0..k {
+                    let (a0, b0, d) = (w[a as usize * k + c], w[b as usize * k + c], deltas[c]);
+                    let [ha0, ha1, hb0, hb1] =
+                        [hs[4 * c], hs[4 * c + 1], hs[4 * c + 2], hs[4 * c + 3]];
+                    let (pa, pb) = (lsb(a0), lsb(b0));
+                    let tg = ha0 ^ ha1 ^ sel(pb, d);
+                    let wg0 = ha0 ^ sel(pa, tg);
+                    let te = hb0 ^ hb1 ^ a0;
+                    let we0 = hb0 ^ sel(pb, te ^ a0);
+                    sink(c, [tg, te]);
+                    js[c] += 1;
+                    w[o + c] = wg0 ^ we0;
+                }
+            }
+        }
+    }
+    (0..k)
+        .map(|c| Garbling {
+            delta: deltas[c],
+            garbler_zero: (0..gi).map(|i| w[i * k + c]).collect(),
+            evaluator_zero: (gi..n_in).map(|i| w[i * k + c]).collect(),
+            output_zero: circ
+                .outputs
+                .iter()
+                .map(|&o| w[o as usize * k + c])
+                .collect(),
+        })
+        .collect()
+}
+
+/// [`evaluate_at`] on copies of one circuit at once (at most [`LOCKSTEP`]): copy k at tweak
+/// `tweaks[k]` on labels `garbler[k]`, `evaluator[k]`, reading its tables from
+/// `source(k)`. Returns each copy's output labels.
+pub fn evaluate_lockstep(
+    circ: &Circuit,
+    hasher: &Hasher,
+    tweaks: &[u128],
+    garbler: &[&[Label]],
+    evaluator: &[&[Label]],
+    mut source: impl FnMut(usize) -> Table,
+) -> Vec<Vec<Label>> {
+    let k = tweaks.len();
+    assert!(
+        k <= 2 * LOCKSTEP && garbler.len() == k && evaluator.len() == k,
+        "lockstep copies"
+    );
+    let gi = circ.garbler_inputs as usize;
+    let n_in = gi + circ.evaluator_inputs as usize;
+    let mut w: Vec<Label> = vec![0; (n_in + circ.gates.len()) * k];
+    for c in 0..k {
+        assert_eq!(garbler[c].len(), gi, "garbler labels");
+        assert_eq!(evaluator[c].len(), n_in - gi, "evaluator labels");
+        for (i, &l) in garbler[c].iter().chain(evaluator[c].iter()).enumerate() {
+            w[i * k + c] = l;
+        }
+    }
+    let mut js: Vec<u128> = tweaks.iter().map(|t| t / 2).collect();
+    let (mut xs, mut ts, mut hs) = ([0u128; MAX_BATCH], [0u128; MAX_BATCH], [0u128; MAX_BATCH]);
+    for (gate, g) in circ.gates.iter().enumerate() {
+        let o = (n_in + gate) * k;
+        match *g {
+            Gate::Xor(a, b) => {
+                for c in 0..k {
+                    w[o + c] = w[a as usize * k + c] ^ w[b as usize * k + c];
+                }
+            }
+            Gate::Not(a) => {
+                for c in 0..k {
+                    w[o + c] = w[a as usize * k + c];
+                }
+            }
+            Gate::And(a, b) => {
+                for c in 0..k {
+                    xs[2 * c] = w[a as usize * k + c];
+                    xs[2 * c + 1] = w[b as usize * k + c];
+                    ts[2 * c] = 2 * js[c];
+                    ts[2 * c + 1] = 2 * js[c] + 1;
+                }
+                hasher.hash_slice(&xs[..2 * k], &ts[..2 * k], &mut hs[..2 * k]);
+                for c in 0..k {
+                    let [tg, te] = source(c);
+                    let (la, lb) = (xs[2 * c], xs[2 * c + 1]);
+                    let wg = hs[2 * c] ^ sel(lsb(la), tg);
+                    let we = hs[2 * c + 1] ^ sel(lsb(lb), te ^ la);
+                    js[c] += 1;
+                    w[o + c] = wg ^ we;
+                }
+            }
+        }
+    }
+    (0..k)
+        .map(|c| {
+            circ.outputs
+                .iter()
+                .map(|&o| w[o as usize * k + c])
+                .collect()
+        })
+        .collect()
+}
+
 /// Test helper shared with the protocol circuits' tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
@@ -259,6 +415,71 @@ mod tests {
                     c.eval(&gv, &ev),
                     "trial {trial}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn lockstep_equals_one_at_a_time() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let (mut b, g, e) = Builder::new(8, 8);
+        let (s, _) = b.add_carry(&g, &e, 0);
+        let lt = b.not(s[7]);
+        let x = b.and(lt, s[3]);
+        let c = b.finish(vec![s[0], s[5], x]);
+        let h = Hasher::default();
+        for k in [1usize, 3, LOCKSTEP] {
+            let seeds: Vec<u64> = (0..k as u64).map(|i| 100 * k as u64 + i).collect();
+            let tweaks: Vec<u128> = (0..k as u128).map(|i| (7 + i) << 40).collect();
+            let mut rngs: Vec<ChaCha20Rng> = seeds
+                .iter()
+                .map(|&s| ChaCha20Rng::seed_from_u64(s))
+                .collect();
+            let mut tabs = vec![Vec::new(); k];
+            let many = garble_lockstep(&c, &h, &tweaks, &mut rngs, |i, t| tabs[i].push(t));
+            let mut gls = Vec::new();
+            let mut els = Vec::new();
+            for i in 0..k {
+                let mut one_t = Vec::new();
+                let one = garble_at(
+                    &c,
+                    &h,
+                    tweaks[i],
+                    &mut ChaCha20Rng::seed_from_u64(seeds[i]),
+                    |t| one_t.push(t),
+                );
+                assert_eq!(one_t, tabs[i], "copy {i} of {k}: tables");
+                assert_eq!(one.delta, many[i].delta);
+                assert_eq!(one.garbler_zero, many[i].garbler_zero);
+                assert_eq!(one.evaluator_zero, many[i].evaluator_zero);
+                assert_eq!(one.output_zero, many[i].output_zero);
+                let gv: Vec<bool> = (0..8).map(|_| rng.random()).collect();
+                let ev: Vec<bool> = (0..8).map(|_| rng.random()).collect();
+                gls.push(one.encode_garbler(&gv));
+                els.push(
+                    one.evaluator_zero
+                        .iter()
+                        .zip(&ev)
+                        .map(|(&z, &b)| z ^ if b { one.delta } else { 0 })
+                        .collect::<Vec<_>>(),
+                );
+                let mut it = one_t.iter().copied();
+                let single =
+                    evaluate_at(&c, &h, tweaks[i], &gls[i], &els[i], || it.next().unwrap());
+                assert_eq!(one.decode(&single).unwrap(), c.eval(&gv, &ev));
+            }
+            let gr: Vec<&[Label]> = gls.iter().map(|v| &v[..]).collect();
+            let er: Vec<&[Label]> = els.iter().map(|v| &v[..]).collect();
+            let mut next = vec![0usize; k];
+            let outs = evaluate_lockstep(&c, &h, &tweaks, &gr, &er, |i| {
+                next[i] += 1;
+                tabs[i][next[i] - 1]
+            });
+            for i in 0..k {
+                let mut it = tabs[i].iter().copied();
+                let single =
+                    evaluate_at(&c, &h, tweaks[i], &gls[i], &els[i], || it.next().unwrap());
+                assert_eq!(outs[i], single, "copy {i} of {k}: outputs");
             }
         }
     }

@@ -17,7 +17,7 @@ use super::schedule::Units;
 use super::spool::Spool;
 use super::SessionError;
 use crate::gc::circuit::from_bits;
-use crate::gc::halfgates::{evaluate_at, garble_at, garbler_labels};
+use crate::gc::halfgates::{evaluate_lockstep, garble_lockstep, garbler_labels, LOCKSTEP};
 use crate::gc::relu::{evaluator_input, garbler_input, width};
 use crate::gc::{Circuit, Hasher, Label};
 use crate::ot::{OtReceiver, OtSender};
@@ -81,6 +81,25 @@ impl<'a> Layer<'a> {
         }
         if start < self.units.len() {
             out.push(start..self.units.len());
+        }
+        out
+    }
+
+    /// The windows of `r` in groups of consecutive windows with one circuit, at most
+    /// [`LOCKSTEP`] each: a group is garbled and evaluated in lockstep.
+    fn groups(&self, r: &Range<usize>) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let mut start = r.start;
+        for u in r.clone() {
+            if u > start
+                && (u - start == LOCKSTEP || self.units.of(u).len() != self.units.of(start).len())
+            {
+                out.push(start..u);
+                start = u;
+            }
+        }
+        if start < r.end {
+            out.push(start..r.end);
         }
         out
     }
@@ -155,25 +174,38 @@ struct GarbledChunk {
     out_zero: Vec<u64>,
 }
 
-/// Garbles the windows of `r`, each from its own ChaCha stream of `seed`, in parallel.
+/// Garbles the windows of `r`, each from its own ChaCha stream of `seed`, groups in
+/// parallel and each group in lockstep.
 fn garble_chunk(layer: &Layer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChunk {
     let hasher = Hasher::default();
-    let parts: Vec<(Vec<u8>, Vec<(Label, Label)>, Vec<u64>)> = r
-        .clone()
+    let parts: Vec<GarbledChunk> = layer
+        .groups(r)
         .into_par_iter()
-        .map(|u| {
-            let circ = layer.circuit(u);
-            let mut tables = Vec::with_capacity(circ.and_count() * 32);
-            let gb = garble_at(circ, &hasher, layer.tweak(u), &mut unit_rng(seed, u), |t| {
-                labels_to_bytes(&t, &mut tables)
+        .map(|grp| {
+            let circ = layer.circuit(grp.start);
+            let per = circ.and_count() * 32;
+            let mut tables = vec![0u8; grp.len() * per];
+            let mut at = vec![0usize; grp.len()];
+            let tweaks: Vec<u128> = grp.clone().map(|u| layer.tweak(u)).collect();
+            let mut rngs: Vec<ChaCha20Rng> = grp.clone().map(|u| unit_rng(seed, u)).collect();
+            let gbs = garble_lockstep(circ, &hasher, &tweaks, &mut rngs, |k, [tg, te]| {
+                let o = k * per + at[k];
+                tables[o..o + 16].copy_from_slice(&tg.to_le_bytes());
+                tables[o + 16..o + 32].copy_from_slice(&te.to_le_bytes());
+                at[k] += 32;
             });
-            let pairs = gb
-                .evaluator_zero
-                .iter()
-                .map(|&z| (z, z ^ gb.delta))
-                .collect();
-            let outs = gb.output_zero.iter().map(|&z| z as u64).collect();
-            (tables, pairs, outs)
+            let mut out = GarbledChunk {
+                tables,
+                pairs: Vec::new(),
+                out_zero: Vec::new(),
+            };
+            for gb in gbs {
+                out.pairs
+                    .extend(gb.evaluator_zero.iter().map(|&z| (z, z ^ gb.delta)));
+                out.out_zero
+                    .extend(gb.output_zero.iter().map(|&z| z as u64));
+            }
+            out
         })
         .collect();
     let mut out = GarbledChunk {
@@ -181,10 +213,10 @@ fn garble_chunk(layer: &Layer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChun
         pairs: Vec::new(),
         out_zero: Vec::with_capacity(r.len() * width(layer.p)),
     };
-    for (t, p, o) in parts {
-        out.tables.extend_from_slice(&t);
-        out.pairs.extend(p);
-        out.out_zero.extend(o);
+    for p in parts {
+        out.tables.extend_from_slice(&p.tables);
+        out.pairs.extend(p.pairs);
+        out.out_zero.extend(p.out_zero);
     }
     out
 }
@@ -285,7 +317,8 @@ fn client_choices(layer: &Layer, r: &Range<usize>, c_in: &[u64], r_out: &[u64]) 
 }
 
 /// Evaluates the windows of `r` on the server's labels `g`, the tables and the client's own
-/// labels `mine` (all this chunk's, as bytes), in parallel; returns the output labels.
+/// labels `mine` (all this chunk's, as bytes), groups in parallel and each group in lockstep;
+/// returns the output labels.
 fn evaluate_chunk(
     layer: &Layer,
     r: &Range<usize>,
@@ -294,25 +327,38 @@ fn evaluate_chunk(
     mine: &[u8],
 ) -> Vec<u8> {
     let hasher = Hasher::default();
-    // Offsets of each window's slice in the three buffers.
-    let mut offs = Vec::with_capacity(r.len());
+    // Offsets of each group's slice in the three buffers.
+    let mut offs = Vec::new();
     let (mut og, mut ot, mut oe) = (0, 0, 0);
-    for u in r.clone() {
-        let c = layer.circuit(u);
-        offs.push((u, og, ot, oe));
-        og += c.garbler_inputs as usize * 16;
-        ot += c.and_count() * 32;
-        oe += c.evaluator_inputs as usize * 16;
+    for grp in layer.groups(r) {
+        let c = layer.circuit(grp.start);
+        offs.push((grp.clone(), og, ot, oe));
+        og += grp.len() * c.garbler_inputs as usize * 16;
+        ot += grp.len() * c.and_count() * 32;
+        oe += grp.len() * c.evaluator_inputs as usize * 16;
     }
-    let outs: Vec<Vec<Label>> = offs
+    let outs: Vec<Vec<Vec<Label>>> = offs
         .par_iter()
-        .map(|&(u, og, ot, oe)| {
-            let c = layer.circuit(u);
-            let gl = bytes_to_labels(&g[og..og + c.garbler_inputs as usize * 16]);
-            let el = bytes_to_labels(&mine[oe..oe + c.evaluator_inputs as usize * 16]);
-            let mut t = tables[ot..ot + c.and_count() * 32].chunks_exact(32);
-            evaluate_at(c, &hasher, layer.tweak(u), &gl, &el, || {
-                let b = t.next().expect("table length checked");
+        .map(|(grp, og, ot, oe)| {
+            let c = layer.circuit(grp.start);
+            let (ng, nt, ne) = (
+                c.garbler_inputs as usize * 16,
+                c.and_count() * 32,
+                c.evaluator_inputs as usize * 16,
+            );
+            let gl: Vec<Vec<Label>> = (0..grp.len())
+                .map(|k| bytes_to_labels(&g[og + k * ng..og + (k + 1) * ng]))
+                .collect();
+            let el: Vec<Vec<Label>> = (0..grp.len())
+                .map(|k| bytes_to_labels(&mine[oe + k * ne..oe + (k + 1) * ne]))
+                .collect();
+            let gr: Vec<&[Label]> = gl.iter().map(|v| &v[..]).collect();
+            let er: Vec<&[Label]> = el.iter().map(|v| &v[..]).collect();
+            let tweaks: Vec<u128> = grp.clone().map(|u| layer.tweak(u)).collect();
+            let mut at: Vec<usize> = (0..grp.len()).map(|k| ot + k * nt).collect();
+            evaluate_lockstep(c, &hasher, &tweaks, &gr, &er, |k| {
+                let b = &tables[at[k]..at[k] + 32];
+                at[k] += 32;
                 [
                     u128::from_le_bytes(b[..16].try_into().expect("16 bytes")),
                     u128::from_le_bytes(b[16..].try_into().expect("16 bytes")),
@@ -321,7 +367,7 @@ fn evaluate_chunk(
         })
         .collect();
     let mut b = Vec::with_capacity(r.len() * width(layer.p) * 16);
-    for o in &outs {
+    for o in outs.iter().flatten() {
         labels_to_bytes(o, &mut b);
     }
     b

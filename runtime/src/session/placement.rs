@@ -73,7 +73,7 @@ pub fn decode(
     costs: &[OfflineCost],
     keep_limit: u64,
 ) -> Result<Vec<usize>, SessionError> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(SessionError::Peer(format!(
             "streamed-layer list of {} bytes, not whole u32s",
             b.len()
