@@ -103,9 +103,7 @@ fn main() {
         lt.iter_mut().for_each(|t| t.clear());
         lgb.clear();
         for _ in 0..reps / k {
-            lgb = halfgates::garble_lockstep(&circ, &h, &tweaks, &mut rngs, |c, tb| {
-                lt[c].push(tb)
-            });
+            lgb = halfgates::garble_lockstep(&circ, &h, &tweaks, &mut rngs, |c, tb| lt[c].push(tb));
         }
     });
     rows.push((

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::path::{Path, PathBuf};
 
+pub mod bench;
 pub mod motion_table;
 
 /// The server's model (default backend) for a compiled plan and its weights.

@@ -1,0 +1,131 @@
+//! c3d-bench: secure end-to-end runs of the generated models against their plaintext float
+//! inference (tract), with a markdown table and per-layer SVG plots.
+//!
+//! ```text
+//! c3d-bench [MODEL...] [--threads N] [--spool DIR] [--spool-limit GB] [--memory-limit MB]
+//! c3d-bench --render
+//! ```
+//!
+//! Each model's result is kept as JSON under `--results` (default docs/bench/results), so
+//! models run at different times (full C3D takes most of an hour on two cores) end up in one
+//! table: docs/bench.md's table between its markers, and docs/bench/MODEL.svg.
+
+use c3d_tests::bench::{markdown, run_model, svg, BenchOptions, BenchResult};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Benchmarks secure inference against plaintext float inference.
+#[derive(Parser, Debug)]
+#[command(name = "c3d-bench")]
+struct Args {
+    /// Models (c3d-models variants): c3d-tiny, c3d-small, c3d, i3d-tiny, i3d (16 frames).
+    #[arg(default_values_t = ["c3d-tiny".to_string(), "i3d-tiny".to_string(), "c3d-small".to_string()])]
+    models: Vec<String>,
+    /// Only re-render the table and plots from the results kept so far.
+    #[arg(long)]
+    render: bool,
+    /// Threads per party (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Client spool directory.
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// Client spool limit in GB (beyond it garbled layers are streamed online).
+    #[arg(long)]
+    spool_limit: Option<f64>,
+    /// Server memory ceiling in MB.
+    #[arg(long)]
+    memory_limit: Option<f64>,
+    /// Generated calibration clips for the compiler.
+    #[arg(long, default_value_t = 2)]
+    calib_samples: usize,
+    /// Skip the check against the plaintext fixed-point simulation.
+    #[arg(long)]
+    no_check: bool,
+    /// The clip.
+    #[arg(long, default_value = "models/clips/demo.mp4")]
+    clip: PathBuf,
+    /// Models, plans and reports.
+    #[arg(long, default_value = "out/bench")]
+    work: PathBuf,
+    /// Per-model results (JSON).
+    #[arg(long, default_value = "docs/bench/results")]
+    results: PathBuf,
+    /// The markdown file whose table is rewritten (between its markers).
+    #[arg(long, default_value = "docs/bench.md")]
+    doc: PathBuf,
+    /// Loopback port.
+    #[arg(long, default_value_t = 7990)]
+    port: u16,
+}
+
+const ORDER: [&str; 5] = ["c3d-tiny", "c3d-small", "c3d", "i3d-tiny", "i3d"];
+const BEGIN: &str = "<!-- c3d-bench table begin -->";
+const END: &str = "<!-- c3d-bench table end -->";
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    match run(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("c3d-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    std::fs::create_dir_all(&a.results).map_err(|e| format!("{}: {e}", a.results.display()))?;
+    if !a.render {
+        let o = BenchOptions {
+            work: a.work.clone(),
+            clip: a.clip.clone(),
+            threads: a.threads,
+            spool: a.spool.clone(),
+            spool_limit: a.spool_limit,
+            memory_limit: a.memory_limit,
+            calib_samples: a.calib_samples,
+            check: !a.no_check,
+            port: a.port,
+        };
+        for m in &a.models {
+            let r = run_model(m, &o).map_err(|e| format!("{m}: {e}"))?;
+            eprintln!(
+                "[{m}] offline {:.2} s, online {:.2} s, tract {:.4} s, secure = fixed point: {:?}",
+                r.offline_s, r.online_s, r.tract_s, r.equals_simulation
+            );
+            let j = serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?;
+            write(&a.results.join(format!("{m}.json")), &j)?;
+        }
+    }
+    render(a)
+}
+
+fn write(p: &Path, b: &[u8]) -> Result<(), String> {
+    c3d_ir::format::write_atomic(p, b).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn render(a: &Args) -> Result<(), String> {
+    let mut rs: Vec<BenchResult> = Vec::new();
+    for m in ORDER {
+        let p = a.results.join(format!("{m}.json"));
+        if let Ok(b) = std::fs::read(&p) {
+            rs.push(serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))?);
+        }
+    }
+    let dir = a.doc.with_extension("");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for r in &rs {
+        write(&dir.join(format!("{}.svg", r.model)), svg(r).as_bytes())?;
+    }
+    let table = markdown(&rs);
+    let doc = std::fs::read_to_string(&a.doc).unwrap_or_default();
+    let new = match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{BEGIN}\n{table}{}", &doc[..b], &doc[e..]),
+        _ => format!("{doc}\n{BEGIN}\n{table}{END}\n"),
+    };
+    write(&a.doc, new.as_bytes())?;
+    print!("{table}");
+    Ok(())
+}
