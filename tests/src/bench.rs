@@ -418,7 +418,7 @@ pub fn svg(r: &BenchResult) -> String {
     let _ = writeln!(
         s,
         r#"<rect width="100%" height="100%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">{}: per-layer time and traffic (client's view; offline dark, online light)</text>"#,
-        r.model
+        xml(&r.model)
     );
     let x2 = left + panel + gap;
     let _ = writeln!(
