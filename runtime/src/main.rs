@@ -84,6 +84,10 @@ struct Args {
     /// fit are streamed in the online phase (default: no ceiling).
     #[arg(long, value_name = "MB")]
     memory_limit: Option<f64>,
+    /// Server: run the online linear layers on the GPU (needs a build with `--features cuda`;
+    /// without a usable GPU they run on the CPU, with a message saying why).
+    #[arg(long)]
+    gpu: bool,
     /// Threads for parallel work (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -200,6 +204,9 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
         );
         model = model.with_keep_limit(per);
     }
+    if args.gpu {
+        model = with_gpu(model);
+    }
     let model = Arc::new(model);
     let listener = TcpListener::bind(&args.listen)
         .into_diagnostic()
@@ -264,6 +271,28 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "cuda")]
+fn with_gpu(model: ServerModel<FheRs>) -> ServerModel<FheRs> {
+    match c3d_runtime::linear::gpu::Gpu::open() {
+        Ok(g) => {
+            eprintln!("c3d-run server: online linear layers on {}", g.name());
+            model.with_gpu(g)
+        }
+        Err(e) => {
+            eprintln!("c3d-run server: no usable GPU ({e}); online linear layers run on the CPU");
+            model
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_gpu(model: ServerModel<FheRs>) -> ServerModel<FheRs> {
+    eprintln!(
+        "c3d-run server: this build has no GPU support (rebuild with --features cuda); online linear layers run on the CPU"
+    );
+    model
+}
+
 fn serve_one(
     model: &ServerModel<FheRs>,
     stream: TcpStream,
@@ -307,11 +336,6 @@ fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
     } else {
         Some(load()?)
     };
-    let be = FheRs::new(plan.fixed.p).map_err(|e| miette!("{e}"))?;
-    let mut ch = connect(&args.connect, args.connect_wait)?;
-    ch.set_timeout(Some(Duration::from_secs(args.timeout.max(1))))
-        .into_diagnostic()?;
-    let mut rng = ChaCha20Rng::from_os_rng();
     let spool_limit = match args.spool_limit {
         Some(g) if !(g.is_finite() && g >= 0.0) => {
             return Err(miette!(
@@ -325,6 +349,11 @@ fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
             return Err(miette!("--spool {}: not a directory", d.display()));
         }
     }
+    let be = FheRs::new(plan.fixed.p).map_err(|e| miette!("{e}"))?;
+    let mut ch = connect(&args.connect, args.connect_wait)?;
+    ch.set_timeout(Some(Duration::from_secs(args.timeout.max(1))))
+        .into_diagnostic()?;
+    let mut rng = ChaCha20Rng::from_os_rng();
     let opts = ClientOptions {
         spool_dir: args.spool.clone(),
         spool_limit,

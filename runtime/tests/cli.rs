@@ -116,6 +116,9 @@ fn server_survives_bad_clients_and_serves_two_at_once() {
         .args(["--role", "server"])
         .arg(&plan_path)
         .args(["--listen", &addr, "--sessions", "8", "--timeout", "60"])
+        // A memory ceiling that leaves room, and the GPU flag (in a build or on a machine
+        // without one, the server says so and runs on the CPU).
+        .args(["--memory-limit", "100000", "--gpu"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -167,10 +170,13 @@ fn server_survives_bad_clients_and_serves_two_at_once() {
         .enumerate()
         .map(|(k, x)| {
             let out = dir.path().join(format!("out{k}.npy"));
+            // The second client spools nothing: every garbled layer is streamed online.
+            let spool: &[&str] = if k == 1 { &["--spool-limit", "0"] } else { &[] };
             let child = Command::new(BIN)
                 .args(["--role", "client"])
                 .arg(&plan_path)
                 .arg(x)
+                .args(spool)
                 .args(["--connect", &addr, "--output"])
                 .arg(&out)
                 .arg("--report")
@@ -187,6 +193,7 @@ fn server_survives_bad_clients_and_serves_two_at_once() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(stdout.contains("secure top-5"), "{stdout}");
+        assert_eq!(stdout.contains("streamed online"), k == 1, "{stdout}");
         let x = {
             use ndarray_npy::ReadNpyExt;
             let a = ndarray::ArrayD::<f32>::read_npy(std::fs::File::open(&xs[k]).unwrap()).unwrap();
@@ -210,6 +217,8 @@ fn server_survives_bad_clients_and_serves_two_at_once() {
     let done = log.matches(" done:").count();
     assert_eq!((ended, done), (6, 2), "server log:\n{log}");
     assert!(log.contains("plan mismatch"), "{log}");
+    assert!(log.contains("may keep"), "{log}");
+    assert!(log.contains("online linear layers"), "{log}");
 }
 
 #[test]
@@ -254,6 +263,55 @@ fn bad_clips_fail_clearly_before_any_work() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("weights"));
+    // Bad limits and spool directories, refused before any connection (client) or before
+    // listening (server).
+    let flat = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let client_cases: [(&[&str], &str); 3] = [
+        (
+            &["--spool-limit=-1"],
+            "--spool-limit must be a number of GB >= 0",
+        ),
+        (
+            &["--spool-limit", "NaN"],
+            "--spool-limit must be a number of GB >= 0",
+        ),
+        (&["--spool", "/nonexistent/spool"], "not a directory"),
+    ];
+    for (flags, want) in client_cases {
+        let o = Command::new(BIN)
+            .args(["--role", "client"])
+            .arg(&plan_path)
+            .arg(clips().join("demo.mp4"))
+            .args(["--connect", "127.0.0.1:9", "--connect-wait", "0"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{flags:?}");
+        assert!(flat(&o).contains(want), "{flags:?}: {}", flat(&o));
+    }
+    for (limit, want) in [
+        ("0", "must be a positive number"),
+        ("1", "the model alone takes"),
+    ] {
+        let o = Command::new(BIN)
+            .args(["--role", "server"])
+            .arg(&plan_path)
+            .args(["--listen", "127.0.0.1:0", "--memory-limit", limit])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "--memory-limit {limit}");
+        assert!(
+            flat(&o).contains(want),
+            "--memory-limit {limit}: {}",
+            flat(&o)
+        );
+    }
 }
 
 #[test]

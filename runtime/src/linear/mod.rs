@@ -7,6 +7,8 @@
 //! polynomial, the kernels of M_o output channels another, and their product holds the
 //! tile's convolution outputs at known coefficients. No rotations, hence no Galois keys.
 
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod online;
 pub mod packing;
 pub mod protocol;

@@ -32,6 +32,9 @@ pub struct ServerModel<B: Backend> {
     /// Most bytes of garbled material one session keeps between its phases; layers over it
     /// are streamed online.
     keep_limit: u64,
+    /// The GPU for the online linear layers, if one was opened.
+    #[cfg(feature = "cuda")]
+    gpu: Option<std::sync::Arc<crate::linear::gpu::Gpu>>,
 }
 
 impl<B: Backend> ServerModel<B> {
@@ -88,7 +91,39 @@ impl<B: Backend> ServerModel<B> {
             backend,
             weights: field_weights,
             keep_limit: u64::MAX,
+            #[cfg(feature = "cuda")]
+            gpu: None,
         })
+    }
+
+    /// Runs the online linear layers on `gpu` (a layer the GPU cannot run exactly falls back
+    /// to the CPU).
+    #[cfg(feature = "cuda")]
+    pub fn with_gpu(mut self, gpu: crate::linear::gpu::Gpu) -> Self {
+        self.gpu = Some(std::sync::Arc::new(gpu));
+        self
+    }
+
+    /// W x + b on the server's share: on the GPU when there is one and the layer fits its
+    /// exact limbs, else on the CPU. Returns the result and where it ran.
+    fn online_linear(
+        &self,
+        step: &super::schedule::Step,
+        shape: &linear::ConvShape,
+        x: &[u64],
+        weight_mag_bits: u32,
+    ) -> (Vec<u64>, &'static str) {
+        let (w, b, _) = &self.weights[&step.node];
+        let p = self.plan.fixed.p;
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            match g.apply(shape, x, w, b, p, weight_mag_bits) {
+                Ok(y) => return (y, "he-linear-gpu"),
+                Err(e) => eprintln!("c3d-run server: `{}` runs on the CPU: {e}", step.name),
+            }
+        }
+        let _ = weight_mag_bits;
+        (linear::online::apply(shape, x, w, b, p), "he-linear")
     }
 
     /// Caps the garbled material one session keeps in memory between its phases (bytes);
@@ -217,13 +252,17 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     v
                 }
                 Kind::Local => local_step(plan, step, &ins)?,
-                Kind::Linear { shape, .. } => {
+                Kind::Linear {
+                    shape,
+                    weight_mag_bits,
+                    ..
+                } => {
                     let Some(Material::Linear(s)) = mat.remove(&step.node) else {
                         unreachable!("offline material of every linear step")
                     };
-                    let (w, b, macs) = &model.weights[&step.node];
-                    let mut y = linear::online::apply(shape, ins[0], w, b, p);
-                    rec.set_work(*macs);
+                    let (mut y, on) = model.online_linear(step, shape, ins[0], *weight_mag_bits);
+                    rec.set_protocol(on);
+                    rec.set_work(model.weights[&step.node].2);
                     f.add_assign(&mut y, &s);
                     y
                 }
