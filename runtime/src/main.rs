@@ -131,15 +131,18 @@ fn progress_printer(label: String) -> impl FnMut(&Event) {
     let tty = std::io::stderr().is_terminal();
     move |e: &Event| {
         if tty {
+            let part = e.part.map_or(String::new(), |(d, n)| {
+                format!(" {:>3}%", 100 * d / n.max(1))
+            });
             eprint!(
-                "\r\x1b[2K{label}{} {:>3}/{} {} ({})",
+                "\r\x1b[2K{label}{} {:>3}/{} {} ({}){part}",
                 e.phase.name(),
                 e.index + 1,
                 e.total,
                 e.name,
                 e.protocol
             );
-            if e.index + 1 == e.total {
+            if e.index + 1 == e.total && e.part.is_none() {
                 eprintln!();
             }
         }

@@ -8,6 +8,7 @@ use crate::he::{Backend, Encoding};
 use crate::transport::{Channel, Stream};
 use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
+use std::ops::Range;
 
 const TAG_IN: u8 = 0x40;
 const TAG_OUT: u8 = 0x41;
@@ -88,6 +89,12 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     Ok((out, st))
 }
 
+/// Most bytes of prepared kernels a layer keeps across its tiles.
+const KERNEL_CACHE_BYTES: usize = 1 << 30;
+/// A prepared kernel's size per polynomial coefficient, an upper bound: four RNS limbs of
+/// 8 bytes in NTT form, and as much again for the Shoup precomputation.
+const KERNEL_BYTES_PER_COEFF: usize = 64;
+
 /// Server side: multiplies the client's ciphertexts by the weights (layout C_out, C_in or 1,
 /// kd, kh, kw; field elements whose centred values are below 2^`weight_bits`), masks every
 /// coefficient with fresh randomness, re-randomises with the client's public `key`, floods
@@ -102,6 +109,32 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     weights: &[u64],
     key: &B::Pk,
     rng: &mut R,
+) -> Result<(Vec<u64>, LinearStats)> {
+    server_linear_cached(
+        be,
+        ch,
+        shape,
+        pk,
+        weight_bits,
+        weights,
+        key,
+        rng,
+        KERNEL_CACHE_BYTES,
+    )
+}
+
+/// [`server_linear`] keeping at most `cache_bytes` of prepared kernels across tiles.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    be: &B,
+    ch: &mut Channel<S>,
+    shape: &ConvShape,
+    pk: &Packing,
+    weight_bits: u32,
+    weights: &[u64],
+    key: &B::Pk,
+    rng: &mut R,
+    cache_bytes: usize,
 ) -> Result<(Vec<u64>, LinearStats)> {
     let flood = pk
         .check(shape, be, weight_bits)
@@ -135,11 +168,14 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     };
     // Pruned weights: a product whose kernels are all zero adds nothing and is skipped
     // (a group with none left keeps one, so every output ciphertext exists).
-    let encoded: Vec<Vec<u64>> = pairs
+    let mut live: Vec<bool> = pairs
         .par_iter()
-        .map(|&(b, g)| pk.encode_kernel(shape, b, g, weights))
+        .map(|&(b, g)| {
+            pk.encode_kernel(shape, b, g, weights)
+                .iter()
+                .any(|&v| v != 0)
+        })
         .collect();
-    let mut live: Vec<bool> = encoded.iter().map(|k| k.iter().any(|&v| v != 0)).collect();
     let mut first: Vec<Option<usize>> = vec![None; groups];
     let mut any = vec![false; groups];
     for (k, &(_, g)) in pairs.iter().enumerate() {
@@ -151,12 +187,34 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             live[k] = true;
         }
     }
-    let kernels: Vec<Option<B::Pt>> = encoded
-        .par_iter()
-        .zip(&live)
-        .map(|(k, &l)| l.then(|| be.prepare(k, Encoding::Coeff)).transpose())
-        .collect::<std::result::Result<_, _>>()?;
     let products_per_tile = live.iter().filter(|&&l| l).count();
+    // Prepared kernels (NTT form) of the output groups in `range`, per group: (block, kernel).
+    let prepare = |range: Range<usize>| -> Result<Vec<Vec<(usize, B::Pt)>>> {
+        let ks: Vec<(usize, usize, B::Pt)> = pairs
+            .par_iter()
+            .zip(&live)
+            .filter(|(&(_, g), &l)| l && range.contains(&g))
+            .map(|(&(b, g), _)| {
+                let k = pk.encode_kernel(shape, b, g, weights);
+                Ok((b, g, be.prepare(&k, Encoding::Coeff)?))
+            })
+            .collect::<Result<_>>()?;
+        let mut by_group: Vec<Vec<(usize, B::Pt)>> = (0..range.len()).map(|_| Vec::new()).collect();
+        for (b, g, k) in ks {
+            by_group[g - range.start].push((b, k));
+        }
+        Ok(by_group)
+    };
+    // Kernels depend on (block, group) only, so they are prepared once for all tiles when
+    // they fit the cache; otherwise again for each tile, a batch of groups at a time, so a
+    // wide layer (C3D's conv4b has 52 k of them, 27 GB) never sits in memory whole.
+    let per_group = blocks.max(1) * KERNEL_BYTES_PER_COEFF * pk.degree;
+    let batch = (cache_bytes / per_group).clamp(1, groups.max(1));
+    let cached = if batch >= groups {
+        Some(prepare(0..groups)?)
+    } else {
+        None
+    };
     let mut s = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
     for origin in pk.tiles(shape) {
@@ -169,47 +227,57 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         }
         // Fresh per-ciphertext seeds from the session RNG keep the parallel work seeded by it.
         let seeds: Vec<[u8; 32]> = (0..groups).map(|_| rng.random()).collect();
-        let results: Vec<Result<GroupReply>> = (0..groups)
-            .into_par_iter()
-            .map(|g| {
-                use rand::SeedableRng;
-                let mut grng = rand_chacha::ChaCha20Rng::from_seed(seeds[g]);
-                let mut acc: Option<B::Ct> = None;
-                for (k, &(b, gg)) in pairs.iter().enumerate() {
-                    let Some(kernel) = kernels[k].as_ref().filter(|_| gg == g) else {
-                        continue;
-                    };
-                    let prod = be.mul_plain(&cts[b], kernel)?;
-                    match acc.as_mut() {
-                        None => acc = Some(prod),
-                        Some(a) => be.add_assign(a, &prod)?,
-                    }
+        for start in (0..groups).step_by(batch) {
+            let range = start..(start + batch).min(groups);
+            let fresh;
+            let kernels = match &cached {
+                Some(all) => &all[range.clone()],
+                None => {
+                    fresh = prepare(range.clone())?;
+                    &fresh[..]
                 }
-                let mut acc = acc.ok_or_else(|| LinearError::Shape("empty output group".into()))?;
-                // Mask every coefficient: the outputs with s, the rest (partial sums that
-                // would reveal weights) with throw-away randomness.
-                let u: Vec<u64> = (0..pk.degree).map(|_| grng.random_range(0..p)).collect();
-                let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
-                be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
-                be.flood(&mut acc, flood, key, &mut grng)?;
-                let outs = pk
-                    .outputs(shape, origin, g)
-                    .into_iter()
-                    .map(|(coeff, idx)| (idx, u[coeff]))
-                    .collect();
-                Ok((be.serialize(&acc)?, outs))
-            })
-            .collect();
-        st.products += products_per_tile;
-        for r in results {
-            let (bytes, outs) = r?;
-            for (idx, v) in outs {
-                s[idx] = v;
+            };
+            let results: Vec<Result<GroupReply>> = range
+                .clone()
+                .into_par_iter()
+                .map(|g| {
+                    use rand::SeedableRng;
+                    let mut grng = rand_chacha::ChaCha20Rng::from_seed(seeds[g]);
+                    let mut acc: Option<B::Ct> = None;
+                    for (b, kernel) in &kernels[g - range.start] {
+                        let prod = be.mul_plain(&cts[*b], kernel)?;
+                        match acc.as_mut() {
+                            None => acc = Some(prod),
+                            Some(a) => be.add_assign(a, &prod)?,
+                        }
+                    }
+                    let mut acc =
+                        acc.ok_or_else(|| LinearError::Shape("empty output group".into()))?;
+                    // Mask every coefficient: the outputs with s, the rest (partial sums that
+                    // would reveal weights) with throw-away randomness.
+                    let u: Vec<u64> = (0..pk.degree).map(|_| grng.random_range(0..p)).collect();
+                    let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
+                    be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
+                    be.flood(&mut acc, flood, key, &mut grng)?;
+                    let outs = pk
+                        .outputs(shape, origin, g)
+                        .into_iter()
+                        .map(|(coeff, idx)| (idx, u[coeff]))
+                        .collect();
+                    Ok((be.serialize(&acc)?, outs))
+                })
+                .collect();
+            for r in results {
+                let (bytes, outs) = r?;
+                for (idx, v) in outs {
+                    s[idx] = v;
+                }
+                st.bytes_out += bytes.len() as u64;
+                st.cts_out += 1;
+                ch.send(TAG_OUT, &bytes)?;
             }
-            st.bytes_out += bytes.len() as u64;
-            st.cts_out += 1;
-            ch.send(TAG_OUT, &bytes)?;
         }
+        st.products += products_per_tile;
     }
     Ok((s, st))
 }
@@ -256,6 +324,18 @@ pub(crate) mod tests {
         wbits: u32,
         seed: u64,
     ) -> LinearStats {
+        run_cached(be, shape, pk, wbits, seed, KERNEL_CACHE_BYTES)
+    }
+
+    /// [`run_with`] with the server's kernel cache limited to `cache` bytes.
+    pub(crate) fn run_cached<B: Backend + 'static>(
+        be: Arc<B>,
+        shape: &ConvShape,
+        pk: Option<Packing>,
+        wbits: u32,
+        seed: u64,
+        cache: usize,
+    ) -> LinearStats {
         let p = be.plain_modulus();
         let pk = pk.unwrap_or_else(|| Packing::choose(shape, be.as_ref(), wbits).unwrap());
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -282,7 +362,7 @@ pub(crate) mod tests {
         let (be2, shape2, pk2, w2) = (be.clone(), shape.clone(), pk.clone(), w.clone());
         let server = std::thread::spawn(move || {
             let mut rng = ChaCha20Rng::seed_from_u64(seed + 1);
-            server_linear(
+            server_linear_cached(
                 be2.as_ref(),
                 &mut a,
                 &shape2,
@@ -291,6 +371,7 @@ pub(crate) mod tests {
                 &w2,
                 &key,
                 &mut rng,
+                cache,
             )
             .unwrap()
         });
@@ -333,8 +414,17 @@ pub(crate) mod tests {
             m_o: 3,
             degree: 8192,
         };
-        let st = run(&s, Some(pk), 10, 2);
+        let st = run(&s, Some(pk.clone()), 10, 2);
         assert!(st.cts_out > 10);
+        // Kernels too many for the cache: prepared again per tile, one group at a time (and
+        // two at a time); the same products, the same result.
+        let be = Arc::new(FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+        let per_group = 3 * KERNEL_BYTES_PER_COEFF * 8192;
+        for cache in [0, 2 * per_group] {
+            let batched = run_cached(be.clone(), &s, Some(pk.clone()), 10, 2, cache);
+            assert_eq!(batched.products, st.products, "cache {cache}");
+            assert_eq!(batched.cts_out, st.cts_out, "cache {cache}");
+        }
     }
 
     #[test]

@@ -183,7 +183,11 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 Kind::Garbled { .. } => {
                     let layer = Layer::of(step, p, i).expect("a garbled step");
                     let r = f.random_vec(rng, step.len);
-                    garbled::client_offline(ch, &mut ot, &layer, ins[0], &r, &mut spool)?;
+                    let mut tick =
+                        |d, n| progress(&Event::start(Phase::Offline, i, total, step).part(d, n));
+                    garbled::client_offline(
+                        ch, &mut ot, &layer, ins[0], &r, &mut spool, &mut tick,
+                    )?;
                     r
                 }
                 Kind::Square => {
@@ -284,11 +288,13 @@ impl Prepared<'_> {
                 Kind::Local | Kind::Linear { .. } => {}
                 Kind::Garbled { .. } => {
                     let layer = Layer::of(step, p, i).expect("a garbled step");
+                    let mut tick =
+                        |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
                     if let Some((c_in, r)) = self.streamed.remove(&step.node) {
                         self.rec.set_protocol("garbled-streamed");
-                        garbled::client_streamed(ch, &mut self.ot, &layer, &c_in, &r)?;
+                        garbled::client_streamed(ch, &mut self.ot, &layer, &c_in, &r, &mut tick)?;
                     } else {
-                        garbled::client_online(ch, &layer, &mut self.spool)?;
+                        garbled::client_online(ch, &layer, &mut self.spool, &mut tick)?;
                     }
                 }
                 Kind::Square => {

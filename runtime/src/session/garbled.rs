@@ -380,10 +380,13 @@ pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
     ot: &mut OtSender,
     layer: &Layer,
     rng: &mut R,
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Result<ServerLayer, SessionError> {
     let seed: [u8; 32] = rng.random();
     let mut out_zero = Vec::with_capacity(layer.units.len() * width(layer.p));
-    for r in layer.chunks() {
+    let chunks = layer.chunks();
+    for (k, r) in chunks.iter().cloned().enumerate() {
+        tick(k, chunks.len());
         let gc = garble_chunk(layer, &seed, &r);
         ch.send(TAG_TABLES, &gc.tables)?;
         ot.send(ch, &gc.pairs)?;
@@ -401,8 +404,11 @@ pub fn client_offline<S: Stream>(
     c_in: &[u64],
     r_out: &[u64],
     spool: &mut Spool,
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Result<(), SessionError> {
-    for r in layer.chunks() {
+    let chunks = layer.chunks();
+    for (k, r) in chunks.iter().cloned().enumerate() {
+        tick(k, chunks.len());
         let tables = ch.recv(TAG_TABLES)?;
         expect_len(
             "garbled tables",
@@ -425,10 +431,13 @@ pub fn server_online<S: Stream>(
     layer: &Layer,
     keep: ServerLayer,
     s_in: &[u64],
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<u64>, SessionError> {
     let n = width(layer.p);
     let mut out = Vec::with_capacity(layer.units.len());
-    for r in layer.chunks() {
+    let chunks = layer.chunks();
+    for (k, r) in chunks.iter().cloned().enumerate() {
+        tick(k, chunks.len());
         let (b, deltas) = garbler_chunk_labels(layer, &keep.seed, &r, s_in);
         ch.send(TAG_GARBLER_LABELS, &b)?;
         let back = ch.recv(TAG_OUTPUT_LABELS)?;
@@ -444,8 +453,11 @@ pub fn client_online<S: Stream>(
     ch: &mut Channel<S>,
     layer: &Layer,
     spool: &mut Spool,
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Result<(), SessionError> {
-    for r in layer.chunks() {
+    let chunks = layer.chunks();
+    for (k, r) in chunks.iter().cloned().enumerate() {
+        tick(k, chunks.len());
         let g = ch.recv(TAG_GARBLER_LABELS)?;
         expect_len(
             "garbler labels",
@@ -472,10 +484,13 @@ pub fn server_streamed<S: Stream, R: Rng + CryptoRng>(
     layer: &Layer,
     s_in: &[u64],
     rng: &mut R,
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<u64>, SessionError> {
     let seed: [u8; 32] = rng.random();
     let mut out = Vec::with_capacity(layer.units.len());
-    for r in layer.chunks() {
+    let chunks = layer.chunks();
+    for (k, r) in chunks.iter().cloned().enumerate() {
+        tick(k, chunks.len());
         let gc = garble_chunk(layer, &seed, &r);
         ch.send(TAG_TABLES, &gc.tables)?;
         drop(gc.tables);
@@ -497,8 +512,11 @@ pub fn client_streamed<S: Stream>(
     layer: &Layer,
     c_in: &[u64],
     r_out: &[u64],
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Result<(), SessionError> {
-    for r in layer.chunks() {
+    let chunks = layer.chunks();
+    for (k, r) in chunks.iter().cloned().enumerate() {
+        tick(k, chunks.len());
         let tables = ch.recv(TAG_TABLES)?;
         expect_len(
             "garbled tables",

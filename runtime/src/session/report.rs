@@ -39,6 +39,8 @@ pub struct Event<'a> {
     pub name: &'a str,
     /// Protocol of the step.
     pub protocol: &'a str,
+    /// Chunks of the step done so far, of how many (long garbled layers report these).
+    pub part: Option<(usize, usize)>,
 }
 
 impl<'a> Event<'a> {
@@ -50,7 +52,14 @@ impl<'a> Event<'a> {
             total,
             name: &step.name,
             protocol: step.protocol(),
+            part: None,
         }
+    }
+
+    /// The same event, `done` chunks of `of` into the step.
+    pub fn part(mut self, done: usize, of: usize) -> Self {
+        self.part = Some((done, of));
+        self
     }
 }
 

@@ -221,7 +221,9 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             }
             Kind::Garbled { .. } => {
                 let layer = Layer::of(step, p, i).expect("a garbled step");
-                let keep = garbled::server_offline(ch, &mut ot, &layer, rng)?;
+                let mut tick =
+                    |d, n| progress(&Event::start(Phase::Offline, i, total, step).part(d, n));
+                let keep = garbled::server_offline(ch, &mut ot, &layer, rng, &mut tick)?;
                 mat.insert(step.node, Material::Garbled(keep));
             }
             Kind::Square => {
@@ -268,13 +270,15 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 }
                 Kind::Garbled { .. } => {
                     let layer = Layer::of(step, p, i).expect("a garbled step");
+                    let mut tick =
+                        |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
                     match mat.remove(&step.node) {
                         Some(Material::Garbled(keep)) => {
-                            garbled::server_online(ch, &layer, keep, ins[0])?
+                            garbled::server_online(ch, &layer, keep, ins[0], &mut tick)?
                         }
                         Some(Material::Streamed) => {
                             rec.set_protocol("garbled-streamed");
-                            garbled::server_streamed(ch, &mut ot, &layer, ins[0], rng)?
+                            garbled::server_streamed(ch, &mut ot, &layer, ins[0], rng, &mut tick)?
                         }
                         _ => unreachable!("offline material of every garbled step"),
                     }
