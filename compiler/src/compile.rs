@@ -11,6 +11,7 @@ use c3d_passes::cost::plan_cost;
 use c3d_passes::packing::{choose_packings, shape_and_packing};
 use c3d_passes::prune::project;
 use c3d_passes::rewrite::rewrite;
+use c3d_passes::separable::separate_pools;
 use c3d_passes::{quantize, QuantConfig, QuantError};
 use miette::Diagnostic;
 use std::path::Path;
@@ -149,6 +150,19 @@ pub fn compile(
             detail: format!(
                 "{} max-pools fused with their ReLU, {} pads folded into windows ({} -> {} nodes)",
                 rep.fused, rep.pads_folded, rep.nodes.0, rep.nodes.1
+            ),
+        };
+        progress(&format!("{}: {}", r.name, r.detail));
+        records.push(r);
+        let (m, rep) = separate_pools(&model).map_err(CompileError::Options)?;
+        model = m;
+        let r = PassRecord {
+            name: "separable".into(),
+            detail: format!(
+                "{} max-pools split into per-axis passes (garbled AND gates of the pools at a 41-bit prime: {:.1} M -> {:.1} M)",
+                rep.split,
+                rep.ands.0 as f64 / 1e6,
+                rep.ands.1 as f64 / 1e6
             ),
         };
         progress(&format!("{}: {}", r.name, r.detail));

@@ -8,5 +8,6 @@ pub mod packing;
 pub mod prune;
 pub mod quantize;
 pub mod rewrite;
+pub mod separable;
 
 pub use quantize::{quantize, QuantConfig, QuantError, Quantized};

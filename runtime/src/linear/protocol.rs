@@ -89,6 +89,9 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     Ok((out, st))
 }
 
+/// Prepared kernels per output group: (input block, kernel).
+type GroupKernels<P> = Vec<Vec<(usize, P)>>;
+
 /// Most bytes of prepared kernels a layer keeps across its tiles.
 const KERNEL_CACHE_BYTES: usize = 1 << 30;
 /// A prepared kernel's size per polynomial coefficient, an upper bound: four RNS limbs of
@@ -189,7 +192,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     }
     let products_per_tile = live.iter().filter(|&&l| l).count();
     // Prepared kernels (NTT form) of the output groups in `range`, per group: (block, kernel).
-    let prepare = |range: Range<usize>| -> Result<Vec<Vec<(usize, B::Pt)>>> {
+    let prepare = |range: Range<usize>| -> Result<GroupKernels<B::Pt>> {
         let ks: Vec<(usize, usize, B::Pt)> = pairs
             .par_iter()
             .zip(&live)
@@ -199,7 +202,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
                 Ok((b, g, be.prepare(&k, Encoding::Coeff)?))
             })
             .collect::<Result<_>>()?;
-        let mut by_group: Vec<Vec<(usize, B::Pt)>> = (0..range.len()).map(|_| Vec::new()).collect();
+        let mut by_group: GroupKernels<B::Pt> = (0..range.len()).map(|_| Vec::new()).collect();
         for (b, g, k) in ks {
             by_group[g - range.start].push((b, k));
         }

@@ -7,10 +7,11 @@
 
 use super::transpose::columns_to_rows;
 use super::{base, OtError, Result, KAPPA};
-use crate::gc::hash::{Hasher, Label};
+use crate::gc::hash::{Hasher, Label, MAX_BATCH};
 use crate::transport::{Channel, Stream};
 use rand::{CryptoRng, Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha12Rng;
+use rayon::prelude::*;
 
 const TAG_U: u8 = 0x32;
 const TAG_Y: u8 = 0x33;
@@ -19,11 +20,20 @@ const TAG_Y: u8 = 0x33;
 pub const CHUNK: usize = 1 << 17;
 
 fn next_words(rng: &mut ChaCha12Rng, out: &mut [u128]) {
-    for w in out {
-        let mut b = [0u8; 16];
-        rng.fill_bytes(&mut b);
-        *w = u128::from_le_bytes(b);
+    let mut b = vec![0u8; out.len() * 16];
+    rng.fill_bytes(&mut b);
+    for (w, c) in out.iter_mut().zip(b.chunks_exact(16)) {
+        *w = u128::from_le_bytes(c.try_into().expect("16 bytes"));
     }
+}
+
+/// H(xs[k], ts[k]) for many inputs: [`MAX_BATCH`] per AES call, batches in parallel.
+fn hash_all(h: &Hasher, xs: &[Label], ts: &[u128]) -> Vec<Label> {
+    let mut out = vec![0u128; xs.len()];
+    out.par_chunks_mut(MAX_BATCH)
+        .zip(xs.par_chunks(MAX_BATCH).zip(ts.par_chunks(MAX_BATCH)))
+        .for_each(|(o, (x, t))| h.hash_slice(x, t, o));
+    out
 }
 
 fn pack_bits(bits: &[bool]) -> Vec<u128> {
@@ -87,20 +97,37 @@ impl OtSender {
                 KAPPA * words * 16
             )));
         }
-        let mut u = from_bytes(&u);
-        let cols: [Vec<u128>; KAPPA] = std::array::from_fn(|i| {
-            let mut q = vec![0u128; words];
-            next_words(&mut self.prgs[i], &mut q);
-            let bit = (self.s >> i) & 1 == 1;
-            for w in q.iter_mut() {
-                let uw = u.next().expect("length checked");
-                if bit {
-                    *w ^= uw;
+        let u: Vec<u128> = from_bytes(&u).collect();
+        let s = self.s;
+        let cols: Vec<Vec<u128>> = self
+            .prgs
+            .par_iter_mut()
+            .enumerate()
+            .map(|(i, prg)| {
+                let mut q = vec![0u128; words];
+                next_words(prg, &mut q);
+                if (s >> i) & 1 == 1 {
+                    for (w, uw) in q.iter_mut().zip(&u[i * words..(i + 1) * words]) {
+                        *w ^= uw;
+                    }
                 }
-            }
-            q
-        });
+                q
+            })
+            .collect();
+        let cols: [Vec<u128>; KAPPA] = cols.try_into().expect("KAPPA columns");
         Ok(columns_to_rows(&cols, n))
+    }
+
+    /// The hash inputs of a chunk's rows: (q_j, q_j xor s), both tweaked by the OT's index.
+    fn sender_inputs(&self, q: &[u128]) -> (Vec<Label>, Vec<u128>) {
+        let xs = q.iter().flat_map(|&qj| [qj, qj ^ self.s]).collect();
+        let ts = (0..q.len())
+            .flat_map(|j| {
+                let tw = self.counter + j as u128;
+                [tw, tw]
+            })
+            .collect();
+        (xs, ts)
     }
 
     /// Chosen-message OT: the receiver learns `pairs[j].0` or `pairs[j].1` by its j-th choice
@@ -108,18 +135,12 @@ impl OtSender {
     pub fn send<S: Stream>(&mut self, ch: &mut Channel<S>, pairs: &[(Label, Label)]) -> Result<()> {
         for chunk in pairs.chunks(CHUNK) {
             let q = self.extend_chunk(ch, chunk.len())?;
-            let base = self.counter;
-            let s = self.s;
-            let h = &self.hasher;
-            let ys = q
+            let (xs, ts) = self.sender_inputs(&q);
+            let hs = hash_all(&self.hasher, &xs, &ts);
+            let ys = chunk
                 .iter()
-                .zip(chunk)
-                .enumerate()
-                .flat_map(|(j, (&qj, &(x0, x1)))| {
-                    let tw = base + j as u128;
-                    let [h0, h1] = h.hash([qj, qj ^ s], [tw, tw]);
-                    [x0 ^ h0, x1 ^ h1]
-                });
+                .zip(hs.chunks_exact(2))
+                .flat_map(|(&(x0, x1), h)| [x0 ^ h[0], x1 ^ h[1]]);
             ch.send(TAG_Y, &to_bytes(ys, 2 * chunk.len()))?;
             self.counter += chunk.len() as u128;
         }
@@ -138,11 +159,9 @@ impl OtSender {
         while left > 0 {
             let m = left.min(CHUNK);
             let q = self.extend_chunk(ch, m)?;
-            for (j, qj) in q.into_iter().enumerate() {
-                let tw = self.counter + j as u128;
-                let [h0, h1] = self.hasher.hash([qj, qj ^ self.s], [tw, tw]);
-                out.push((h0, h1));
-            }
+            let (xs, ts) = self.sender_inputs(&q);
+            let hs = hash_all(&self.hasher, &xs, &ts);
+            out.extend(hs.chunks_exact(2).map(|h| (h[0], h[1])));
             self.counter += m as u128;
             left -= m;
         }
@@ -172,20 +191,35 @@ impl OtReceiver {
     ) -> Result<Vec<u128>> {
         let r = pack_bits(choices);
         let words = r.len();
+        let parts: Vec<(Vec<u128>, Vec<u8>)> = self
+            .prgs
+            .par_iter_mut()
+            .map(|(g0, g1)| {
+                let mut t = vec![0u128; words];
+                let mut t1 = vec![0u128; words];
+                next_words(g0, &mut t);
+                next_words(g1, &mut t1);
+                let mut u = Vec::with_capacity(words * 16);
+                for ((a, b), rw) in t.iter().zip(&t1).zip(&r) {
+                    u.extend_from_slice(&(a ^ b ^ rw).to_le_bytes());
+                }
+                (t, u)
+            })
+            .collect();
         let mut u = Vec::with_capacity(KAPPA * words * 16);
-        let cols: [Vec<u128>; KAPPA] = std::array::from_fn(|i| {
-            let (g0, g1) = &mut self.prgs[i];
-            let mut t = vec![0u128; words];
-            let mut t1 = vec![0u128; words];
-            next_words(g0, &mut t);
-            next_words(g1, &mut t1);
-            for ((a, b), rw) in t.iter().zip(&t1).zip(&r) {
-                u.extend_from_slice(&(a ^ b ^ rw).to_le_bytes());
-            }
-            t
-        });
+        let mut cols = Vec::with_capacity(KAPPA);
+        for (t, ui) in parts {
+            u.extend_from_slice(&ui);
+            cols.push(t);
+        }
+        let cols: [Vec<u128>; KAPPA] = cols.try_into().expect("KAPPA columns");
         ch.send(TAG_U, &u)?;
         Ok(columns_to_rows(&cols, choices.len()))
+    }
+
+    /// The tweaks of the next `n` OTs: their indices in the session.
+    fn tweaks(&self, n: usize) -> Vec<u128> {
+        (0..n as u128).map(|j| self.counter + j).collect()
     }
 
     /// Chosen-message OT: returns the message each choice bit selects.
@@ -207,9 +241,8 @@ impl OtReceiver {
                 )));
             }
             let ys: Vec<u128> = from_bytes(&y).collect();
-            for (j, (&tj, &c)) in t.iter().zip(chunk).enumerate() {
-                let tw = self.counter + j as u128;
-                let [h] = self.hasher.hash([tj], [tw]);
+            let hs = hash_all(&self.hasher, &t, &self.tweaks(t.len()));
+            for (j, (&h, &c)) in hs.iter().zip(chunk).enumerate() {
                 out.push(ys[2 * j + c as usize] ^ h);
             }
             self.counter += chunk.len() as u128;
@@ -226,10 +259,7 @@ impl OtReceiver {
         let mut out = Vec::with_capacity(choices.len());
         for chunk in choices.chunks(CHUNK) {
             let t = self.extend_chunk(ch, chunk)?;
-            for (j, tj) in t.into_iter().enumerate() {
-                let tw = self.counter + j as u128;
-                out.push(self.hasher.hash([tj], [tw])[0]);
-            }
+            out.extend(hash_all(&self.hasher, &t, &self.tweaks(t.len())));
             self.counter += chunk.len() as u128;
         }
         Ok(out)

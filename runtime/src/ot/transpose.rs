@@ -21,16 +21,18 @@ pub fn transpose128(a: &mut [u128; 128]) {
 /// Transposes `cols` (128 columns, each `n` bits packed LSB-first in u128 words) into `n`
 /// rows of 128 bits: bit `i` of row `j` is bit `j` of column `i`.
 pub fn columns_to_rows(cols: &[Vec<u128>; 128], n: usize) -> Vec<u128> {
+    use rayon::prelude::*;
     let words = n.div_ceil(128);
-    let mut rows = Vec::with_capacity(words * 128);
-    let mut block = [0u128; 128];
-    for w in 0..words {
+    let mut rows = vec![0u128; words * 128];
+    // One 128 x 128 block per word, blocks in parallel.
+    rows.par_chunks_mut(128).enumerate().for_each(|(w, block)| {
+        let mut b = [0u128; 128];
         for (i, c) in cols.iter().enumerate() {
-            block[i] = c[w];
+            b[i] = c[w];
         }
-        transpose128(&mut block);
-        rows.extend_from_slice(&block);
-    }
+        transpose128(&mut b);
+        block.copy_from_slice(&b);
+    });
     rows.truncate(n);
     rows
 }
