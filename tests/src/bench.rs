@@ -68,7 +68,8 @@ pub struct BenchResult {
     pub equals_simulation: Option<bool>,
     /// The cost model's total traffic, bytes.
     pub cost_model_bytes: u64,
-    /// Per layer: name, offline s, online s, offline bytes, online bytes (both directions).
+    /// Per layer, the server's view: name, offline s, online s, offline bytes, online bytes
+    /// (both directions).
     pub layers: Vec<(String, f64, f64, u64, u64)>,
     /// Threads per party.
     pub threads: usize,
@@ -198,8 +199,11 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
     };
 
     let ph = |j: &Value, i: usize, k: &str| j["phases"][i][k].as_u64().unwrap_or(0);
+    // Per layer from the server's side: it does the linear layers' work online (the client
+    // only waits for it, inside the next garbled layer's time), and it waits for the client's
+    // evaluation in the garbled ones, so its layer times add up to the phase.
     let mut layers: Vec<(String, f64, f64, u64, u64)> = Vec::new();
-    for l in cj["layers"].as_array().into_iter().flatten() {
+    for l in sj["layers"].as_array().into_iter().flatten() {
         let name = l["layer"].as_str().unwrap_or("?").to_string();
         let s = l["seconds"].as_f64().unwrap_or(0.0);
         let b = l["bytes_sent"].as_u64().unwrap_or(0) + l["bytes_received"].as_u64().unwrap_or(0);
@@ -417,7 +421,7 @@ pub fn svg(r: &BenchResult) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">{}: per-layer time and traffic (client's view; offline dark, online light)</text>"#,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">{}: per-layer time (server's view) and traffic; offline dark, online light</text>"#,
         xml(&r.model)
     );
     let x2 = left + panel + gap;
