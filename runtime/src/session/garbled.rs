@@ -373,6 +373,44 @@ fn evaluate_chunk(
     b
 }
 
+/// Server, one chunk: garbles it, sends the tables and answers the client's OTs for its
+/// input labels; returns the output zero labels (low halves).
+fn send_chunk<S: Stream>(
+    ch: &mut Channel<S>,
+    ot: &mut OtSender,
+    layer: &Layer,
+    seed: &[u8; 32],
+    r: &Range<usize>,
+) -> Result<Vec<u64>, SessionError> {
+    let gc = garble_chunk(layer, seed, r);
+    ch.send(TAG_TABLES, &gc.tables)?;
+    drop(gc.tables);
+    ot.send(ch, &gc.pairs)?;
+    Ok(gc.out_zero)
+}
+
+/// Client, one chunk: receives the tables and fetches the labels of its inputs by OT; returns
+/// both as bytes.
+fn receive_chunk<S: Stream>(
+    ch: &mut Channel<S>,
+    ot: &mut OtReceiver,
+    layer: &Layer,
+    r: &Range<usize>,
+    c_in: &[u64],
+    r_out: &[u64],
+) -> Result<(Vec<u8>, Vec<u8>), SessionError> {
+    let tables = ch.recv(TAG_TABLES)?;
+    expect_len(
+        "garbled tables",
+        tables.len(),
+        layer.bytes(r, |c| c.and_count() * 32),
+    )?;
+    let labels = ot.receive(ch, &client_choices(layer, r, c_in, r_out))?;
+    let mut mine = Vec::with_capacity(labels.len() * 16);
+    labels_to_bytes(&labels, &mut mine);
+    Ok((tables, mine))
+}
+
 /// Server, offline: garbles every window, sends the tables, and answers the client's OTs for
 /// its input labels.
 pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
@@ -387,10 +425,7 @@ pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
-        let gc = garble_chunk(layer, &seed, &r);
-        ch.send(TAG_TABLES, &gc.tables)?;
-        ot.send(ch, &gc.pairs)?;
-        out_zero.extend(gc.out_zero);
+        out_zero.extend(send_chunk(ch, ot, layer, &seed, &r)?);
     }
     Ok(ServerLayer { seed, out_zero })
 }
@@ -409,17 +444,9 @@ pub fn client_offline<S: Stream>(
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
-        let tables = ch.recv(TAG_TABLES)?;
-        expect_len(
-            "garbled tables",
-            tables.len(),
-            layer.bytes(&r, |c| c.and_count() * 32),
-        )?;
+        let (tables, mine) = receive_chunk(ch, ot, layer, &r, c_in, r_out)?;
         spool.write(&tables)?;
-        let labels = ot.receive(ch, &client_choices(layer, &r, c_in, r_out))?;
-        let mut b = Vec::with_capacity(labels.len() * 16);
-        labels_to_bytes(&labels, &mut b);
-        spool.write(&b)?;
+        spool.write(&mine)?;
     }
     Ok(())
 }
@@ -491,14 +518,11 @@ pub fn server_streamed<S: Stream, R: Rng + CryptoRng>(
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
-        let gc = garble_chunk(layer, &seed, &r);
-        ch.send(TAG_TABLES, &gc.tables)?;
-        drop(gc.tables);
-        ot.send(ch, &gc.pairs)?;
+        let out_zero = send_chunk(ch, ot, layer, &seed, &r)?;
         let (b, deltas) = garbler_chunk_labels(layer, &seed, &r, s_in);
         ch.send(TAG_GARBLER_LABELS, &b)?;
         let back = ch.recv(TAG_OUTPUT_LABELS)?;
-        decode_chunk(layer, &r, &back, &gc.out_zero, &deltas, &mut out)?;
+        decode_chunk(layer, &r, &back, &out_zero, &deltas, &mut out)?;
     }
     Ok(out)
 }
@@ -517,15 +541,7 @@ pub fn client_streamed<S: Stream>(
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
-        let tables = ch.recv(TAG_TABLES)?;
-        expect_len(
-            "garbled tables",
-            tables.len(),
-            layer.bytes(&r, |c| c.and_count() * 32),
-        )?;
-        let labels = ot.receive(ch, &client_choices(layer, &r, c_in, r_out))?;
-        let mut mine = Vec::with_capacity(labels.len() * 16);
-        labels_to_bytes(&labels, &mut mine);
+        let (tables, mine) = receive_chunk(ch, ot, layer, &r, c_in, r_out)?;
         let g = ch.recv(TAG_GARBLER_LABELS)?;
         expect_len(
             "garbler labels",
