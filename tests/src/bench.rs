@@ -35,6 +35,8 @@ pub struct BenchOptions {
     pub check: bool,
     /// Loopback port.
     pub port: u16,
+    /// Run the server's online linear layers on the GPU (`c3d-run --gpu`).
+    pub gpu: bool,
 }
 
 /// One model's results.
@@ -141,6 +143,9 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
         .stderr(Stdio::inherit());
     if let Some(m) = o.memory_limit {
         server.args(["--memory-limit", &m.to_string()]);
+    }
+    if o.gpu {
+        server.arg("--gpu");
     }
     let server = Reaped(
         server
@@ -255,7 +260,7 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
         cost_model_bytes,
         layers,
         threads,
-        machine: machine(),
+        machine: machine(o.gpu),
         date: today(),
     })
 }
@@ -311,8 +316,9 @@ fn read_npy(p: &Path) -> Result<Tensor<f32>, String> {
     ))
 }
 
-/// The machine, in words: CPU model, cores, memory, GPU if any.
-pub fn machine() -> String {
+/// The machine, in words: CPU model, cores, memory, and whether the server was asked to use
+/// a GPU (its own log says which device, or why it fell back to the CPU).
+pub fn machine(gpu: bool) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -334,7 +340,12 @@ pub fn machine() -> String {
                 .and_then(|k| k.parse::<f64>().ok())
         })
         .map_or("? GiB".into(), |kb| format!("{:.0} GiB", kb / 1048576.0));
-    format!("{cpu}, {cores} cores, {mem} memory, no GPU used")
+    let gpu = if gpu {
+        "server run with --gpu"
+    } else {
+        "no GPU used"
+    };
+    format!("{cpu}, {cores} cores, {mem} memory, {gpu}")
 }
 
 /// Today's date (UTC) as YYYY-MM-DD.

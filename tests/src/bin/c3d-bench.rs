@@ -58,6 +58,9 @@ struct Args {
     /// Loopback port.
     #[arg(long, default_value_t = 7990)]
     port: u16,
+    /// Server: online linear layers on the GPU (a c3d-run built with --features cuda).
+    #[arg(long)]
+    gpu: bool,
 }
 
 const ORDER: [&str; 5] = ["c3d-tiny", "c3d-small", "c3d", "i3d-tiny", "i3d"];
@@ -88,6 +91,7 @@ fn run(a: &Args) -> Result<(), String> {
             calib_samples: a.calib_samples,
             check: !a.no_check,
             port: a.port,
+            gpu: a.gpu,
         };
         for m in &a.models {
             let r = run_model(m, &o).map_err(|e| format!("{m}: {e}"))?;
