@@ -67,6 +67,15 @@ impl<'a> Layer<'a> {
         &self.circuits[&self.units.of(u).len()]
     }
 
+    /// One party's shares of window u's taps, from its share of the layer's input.
+    fn window_shares(&self, u: usize, input: &[u64]) -> Vec<u64> {
+        self.units
+            .of(u)
+            .iter()
+            .map(|&i| input[i as usize])
+            .collect()
+    }
+
     /// Consecutive windows with at most [`CHUNK_ANDS`] AND gates (one window at least).
     fn chunks(&self) -> Vec<Range<usize>> {
         let mut out = Vec::new();
@@ -234,13 +243,7 @@ fn garbler_chunk_labels(
         .into_par_iter()
         .map(|u| {
             let (delta, zeros) = garbler_labels(layer.circuit(u), &mut unit_rng(seed, u));
-            let shares: Vec<u64> = layer
-                .units
-                .of(u)
-                .iter()
-                .map(|&i| s_in[i as usize])
-                .collect();
-            let bits = garbler_input(layer.p, &shares);
+            let bits = garbler_input(layer.p, &layer.window_shares(u, s_in));
             let ls = std::iter::once(zeros[0])
                 .chain(
                     zeros[1..]
@@ -304,15 +307,7 @@ fn decode_chunk(
 /// The client's input bits of the windows of `r`: its share `c_in` and its output mask.
 fn client_choices(layer: &Layer, r: &Range<usize>, c_in: &[u64], r_out: &[u64]) -> Vec<bool> {
     r.clone()
-        .flat_map(|u| {
-            let shares: Vec<u64> = layer
-                .units
-                .of(u)
-                .iter()
-                .map(|&i| c_in[i as usize])
-                .collect();
-            evaluator_input(layer.p, &shares, r_out[u])
-        })
+        .flat_map(|u| evaluator_input(layer.p, &layer.window_shares(u, c_in), r_out[u]))
         .collect()
 }
 
