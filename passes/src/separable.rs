@@ -37,9 +37,9 @@ fn pool_ands(win: &Window3d, relu: bool, input: &Shape) -> Option<(u64, Shape)> 
     Some((and, out))
 }
 
-/// The per-axis windows of `win`, W first (spatial strides shrink the later passes), axes
-/// with a one-tap kernel and unit stride left out.
-fn axis_windows(win: &Window3d) -> Vec<Window3d> {
+/// The per-axis windows of `win` with their axis (0 = D, 1 = H, 2 = W), W first (spatial
+/// strides shrink the later passes), axes with a one-tap kernel and unit stride left out.
+fn axis_windows(win: &Window3d) -> Vec<(usize, Window3d)> {
     [2usize, 1, 0]
         .into_iter()
         .filter(|&a| win.kernel[a] > 1 || win.stride[a] > 1)
@@ -50,33 +50,38 @@ fn axis_windows(win: &Window3d) -> Vec<Window3d> {
             w.dilation[a] = win.dilation[a];
             w.pads[a] = win.pads[a];
             w.ceil_mode = win.ceil_mode;
-            w
+            (a, w)
         })
         .collect()
 }
 
-/// The chain of passes for a pool if it is cheaper than the pool, with the AND counts.
-fn plan_split(win: &Window3d, relu: bool, input: &Shape) -> Option<(Vec<Window3d>, u64, u64)> {
+/// A pool's AND gates as it is, and the chain of per-axis passes with its AND gates when the
+/// chain is cheaper.
+type SplitPlan = (u64, Option<(Vec<(usize, Window3d)>, u64)>);
+
+/// Costs a pool whole and, where at least two axes have more than one tap, as a chain.
+fn plan_split(win: &Window3d, relu: bool, input: &Shape) -> Option<SplitPlan> {
+    let (whole, want) = pool_ands(win, relu, input)?;
     let axes = axis_windows(win);
     if axes
         .iter()
-        .filter(|w| w.kernel.iter().product::<usize>() > 1)
+        .filter(|(_, w)| w.kernel.iter().product::<usize>() > 1)
         .count()
         < 2
     {
-        return None;
+        return Some((whole, None));
     }
-    let (whole, want) = pool_ands(win, relu, input)?;
     let mut shape = input.clone();
     let mut chain = 0;
-    for (i, w) in axes.iter().enumerate() {
+    for (i, (_, w)) in axes.iter().enumerate() {
         let (a, s) = pool_ands(w, relu && i + 1 == axes.len(), &shape)?;
         chain += a;
         shape = s;
     }
     // The chain must land on the pool's own output shape (it does whenever the per-axis
     // output lengths agree, which they do by construction; checked, not assumed).
-    (shape == want && chain < whole).then_some((axes, whole, chain))
+    let cheaper = shape == want && chain < whole;
+    Some((whole, cheaper.then_some((axes, chain))))
 }
 
 /// Splits every max-pool that the split makes cheaper. Node names stay: the last pass of a
@@ -91,30 +96,26 @@ pub fn separate_pools(model: &Model) -> Result<(Model, SeparableReport), String>
     for id in g.topo_order().map_err(err)? {
         let node = g.node(id);
         let ins: Vec<NodeId> = g.inputs_of(id).iter().map(|i| map[i]).collect();
-        let split = match &node.op {
+        let plan = match &node.op {
             Op::MaxPool3d(w) => Some((w, false)),
             Op::MaxPoolRelu3d(w) => Some((w, true)),
             _ => None,
         }
         .and_then(|(w, relu)| {
             let input = &g.node(g.inputs_of(id)[0]).shape;
-            plan_split(w, relu, input).map(|p| (p, relu))
+            plan_split(w, relu, input).map(|p| (relu, p))
         });
-        let new = match (&node.op, split) {
+        if let Some((_, (whole, chain))) = &plan {
+            rep.ands.0 += whole;
+            rep.ands.1 += chain.as_ref().map_or(*whole, |(_, c)| *c);
+        }
+        let new = match (&node.op, plan) {
             (Op::Input, _) => out.add_input(node.name.clone(), node.shape.clone()),
-            (_, Some(((axes, whole, chain), relu))) => {
+            (_, Some((relu, (_, Some((axes, _)))))) => {
                 rep.split += 1;
-                rep.ands.0 += whole;
-                rep.ands.1 += chain;
                 let mut x = ins[0];
-                for (i, w) in axes.iter().enumerate() {
+                for (i, (a, w)) in axes.iter().enumerate() {
                     let last = i + 1 == axes.len();
-                    let axis = ["d", "h", "w"][w
-                        .kernel
-                        .iter()
-                        .zip(w.stride)
-                        .position(|(&k, s)| k > 1 || s > 1)
-                        .unwrap_or(2)];
                     let (name, op) = if last {
                         let op = if relu {
                             Op::MaxPoolRelu3d(w.clone())
@@ -123,6 +124,7 @@ pub fn separate_pools(model: &Model) -> Result<(Model, SeparableReport), String>
                         };
                         (node.name.clone(), op)
                     } else {
+                        let axis = ["d", "h", "w"][*a];
                         (
                             format!("{}/max_{axis}", node.name),
                             Op::MaxPool3d(w.clone()),
@@ -133,23 +135,14 @@ pub fn separate_pools(model: &Model) -> Result<(Model, SeparableReport), String>
                 }
                 x
             }
-            (_, None) => {
-                if let Some((a, _)) = match &node.op {
-                    Op::MaxPool3d(w) => pool_ands(w, false, &g.node(g.inputs_of(id)[0]).shape),
-                    Op::MaxPoolRelu3d(w) => pool_ands(w, true, &g.node(g.inputs_of(id)[0]).shape),
-                    _ => None,
-                } {
-                    rep.ands.0 += a;
-                    rep.ands.1 += a;
-                }
-                out.add(
+            _ => out
+                .add(
                     node.name.clone(),
                     node.op.clone(),
                     &ins,
                     Some(node.shape.clone()),
                 )
-                .map_err(err)?
-            }
+                .map_err(err)?,
         };
         if let Some(wb) = model.weights.get(&id) {
             weights.insert(new, wb.clone());
