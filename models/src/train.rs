@@ -95,15 +95,16 @@ struct Cache {
     logits: Vec<f32>,
 }
 
-/// im2col for a 3x3x3 kernel, stride 1, zero padding 1: rows (channel, kd, kh, kw), columns
-/// the output positions.
-fn im2col(x: &[f32], c: usize, [d, h, w]: [usize; 3]) -> Array2<f32> {
+/// Walks a 3x3x3, stride-1, zero-padding-1 convolution's taps inside the input: `f(col, i)`
+/// for every entry `col` of the (channel, kd, kh, kw) x (output position) column matrix, laid
+/// out row-major, whose input element `i` (in C, D, H, W order) is not padding. The order is
+/// fixed (channel, tap, z, y, x), so sums over it are reproducible.
+fn for_each_tap(c: usize, [d, h, w]: [usize; 3], mut f: impl FnMut(usize, usize)) {
     let p = d * h * w;
-    let mut buf = vec![0f32; c * 27 * p];
     for ci in 0..c {
         for k in 0..27 {
             let (kd, kh, kw) = (k / 9, (k / 3) % 3, k % 3);
-            let out = &mut buf[(ci * 27 + k) * p..(ci * 27 + k + 1) * p];
+            let row = (ci * 27 + k) * p;
             for z in 0..d {
                 let Some(zz) = (z + kd).checked_sub(1).filter(|&v| v < d) else {
                     continue;
@@ -112,49 +113,35 @@ fn im2col(x: &[f32], c: usize, [d, h, w]: [usize; 3]) -> Array2<f32> {
                     let Some(yy) = (y + kh).checked_sub(1).filter(|&v| v < h) else {
                         continue;
                     };
-                    let src = ((ci * d + zz) * h + yy) * w;
-                    let dst = (z * h + y) * w;
+                    let input = ((ci * d + zz) * h + yy) * w;
+                    let out = row + (z * h + y) * w;
                     for xw in 0..w {
                         if let Some(xx) = (xw + kw).checked_sub(1).filter(|&v| v < w) {
-                            out[dst + xw] = x[src + xx];
+                            f(out + xw, input + xx);
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// im2col for a 3x3x3 kernel, stride 1, zero padding 1: rows (channel, kd, kh, kw), columns
+/// the output positions.
+fn im2col(x: &[f32], c: usize, dims: [usize; 3]) -> Array2<f32> {
+    let p: usize = dims.iter().product();
+    let mut buf = vec![0f32; c * 27 * p];
+    for_each_tap(c, dims, |col, i| buf[col] = x[i]);
     Array2::from_shape_vec((c * 27, p), buf).expect("im2col shape")
 }
 
 /// The adjoint of [`im2col`]: sums column gradients back into the input.
-fn col2im(cols: &Array2<f32>, c: usize, [d, h, w]: [usize; 3]) -> Vec<f32> {
-    let p = d * h * w;
+fn col2im(cols: &Array2<f32>, c: usize, dims: [usize; 3]) -> Vec<f32> {
+    let p: usize = dims.iter().product();
     let cols = cols.as_standard_layout();
     let buf = cols.as_slice().expect("contiguous");
     let mut x = vec![0f32; c * p];
-    for ci in 0..c {
-        for k in 0..27 {
-            let (kd, kh, kw) = (k / 9, (k / 3) % 3, k % 3);
-            let row = &buf[(ci * 27 + k) * p..(ci * 27 + k + 1) * p];
-            for z in 0..d {
-                let Some(zz) = (z + kd).checked_sub(1).filter(|&v| v < d) else {
-                    continue;
-                };
-                for y in 0..h {
-                    let Some(yy) = (y + kh).checked_sub(1).filter(|&v| v < h) else {
-                        continue;
-                    };
-                    let dst = ((ci * d + zz) * h + yy) * w;
-                    let src = (z * h + y) * w;
-                    for xw in 0..w {
-                        if let Some(xx) = (xw + kw).checked_sub(1).filter(|&v| v < w) {
-                            x[dst + xx] += row[src + xw];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    for_each_tap(c, dims, |col, i| x[i] += buf[col]);
     x
 }
 
