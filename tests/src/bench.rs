@@ -4,8 +4,9 @@
 //! check the secure output against the plaintext fixed-point simulation, and render a
 //! markdown table and per-layer SVG plots.
 
+use c3d_compiler::npy::read_f32;
 use c3d_compiler::{compile, CompileOptions};
-use c3d_ir::{simulate, Plan, Tensor};
+use c3d_ir::{simulate, Plan};
 use c3d_passes::cost::plan_cost;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -184,7 +185,7 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
     let sj = read_json(&o.work.join(format!("{name}-server-1.json")))?;
 
     let (plan, _) = Plan::load(&plan_path).map_err(|e| e.to_string())?;
-    let clip = read_npy(&clip_npy)?;
+    let clip = read_f32(&clip_npy)?;
     eprintln!("[{name}] tract float inference");
     let mut tract_s = f64::INFINITY;
     for _ in 0..3 {
@@ -197,7 +198,7 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
             .load_weights(&c3d_ir::format::weights_path_for(&plan_path))
             .map_err(|e| e.to_string())?;
         let want = simulate(&plan, &w, &clip).map_err(|e| e.to_string())?;
-        let got = read_npy(&out_npy)?;
+        let got = read_f32(&out_npy)?;
         Some(got.data == want.output.data)
     } else {
         None
@@ -304,16 +305,6 @@ fn sibling(name: &str) -> Result<PathBuf, String> {
 fn read_json(p: &Path) -> Result<Value, String> {
     let b = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
     serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn read_npy(p: &Path) -> Result<Tensor<f32>, String> {
-    use ndarray_npy::ReadNpyExt;
-    let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let a = ndarray::ArrayD::<f32>::read_npy(f).map_err(|e| format!("{}: {e}", p.display()))?;
-    Ok(Tensor::new(
-        c3d_ir::Shape::new(a.shape().to_vec()),
-        a.iter().copied().collect(),
-    ))
 }
 
 /// The machine, in words: CPU model, cores, memory, and whether the server was asked to use

@@ -139,6 +139,15 @@ pub fn min_activation_bits(plan: &Plan) -> u32 {
         .unwrap_or(plan.fixed.frac_bits)
 }
 
+/// Names of the layers a plan squares with Beaver triples, in plan order.
+pub fn squared_layers(plan: &Plan) -> Vec<&str> {
+    plan.layers
+        .iter()
+        .filter(|l| l.protocol == c3d_ir::Protocol::BeaverSquare)
+        .map(|l| plan.graph.node(l.node).name.as_str())
+        .collect()
+}
+
 /// Index of the largest value.
 pub fn argmax(v: &[f32]) -> usize {
     let mut b = 0;

@@ -3,9 +3,9 @@
 //! refused with the reason.
 
 use c3d_compiler::{compile, CompileOptions};
-use c3d_ir::{Op, Protocol};
+use c3d_ir::Op;
 use c3d_passes::cost::plan_cost;
-use c3d_tests::export;
+use c3d_tests::{export, squared_layers};
 
 fn bytes(plan: &c3d_ir::Plan) -> u64 {
     let t = plan_cost(plan, None).total;
@@ -65,14 +65,7 @@ fn budget_squares_the_costliest_standalone_relus_until_it_fits() {
         ..low.clone()
     };
     let c = compile(&onnx, &opts, |_| {}).unwrap();
-    let squared: Vec<&str> = c
-        .plan
-        .layers
-        .iter()
-        .filter(|l| l.protocol == Protocol::BeaverSquare)
-        .map(|l| c.plan.graph.node(l.node).name.as_str())
-        .collect();
-    assert_eq!(squared, [relus[0].1.as_str()]);
+    assert_eq!(squared_layers(&c.plan), [relus[0].1.as_str()]);
     assert!(bytes(&c.plan) < full);
     assert!(c.plan.passes.iter().any(|p| p.name == "approx-budget"));
 
@@ -86,11 +79,7 @@ fn budget_squares_the_costliest_standalone_relus_until_it_fits() {
         |_| {},
     )
     .unwrap();
-    assert!(c
-        .plan
-        .layers
-        .iter()
-        .all(|l| l.protocol != Protocol::BeaverSquare));
+    assert!(squared_layers(&c.plan).is_empty());
 
     // Max-pools stay garbled: 1 MB cannot be met, and the error says why.
     let err = compile(

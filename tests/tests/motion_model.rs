@@ -4,12 +4,11 @@
 
 use c3d_compiler::tract_ref::run_tract;
 use c3d_compiler::{compile, CompileOptions};
-use c3d_ir::Protocol;
 use c3d_models::train::{labelled, train, Net, TrainConfig, LAYERS};
 use c3d_tests::motion_table::{
     evaluate, models_dir, rows, secure_output, tensor, test_split, Table,
 };
-use c3d_tests::{argmax, max_abs_diff, server_model};
+use c3d_tests::{argmax, max_abs_diff, server_model, squared_layers};
 
 fn net(file: &str) -> Net {
     Net::from_onnx(&std::fs::read(models_dir().join(file)).expect("committed model"))
@@ -67,14 +66,7 @@ fn squares_model_compiles_as_trained() {
         |_| {},
     )
     .expect("compiles");
-    let sq: Vec<&str> = c
-        .plan
-        .layers
-        .iter()
-        .filter(|l| l.protocol == Protocol::BeaverSquare)
-        .map(|l| c.plan.graph.node(l.node).name.as_str())
-        .collect();
-    assert_eq!(sq, ["/fc6/Relu"]);
+    assert_eq!(squared_layers(&c.plan), ["/fc6/Relu"]);
     assert!(c.plan.passes.iter().any(|p| p.name == "approx"));
 }
 

@@ -109,13 +109,10 @@ fn c3d_tiny_secure_equals_simulation() {
 #[test]
 fn c3d_tiny_with_beaver_squares_equals_simulation() {
     let c = compiled("c3d-tiny", &["/relu_1/Relu", "/relu_7/Relu"]);
-    let squared = c
-        .plan
-        .layers
-        .iter()
-        .filter(|l| l.protocol == c3d_ir::Protocol::BeaverSquare)
-        .count();
-    assert_eq!(squared, 2);
+    assert_eq!(
+        c3d_tests::squared_layers(&c.plan),
+        ["/relu_1/Relu", "/relu_7/Relu"]
+    );
     secure_equals_simulation(&c, 1, 2);
 }
 
