@@ -8,6 +8,8 @@ pub mod gc;
 pub mod he;
 pub mod linear;
 pub mod ot;
+pub mod service;
 pub mod session;
+pub mod tls;
 pub mod transport;
 pub mod video;

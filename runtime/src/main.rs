@@ -7,7 +7,9 @@
 
 use c3d_ir::{Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
-use c3d_runtime::session::{client, server, ClientOptions, Event, Report, ServerModel};
+use c3d_runtime::service::{self, Outcome, OutcomeSink, ProgressSink, ServeOptions};
+use c3d_runtime::session::{client, ClientOptions, Deadlines, Event, Report, ServerModel};
+use c3d_runtime::tls::{self, NetStream};
 use c3d_runtime::transport::Channel;
 use clap::{Parser, ValueEnum};
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
@@ -16,7 +18,6 @@ use rand_chacha::ChaCha20Rng;
 use std::io::IsTerminal;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,35 @@ struct Args {
     /// Seconds without a message from the peer before a session is dropped.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Seconds from the connection to the end of the handshake (TLS and hello) before it is
+    /// dropped (server default: 10; client default: only --timeout, as a busy server queues
+    /// connections).
+    #[arg(long, value_name = "S")]
+    handshake_timeout: Option<f64>,
+    /// Seconds each phase (offline, online) may take before the session is dropped (default:
+    /// sized from the plan's work at slow rates, with a wide margin).
+    #[arg(long, value_name = "S")]
+    phase_timeout: Option<f64>,
+    /// Server: TLS certificate chain (PEM); with --tls-key, sessions run over TLS 1.3.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server or client: private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Server: serve only clients with a certificate signed by this CA (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Client: the CA (PEM) that signed the server's certificate; connects over TLS 1.3.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client: the name the server's certificate must carry (default: the host of
+    /// --connect).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Allow plain TCP on a non-loopback address (the protocol assumes a private,
+    /// authenticated channel: use TLS there).
+    #[arg(long)]
+    allow_plaintext: bool,
     /// Client: server address.
     #[arg(long, default_value = "127.0.0.1:7878")]
     connect: String,
@@ -81,7 +111,8 @@ struct Args {
     spool_limit: Option<f64>,
     /// Server: memory ceiling of the process in MB. What the model takes is subtracted and the
     /// rest shared among --max-clients sessions; garbled layers whose kept material would not
-    /// fit are streamed in the online phase (default: no ceiling).
+    /// fit are streamed in the online phase (default: 80 % of the memory available when the
+    /// server starts).
     #[arg(long, value_name = "MB")]
     memory_limit: Option<f64>,
     /// Server: run the online linear layers on the GPU (needs a build with `--features cuda`;
@@ -120,9 +151,52 @@ fn main() -> Result<()> {
         ));
     }
     let (plan, hash) = Plan::load(&args.plan).map_err(|e| miette!("{e}"))?;
-    match args.role {
+    // A bug triggered by the peer ends this run with an error, not an abort trace.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match args.role {
         Role::Server => run_server(&args, plan, hash),
         Role::Client => run_client(&args, plan, hash),
+    }))
+    .unwrap_or_else(|p| {
+        Err(miette!(
+            "internal error: {}",
+            c3d_runtime::session::panic_text(&*p)
+        ))
+    })
+}
+
+/// Seconds from a flag, checked.
+fn seconds(flag: &str, v: Option<f64>) -> Result<Option<Duration>> {
+    match v {
+        Some(s) if !(s.is_finite() && s > 0.0 && s < 1e9) => Err(miette!(
+            "{flag} must be a positive number of seconds, not {s}"
+        )),
+        s => Ok(s.map(Duration::from_secs_f64)),
+    }
+}
+
+/// The memory available to this process now (Linux: MemAvailable), in bytes.
+fn available_memory() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// One progress line on stderr, rewritten in place (callers check it is a terminal).
+fn print_progress(label: &str, e: &Event) {
+    let part = e.part.map_or(String::new(), |(d, n)| {
+        format!(" {:>3}%", 100 * d / n.max(1))
+    });
+    eprint!(
+        "\r\x1b[2K{label}{} {:>3}/{} {} ({}){part}",
+        e.phase.name(),
+        e.index + 1,
+        e.total,
+        e.name,
+        e.protocol
+    );
+    if e.index + 1 == e.total && e.part.is_none() {
+        eprintln!();
     }
 }
 
@@ -131,20 +205,7 @@ fn progress_printer(label: String) -> impl FnMut(&Event) {
     let tty = std::io::stderr().is_terminal();
     move |e: &Event| {
         if tty {
-            let part = e.part.map_or(String::new(), |(d, n)| {
-                format!(" {:>3}%", 100 * d / n.max(1))
-            });
-            eprint!(
-                "\r\x1b[2K{label}{} {:>3}/{} {} ({}){part}",
-                e.phase.name(),
-                e.index + 1,
-                e.total,
-                e.name,
-                e.protocol
-            );
-            if e.index + 1 == e.total && e.part.is_none() {
-                eprintln!();
-            }
+            print_progress(&label, e)
         }
     }
 }
@@ -183,94 +244,118 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
     let mut model =
         ServerModel::new(plan, hash, &weights, whash, be).map_err(|e| miette!("{e}"))?;
     drop(weights);
-    if let Some(limit) = args.memory_limit {
-        if !(limit.is_finite() && limit > 0.0) {
+    let used = c3d_runtime::session::report::resident_memory();
+    let limit = match args.memory_limit {
+        Some(l) if !(l.is_finite() && l > 0.0) => {
             return Err(miette!(
-                "--memory-limit must be a positive number of MB, not {limit}"
-            ));
+                "--memory-limit must be a positive number of MB, not {l}"
+            ))
         }
-        let limit = (limit * 1e6) as u64;
-        let used = c3d_runtime::session::report::resident_memory();
-        let per = limit.saturating_sub(used) / args.max_clients.max(1) as u64;
-        if per == 0 {
-            return Err(miette!(
-                "--memory-limit {:.0} MB: the model alone takes {:.0} MB",
-                mb(limit),
-                mb(used)
-            ));
+        Some(l) => (l * 1e6) as u64,
+        // Never unlimited: a share of what the machine has free now.
+        None => {
+            used + available_memory().ok_or_else(|| {
+                miette!("cannot read the available memory; give --memory-limit MB")
+            })? / 5
+                * 4
         }
-        eprintln!(
-            "c3d-run server: model resident {:.0} MB; each of {} sessions may keep {:.0} MB of garbled material",
-            mb(used),
-            args.max_clients.max(1),
-            mb(per)
-        );
-        model = model.with_keep_limit(per);
+    };
+    let per = limit.saturating_sub(used) / args.max_clients.max(1) as u64;
+    if per == 0 {
+        return Err(miette!(
+            "--memory-limit {:.0} MB: the model alone takes {:.0} MB",
+            mb(limit),
+            mb(used)
+        ));
     }
+    eprintln!(
+        "c3d-run server: model resident {:.0} MB, ceiling {:.0} MB; each of {} sessions may keep {:.0} MB of garbled material",
+        mb(used),
+        mb(limit),
+        args.max_clients.max(1),
+        mb(per)
+    );
+    model = model.with_keep_limit(per);
+    let deadlines = Deadlines {
+        handshake: Some(
+            seconds("--handshake-timeout", args.handshake_timeout)?
+                .unwrap_or(c3d_runtime::session::deadline::HANDSHAKE),
+        ),
+        phase: seconds("--phase-timeout", args.phase_timeout)?,
+    };
+    model = model.with_deadlines(deadlines);
     if args.gpu {
         model = with_gpu(model);
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => {
+            Some(tls::server_config(c, k, args.client_ca.as_deref()).map_err(|e| miette!("{e}"))?)
+        }
+        _ if args.client_ca.is_some() => {
+            return Err(miette!(
+                "--client-ca needs TLS: give --tls-cert and --tls-key too"
+            ))
+        }
+        _ => None,
+    };
+    if tls.is_none() && !args.allow_plaintext && !tls::is_loopback(&args.listen) {
+        return Err(miette!(
+            help = "give --tls-cert, --tls-key (and --client-ca to authenticate clients), or --allow-plaintext on a network you trust",
+            "refusing to serve plain TCP on {}, which is not a loopback address",
+            args.listen
+        ));
     }
     let model = Arc::new(model);
     let listener = TcpListener::bind(&args.listen)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
     eprintln!(
-        "c3d-run server: `{name}` (plan {}) on {}",
+        "c3d-run server: `{name}` (plan {}) on {}{}",
         &c3d_ir::format::hex(&hash)[..16],
-        listener.local_addr().into_diagnostic()?
-    );
-    let active = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::new();
-    let mut served = 0usize;
-    for conn in listener.incoming() {
-        let stream = match conn {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("c3d-run server: accept failed: {e}");
-                continue;
-            }
-        };
-        served += 1;
-        while active.load(Ordering::SeqCst) >= args.max_clients.max(1) {
-            std::thread::sleep(Duration::from_millis(20));
+        listener.local_addr().into_diagnostic()?,
+        match (&tls, &args.client_ca) {
+            (None, _) => " (plain TCP)",
+            (Some(_), None) => " (TLS 1.3)",
+            (Some(_), Some(_)) => " (TLS 1.3, client certificates required)",
         }
-        active.fetch_add(1, Ordering::SeqCst);
-        let (model, active) = (model.clone(), active.clone());
-        let report = args.report.as_ref().map(|p| numbered(p, served));
-        let timeout = Duration::from_secs(args.timeout.max(1));
-        let id = served;
-        handles.push(std::thread::spawn(move || {
-            let peer = stream
-                .peer_addr()
-                .map_or("?".into(), |a| a.to_string());
-            let r = serve_one(&model, stream, timeout, id);
-            match r {
-                Ok(rep) => {
-                    eprintln!(
-                        "c3d-run server: session {id} ({peer}) done: offline {:.2} s, online {:.2} s, sent {:.1} MB, received {:.1} MB",
-                        rep.phases.first().map_or(0.0, |p| p.seconds),
-                        rep.phases.get(1).map_or(0.0, |p| p.seconds),
-                        mb(rep.bytes_sent),
-                        mb(rep.bytes_received)
-                    );
-                    if let Some(p) = report {
-                        if let Err(e) = write_report(&p, &rep) {
-                            eprintln!("c3d-run server: session {id}: report not written: {e}");
-                        }
+    );
+    let opts = ServeOptions {
+        max_clients: args.max_clients.max(1),
+        sessions: args.sessions,
+        idle_timeout: Duration::from_secs(args.timeout.max(1)),
+        handshake_timeout: deadlines
+            .handshake
+            .unwrap_or(c3d_runtime::session::deadline::HANDSHAKE),
+        tls,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let progress: ProgressSink = Arc::new(move |id, e: &Event| {
+        if tty {
+            print_progress(&format!("[session {id}] "), e)
+        }
+    });
+    let report = args.report.clone();
+    let done: OutcomeSink = Arc::new(move |o: Outcome| {
+        let Outcome { id, peer, result } = o;
+        match result {
+            Ok(rep) => {
+                eprintln!(
+                    "c3d-run server: session {id} ({peer}) done: offline {:.2} s, online {:.2} s, sent {:.1} MB, received {:.1} MB",
+                    rep.phases.first().map_or(0.0, |p| p.seconds),
+                    rep.phases.get(1).map_or(0.0, |p| p.seconds),
+                    mb(rep.bytes_sent),
+                    mb(rep.bytes_received)
+                );
+                if let Some(p) = &report {
+                    if let Err(e) = write_report(&numbered(p, id), &rep) {
+                        eprintln!("c3d-run server: session {id}: report not written: {e}");
                     }
                 }
-                Err(e) => eprintln!("c3d-run server: session {id} ({peer}) ended: {e}"),
             }
-            active.fetch_sub(1, Ordering::SeqCst);
-        }));
-        handles.retain(|h| !h.is_finished());
-        if args.sessions.is_some_and(|n| served >= n) {
-            break;
+            Err(e) => eprintln!("c3d-run server: session {id} ({peer}) ended: {e}"),
         }
-    }
-    for h in handles {
-        let _ = h.join();
-    }
+    });
+    service::serve(model, listener, &opts, progress, done);
     Ok(())
 }
 
@@ -296,31 +381,60 @@ fn with_gpu(model: ServerModel<FheRs>) -> ServerModel<FheRs> {
     model
 }
 
-fn serve_one(
-    model: &ServerModel<FheRs>,
-    stream: TcpStream,
-    timeout: Duration,
-    id: usize,
-) -> std::result::Result<Report, String> {
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut ch = Channel::new(stream).map_err(|e| e.to_string())?;
-    ch.set_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    let mut rng = ChaCha20Rng::from_os_rng();
-    let mut progress = progress_printer(format!("[session {id}] "));
-    server::serve(model, &mut ch, &mut rng, &mut progress).map_err(|e| e.to_string())
-}
-
-fn connect(addr: &str, wait: u64) -> Result<Channel<TcpStream>> {
+/// Connects (retrying while the server starts) and, with --tls-ca, runs the TLS handshake.
+fn connect(args: &Args) -> Result<Channel<NetStream>> {
+    let addr = &args.connect;
     let t0 = Instant::now();
-    loop {
-        match Channel::connect(addr) {
-            Ok(c) => return Ok(c),
-            Err(e) if t0.elapsed() >= Duration::from_secs(wait) => {
+    let tcp = loop {
+        match TcpStream::connect(addr) {
+            Ok(c) => break c,
+            Err(e) if t0.elapsed() >= Duration::from_secs(args.connect_wait) => {
                 return Err(miette!("cannot connect to the server at {addr}: {e}"))
             }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
-    }
+    };
+    tcp.set_nodelay(true).into_diagnostic()?;
+    let idle = Duration::from_secs(args.timeout.max(1));
+    let handshake = seconds("--handshake-timeout", args.handshake_timeout)?;
+    let stream = match &args.tls_ca {
+        Some(ca) => {
+            let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+            let cfg = tls::client_config(ca, identity).map_err(|e| miette!("{e}"))?;
+            let host = match &args.server_name {
+                Some(n) => n.clone(),
+                None => host_of(addr),
+            };
+            let name = tls::server_name(&host).map_err(|e| miette!("{e}"))?;
+            NetStream::connect(cfg, name, tcp, Instant::now() + handshake.unwrap_or(idle))
+                .map_err(|e| miette!("TLS with the server at {addr}: {e}"))?
+        }
+        None if args.tls_cert.is_some() => {
+            return Err(miette!(
+                "--tls-cert on the client needs --tls-ca (the CA of the server's certificate)"
+            ))
+        }
+        None => {
+            if !args.allow_plaintext && !tls::is_loopback(addr) {
+                return Err(miette!(
+                    help = "give --tls-ca (and --tls-cert/--tls-key if the server wants a client certificate), or --allow-plaintext on a network you trust",
+                    "refusing plain TCP to {addr}, which is not a loopback address"
+                ));
+            }
+            NetStream::plain(tcp)
+        }
+    };
+    let mut ch = Channel::over(stream);
+    ch.set_timeout(Some(idle)).into_diagnostic()?;
+    Ok(ch)
+}
+
+/// The host part of host:port (brackets of an IPv6 literal removed).
+fn host_of(addr: &str) -> String {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
 fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
@@ -353,13 +467,16 @@ fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
         }
     }
     let be = FheRs::new(plan.fixed.p).map_err(|e| miette!("{e}"))?;
-    let mut ch = connect(&args.connect, args.connect_wait)?;
-    ch.set_timeout(Some(Duration::from_secs(args.timeout.max(1))))
-        .into_diagnostic()?;
+    let deadlines = Deadlines {
+        handshake: seconds("--handshake-timeout", args.handshake_timeout)?,
+        phase: seconds("--phase-timeout", args.phase_timeout)?,
+    };
+    let mut ch = connect(args)?;
     let mut rng = ChaCha20Rng::from_os_rng();
     let opts = ClientOptions {
         spool_dir: args.spool.clone(),
         spool_limit,
+        deadlines,
     };
     let mut progress = progress_printer(String::new());
     let t0 = Instant::now();

@@ -1,15 +1,20 @@
-//! Framed, length-checked messages over a byte stream (TCP between the parties; a Unix socket
-//! pair in tests). Counts bytes each way per protocol step, enforces time-outs, refuses
-//! oversize or malformed frames before allocating, and streams large vectors in bounded chunks
-//! so neither side holds a whole layer's payload at once.
+//! Framed, length-checked messages over a byte stream (TCP or TLS between the parties; a Unix
+//! socket pair in tests). Counts bytes each way per protocol step, enforces an idle time-out
+//! per read and write and an overall deadline (per phase), refuses oversize or malformed
+//! frames before allocating, and streams large vectors in bounded chunks so neither side holds
+//! a whole layer's payload at once.
 //!
 //! Frame: payload length (u32, little endian) | tag (u8) | payload.
+//!
+//! The deadline lives in the socket layer ([`Timed`]), below TLS: every read or write system
+//! call waits at most until the deadline, so a peer that trickles a byte at a time cannot hold
+//! a session past it.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest frame accepted by default (64 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
@@ -17,9 +22,92 @@ pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 pub const STREAM_CHUNK: usize = 1 << 20;
 /// Tag of the chunks that follow a stream header.
 pub const TAG_CHUNK: u8 = 0xFE;
-/// Tag of the last frame a party sends when it gives up: the reason, in words.
+/// Tag of the last frame a party sends when it gives up: an [`AbortCode`].
 pub const TAG_ABORT: u8 = 0xFD;
 const HEADER: usize = 5;
+/// Most bytes a frame's buffer grows by before the bytes have arrived: a peer that announces
+/// a large frame and sends nothing costs this much, not the frame.
+const GROW: usize = 1 << 20;
+
+/// Why a party gave up, as it tells its peer: a code with a fixed message, never the local
+/// error text (which can carry paths or peer-supplied text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortCode {
+    /// The peer's message did not fit the protocol.
+    Protocol,
+    /// A time-out or deadline passed.
+    Timeout,
+    /// The plan cannot run on this side.
+    Plan,
+    /// This side's input (clip, weights, spool) failed.
+    Input,
+    /// Cryptographic material from the peer was refused.
+    Crypto,
+    /// An internal failure on this side.
+    Internal,
+    /// A code this build does not know.
+    Unknown(u16),
+}
+
+impl AbortCode {
+    /// The wire value.
+    pub fn code(self) -> u16 {
+        match self {
+            AbortCode::Protocol => 1,
+            AbortCode::Timeout => 2,
+            AbortCode::Plan => 3,
+            AbortCode::Input => 4,
+            AbortCode::Crypto => 5,
+            AbortCode::Internal => 6,
+            AbortCode::Unknown(c) => c,
+        }
+    }
+
+    /// From the wire value.
+    pub fn from_code(c: u16) -> Self {
+        match c {
+            1 => AbortCode::Protocol,
+            2 => AbortCode::Timeout,
+            3 => AbortCode::Plan,
+            4 => AbortCode::Input,
+            5 => AbortCode::Crypto,
+            6 => AbortCode::Internal,
+            c => AbortCode::Unknown(c),
+        }
+    }
+}
+
+impl std::fmt::Display for AbortCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AbortCode::Protocol => write!(f, "it refused a message of ours (protocol error)"),
+            AbortCode::Timeout => write!(f, "it timed out"),
+            AbortCode::Plan => write!(f, "its plan cannot run"),
+            AbortCode::Input => write!(f, "its input failed"),
+            AbortCode::Crypto => write!(f, "it refused our cryptographic material"),
+            AbortCode::Internal => write!(f, "an internal error"),
+            AbortCode::Unknown(c) => write!(f, "unknown reason (code {c})"),
+        }
+    }
+}
+
+/// Peer-supplied text made safe for a log line or a terminal: at most `max` characters,
+/// control characters (escape sequences, newlines) and non-ASCII written as escapes.
+pub fn sanitize(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push_str("...");
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
 
 /// What can go wrong on the wire.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +118,9 @@ pub enum TransportError {
     /// No data within the time-out.
     #[error("no message from the peer within {0:?}")]
     Timeout(Duration),
+    /// The deadline of the current phase passed.
+    #[error("the {0} deadline passed")]
+    Deadline(String),
     /// A frame announced more bytes than allowed.
     #[error("frame of {len} bytes exceeds the {max}-byte limit")]
     Oversize {
@@ -40,10 +131,13 @@ pub enum TransportError {
     },
     /// The peer gave up and said why.
     #[error("the peer stopped: {0}")]
-    Aborted(String),
+    Aborted(AbortCode),
     /// A frame that does not fit the protocol.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// The TLS layer failed (handshake, certificate, record).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Any other I/O failure.
     #[error("i/o error: {0}")]
     Io(io::Error),
@@ -54,21 +148,104 @@ pub type Result<T> = std::result::Result<T, TransportError>;
 
 /// Streams the channel can run over.
 pub trait Stream: Read + Write {
-    /// Sets the read and write time-outs.
+    /// Sets the idle time-out of each read and write, and the deadline after which every read
+    /// and write fails with [`io::ErrorKind::TimedOut`].
+    fn set_limits(&mut self, timeout: Option<Duration>, deadline: Option<Instant>);
+    /// Whether the deadline set by [`Stream::set_limits`] has passed.
+    fn past_deadline(&self) -> bool;
+}
+
+/// Sockets whose read and write time-outs can be set.
+pub trait Socket: Read + Write {
+    /// Sets both time-outs (None: wait forever).
     fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()>;
 }
 
-impl Stream for TcpStream {
+impl Socket for TcpStream {
     fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
         self.set_read_timeout(t)?;
         self.set_write_timeout(t)
     }
 }
 
-impl Stream for UnixStream {
+impl Socket for UnixStream {
     fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
         self.set_read_timeout(t)?;
         self.set_write_timeout(t)
+    }
+}
+
+/// A socket whose every read and write waits at most the idle time-out and never past the
+/// deadline.
+pub struct Timed<T: Socket> {
+    sock: T,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+}
+
+impl<T: Socket> Timed<T> {
+    /// Wraps a socket (no time-out, no deadline).
+    pub fn new(sock: T) -> Self {
+        Timed {
+            sock,
+            timeout: None,
+            deadline: None,
+        }
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &T {
+        &self.sock
+    }
+
+    /// Arms the socket for one call: the shorter of the idle time-out and the time left.
+    fn arm(&self) -> io::Result<()> {
+        let left = match self.deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        let t = match (self.timeout, left) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // A zero duration means "forever" to the socket API: never pass one.
+        self.sock
+            .set_timeouts(t.map(|t| t.max(Duration::from_millis(1))))
+    }
+}
+
+impl<T: Socket> Read for Timed<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.sock.read(buf)
+    }
+}
+
+impl<T: Socket> Write for Timed<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+impl<T: Socket> Stream for Timed<T> {
+    fn set_limits(&mut self, timeout: Option<Duration>, deadline: Option<Instant>) {
+        self.timeout = timeout;
+        self.deadline = deadline;
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 
@@ -89,16 +266,19 @@ pub struct StepStats {
 
 /// A framed message channel.
 pub struct Channel<S: Stream> {
-    w: BufWriter<S>,
-    r: S,
+    s: BufWriter<S>,
     max_frame: usize,
     timeout: Option<Duration>,
+    deadline: Option<(Instant, String)>,
     step: String,
     stats: BTreeMap<String, StepStats>,
     sent_since_read: bool,
 }
 
-impl Channel<UnixStream> {
+/// A channel over a Unix socket pair (tests, benches).
+pub type Pipe = Channel<Timed<UnixStream>>;
+
+impl Channel<Timed<UnixStream>> {
     /// A connected in-memory pair (a Unix socket pair), for tests and local runs.
     pub fn pair() -> Result<(Self, Self)> {
         let (a, b) = UnixStream::pair().map_err(TransportError::Io)?;
@@ -106,7 +286,7 @@ impl Channel<UnixStream> {
     }
 }
 
-impl Channel<TcpStream> {
+impl Channel<Timed<TcpStream>> {
     /// Connects to a listening peer.
     pub fn connect(addr: impl std::net::ToSocketAddrs) -> Result<Self> {
         let s = TcpStream::connect(addr).map_err(TransportError::Io)?;
@@ -115,60 +295,81 @@ impl Channel<TcpStream> {
     }
 }
 
-/// Streams that can be split into a reading and a writing handle.
-pub trait TryClone: Sized {
-    /// A second handle to the same stream.
-    fn try_clone_stream(&self) -> io::Result<Self>;
-}
-
-impl TryClone for TcpStream {
-    fn try_clone_stream(&self) -> io::Result<Self> {
-        self.try_clone()
-    }
-}
-
-impl TryClone for UnixStream {
-    fn try_clone_stream(&self) -> io::Result<Self> {
-        self.try_clone()
-    }
-}
-
-fn io_err(e: io::Error, timeout: Option<Duration>) -> TransportError {
+fn io_err(
+    e: io::Error,
+    timeout: Option<Duration>,
+    deadline: &Option<(Instant, String)>,
+) -> TransportError {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            TransportError::Timeout(timeout.unwrap_or_default())
-        }
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => match deadline {
+            Some((d, phase)) if Instant::now() >= *d => TransportError::Deadline(phase.clone()),
+            _ => TransportError::Timeout(timeout.unwrap_or_default()),
+        },
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe
         | io::ErrorKind::ConnectionAborted => TransportError::Closed,
+        // rustls reports its failures (bad certificate, bad record) as InvalidData with the
+        // rustls error inside.
+        io::ErrorKind::InvalidData if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            TransportError::Tls(e.to_string())
+        }
         _ => TransportError::Io(e),
     }
 }
 
-impl<S: Stream + TryClone> Channel<S> {
-    /// Wraps a connected stream (default limit 64 MiB, time-out 5 minutes).
-    pub fn new(stream: S) -> Result<Self> {
-        let r = stream.try_clone_stream().map_err(TransportError::Io)?;
-        let mut c = Channel {
-            w: BufWriter::with_capacity(1 << 16, stream),
-            r,
-            max_frame: DEFAULT_MAX_FRAME,
-            timeout: None,
-            step: "default".into(),
-            stats: BTreeMap::new(),
-            sent_since_read: false,
-        };
-        c.set_timeout(Some(Duration::from_secs(300)))?;
-        Ok(c)
+impl<T: Socket> Channel<Timed<T>> {
+    /// Wraps a connected socket (default limit 64 MiB, time-out 5 minutes).
+    pub fn new(sock: T) -> Result<Self> {
+        Ok(Channel::over(Timed::new(sock)))
     }
 }
 
 impl<S: Stream> Channel<S> {
+    /// A channel over any stream (a TLS stream, say): default limit 64 MiB, time-out 5
+    /// minutes, no deadline.
+    pub fn over(stream: S) -> Self {
+        let mut c = Channel {
+            s: BufWriter::with_capacity(1 << 16, stream),
+            max_frame: DEFAULT_MAX_FRAME,
+            timeout: None,
+            deadline: None,
+            step: "default".into(),
+            stats: BTreeMap::new(),
+            sent_since_read: false,
+        };
+        c.set_timeout(Some(Duration::from_secs(300)))
+            .expect("setting limits does not fail");
+        c
+    }
+
+    /// The stream (its buffered writes not yet flushed).
+    pub fn get_ref(&self) -> &S {
+        self.s.get_ref()
+    }
+
     /// Sets the time-out of every read and write.
     pub fn set_timeout(&mut self, t: Option<Duration>) -> Result<()> {
         self.timeout = t;
-        self.r.set_timeouts(t).map_err(TransportError::Io)
+        let d = self.deadline.as_ref().map(|(d, _)| *d);
+        self.s.get_mut().set_limits(t, d);
+        Ok(())
+    }
+
+    /// Sets the deadline of everything that follows (None: no deadline); `phase` names it in
+    /// the error when it passes.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>, phase: &str) {
+        self.deadline = deadline.map(|d| (d, phase.to_string()));
+        self.s.get_mut().set_limits(self.timeout, deadline);
+    }
+
+    /// The deadline in force, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.as_ref().map(|(d, _)| *d)
+    }
+
+    fn fail(&self, e: io::Error) -> TransportError {
+        io_err(e, self.timeout, &self.deadline)
     }
 
     /// Sets the largest frame accepted.
@@ -216,12 +417,15 @@ impl<S: Stream> Channel<S> {
                 max: self.max_frame,
             });
         }
-        let t = self.timeout;
         let mut h = [0u8; HEADER];
         h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         h[4] = tag;
-        self.w.write_all(&h).map_err(|e| io_err(e, t))?;
-        self.w.write_all(payload).map_err(|e| io_err(e, t))?;
+        if let Err(e) = self.s.write_all(&h) {
+            return Err(self.fail(e));
+        }
+        if let Err(e) = self.s.write_all(payload) {
+            return Err(self.fail(e));
+        }
         self.sent_since_read = true;
         let e = self.entry();
         e.sent += (HEADER + payload.len()) as u64;
@@ -230,23 +434,26 @@ impl<S: Stream> Channel<S> {
     }
 
     /// Tells the peer this side is giving up, and why (best effort: the peer may be gone).
-    pub fn abort(&mut self, reason: &str) {
-        let r = &reason.as_bytes()[..reason.len().min(4096)];
-        let _ = self.send(TAG_ABORT, r);
+    /// Only the code crosses the wire.
+    pub fn abort(&mut self, code: AbortCode) {
+        let _ = self.send(TAG_ABORT, &code.code().to_le_bytes());
     }
 
     /// Flushes buffered frames.
     pub fn flush(&mut self) -> Result<()> {
-        let t = self.timeout;
-        self.w.flush().map_err(|e| io_err(e, t))
+        match self.s.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Receives one frame of any tag.
     pub fn recv_any(&mut self) -> Result<(u8, Vec<u8>)> {
         self.flush()?;
-        let t = self.timeout;
         let mut h = [0u8; HEADER];
-        self.r.read_exact(&mut h).map_err(|e| io_err(e, t))?;
+        if let Err(e) = self.s.get_mut().read_exact(&mut h) {
+            return Err(self.fail(e));
+        }
         let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
         if len > self.max_frame {
             return Err(TransportError::Oversize {
@@ -254,11 +461,18 @@ impl<S: Stream> Channel<S> {
                 max: self.max_frame,
             });
         }
-        let mut payload = vec![0u8; len];
-        self.r.read_exact(&mut payload).map_err(|e| io_err(e, t))?;
+        // The buffer grows with the bytes that arrive, not with the announced length.
+        let mut payload = Vec::with_capacity(len.min(GROW));
+        match self.s.get_mut().take(len as u64).read_to_end(&mut payload) {
+            Ok(n) if n == len => {}
+            Ok(_) => return Err(TransportError::Closed),
+            Err(e) => return Err(self.fail(e)),
+        }
         if h[4] == TAG_ABORT {
-            let why = String::from_utf8_lossy(&payload[..payload.len().min(4096)]);
-            return Err(TransportError::Aborted(why.into_owned()));
+            let code = <[u8; 2]>::try_from(payload.as_slice())
+                .map(u16::from_le_bytes)
+                .unwrap_or(0);
+            return Err(TransportError::Aborted(AbortCode::from_code(code)));
         }
         let turned = std::mem::take(&mut self.sent_since_read);
         let e = self.entry();
@@ -343,7 +557,7 @@ impl<S: Stream> Channel<S> {
 
     /// The raw stream, for tests that need to misbehave.
     pub fn raw_writer(&mut self) -> &mut BufWriter<S> {
-        &mut self.w
+        &mut self.s
     }
 }
 

@@ -281,7 +281,7 @@ mod tests {
         (t.join().unwrap(), (r, b))
     }
 
-    type Pipe = Channel<std::os::unix::net::UnixStream>;
+    type Pipe = crate::transport::Pipe;
 
     /// One chosen-message run: the sender on a thread, the receiver here; returns the
     /// receiver's outputs and the sender's state for the next run.

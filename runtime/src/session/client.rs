@@ -27,6 +27,8 @@ pub struct ClientOptions {
     /// Most bytes to spool; garbled layers that do not fit are streamed in the online phase
     /// (default: 90 % of the free space where the spool goes).
     pub spool_limit: Option<u64>,
+    /// Deadlines of the handshake and the phases (a server that stalls is given up on).
+    pub deadlines: super::Deadlines,
 }
 
 impl ClientOptions {
@@ -69,6 +71,9 @@ pub struct Prepared<'a> {
     squares: HashMap<NodeId, (Vec<u64>, Squares, Vec<u64>)>,
     /// Streamed garbled layers: the client's input share and output mask.
     streamed: HashMap<NodeId, (Vec<u64>, Vec<u64>)>,
+    /// Their step indices, ascending.
+    streamed_steps: Vec<usize>,
+    deadlines: super::Deadlines,
     reveal_share: Vec<u64>,
     spool: Spool,
     ot: OtReceiver,
@@ -85,13 +90,9 @@ pub fn offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Prepared<'a>, SessionError> {
-    let r = offline_inner(plan, plan_hash, be, ch, opts, rng, progress);
-    if let Err(e) = &r {
-        if e.tells_peer() {
-            ch.abort(&e.to_string());
-        }
-    }
-    r
+    super::guarded(ch, |ch| {
+        offline_inner(plan, plan_hash, be, ch, opts, rng, progress)
+    })
 }
 
 fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
@@ -115,7 +116,14 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         &c3d_ir::format::hex(plan_hash),
         be.name(),
     );
+    if let (Some(h), None) = (opts.deadlines.handshake, ch.deadline()) {
+        ch.set_deadline(Some(Instant::now() + h), "handshake");
+    }
     handshake::client(ch, plan_hash, be.name())?;
+    let offline_deadline = |streamed: &[usize]| {
+        Some(Instant::now() + opts.deadlines.of(&sched, p, streamed, Phase::Offline))
+    };
+    ch.set_deadline(offline_deadline(&[]), "offline");
     ch.set_step("setup");
     let sk = be.keygen(rng)?;
     // The server re-randomises every ciphertext it returns with this key.
@@ -130,6 +138,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         keep_limit,
     );
     ch.send(tags::STREAMED, &placement::encode(&streamed))?;
+    ch.set_deadline(offline_deadline(&streamed), "offline");
     rec.set_streamed(
         streamed
             .iter()
@@ -203,6 +212,8 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         rec.end(ch);
     }
     rec.end_phase();
+    // Between the phases only the idle time-out applies (the clip may be decoded now).
+    ch.set_deadline(None, "");
     rec.set_spooled(spool.len());
     let reveal_share = c
         .remove(&sched.reveal)
@@ -214,6 +225,8 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         input_mask,
         squares,
         streamed: streamed_in,
+        streamed_steps: streamed,
+        deadlines: opts.deadlines,
         reveal_share,
         spool,
         ot,
@@ -234,13 +247,7 @@ impl Prepared<'_> {
         input: &Tensor<f32>,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<(ClientOutcome, Report), SessionError> {
-        let r = self.online_inner(ch, input, progress);
-        if let Err(e) = &r {
-            if e.tells_peer() {
-                ch.abort(&e.to_string());
-            }
-        }
-        r
+        super::guarded(ch, |ch| self.online_inner(ch, input, progress))
     }
 
     fn online_inner<S: Stream>(
@@ -267,6 +274,10 @@ impl Prepared<'_> {
                 "clip tensor holds a non-finite value ({v})"
             )));
         }
+        let budget = self
+            .deadlines
+            .of(&self.sched, p, &self.streamed_steps, Phase::Online);
+        ch.set_deadline(Some(Instant::now() + budget), "online");
         ch.set_step("start-online");
         ch.send(tags::START_ONLINE, &[])?;
         self.rec.begin_phase(Phase::Online);

@@ -2,7 +2,7 @@
 //! plan and the HE backend; the server accepts or says why not, and both stop on a mismatch.
 
 use super::{tags, SessionError};
-use crate::transport::{Channel, Stream};
+use crate::transport::{sanitize, Channel, Stream};
 
 /// Version of the session protocol; bumped whenever a message changes.
 pub const PROTOCOL_VERSION: u32 = 3;
@@ -31,7 +31,7 @@ pub fn client<S: Stream>(
         tags::ACCEPT if body.is_empty() => Ok(()),
         tags::REFUSE => Err(SessionError::Handshake(format!(
             "the server refused: {}",
-            String::from_utf8_lossy(&body[..body.len().min(MAX_HELLO)])
+            sanitize(&String::from_utf8_lossy(&body), 300)
         ))),
         t => Err(SessionError::Peer(format!(
             "answer of tag {t:#04x} to the handshake; is this a c3d-run server?"
@@ -57,7 +57,8 @@ pub fn server<S: Stream>(
     } else {
         let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
         let hash: &[u8] = &body[12..44];
-        let their_backend = String::from_utf8_lossy(&body[44..]);
+        // Peer text: escaped and cut before it reaches a log or the peer's terminal.
+        let their_backend = sanitize(&String::from_utf8_lossy(&body[44..]), 40);
         if version != PROTOCOL_VERSION {
             Some(format!(
                 "protocol version {version}; this server speaks version {PROTOCOL_VERSION}"

@@ -10,6 +10,7 @@
 //! before the clip is known, and online the server only ever sees masked values.
 
 pub mod client;
+pub mod deadline;
 pub mod garbled;
 pub mod handshake;
 pub mod placement;
@@ -19,12 +20,13 @@ pub mod server;
 pub mod spool;
 
 use crate::field::Field;
-use crate::transport::TransportError;
+use crate::transport::{AbortCode, TransportError};
 use c3d_ir::{FixedPoint, NodeId, Plan, Tensor, Weights};
 use schedule::Step;
 use std::collections::HashMap;
 
 pub use client::{ClientOptions, ClientOutcome};
+pub use deadline::Deadlines;
 pub use report::{Event, Phase, Report};
 pub use schedule::Schedule;
 pub use server::ServerModel;
@@ -62,35 +64,63 @@ pub enum SessionError {
     /// The client's spool failed.
     #[error("spool: {0}")]
     Spool(#[from] std::io::Error),
+    /// A bug: a panic inside the session, caught at its boundary.
+    #[error("internal error: {0}")]
+    Panic(String),
+}
+
+/// The transport failure inside a session error, if that is what it is.
+fn transport_of(e: &SessionError) -> Option<&TransportError> {
+    match e {
+        SessionError::Transport(t) => Some(t),
+        SessionError::Ot(crate::ot::OtError::Transport(t)) => Some(t),
+        SessionError::Linear(crate::linear::LinearError::Transport(t)) => Some(t),
+        SessionError::Beaver(crate::beaver::BeaverError::Transport(t)) => Some(t),
+        _ => None,
+    }
 }
 
 impl SessionError {
     /// Whether the peer should be told (it is still there and did not stop first).
     pub fn tells_peer(&self) -> bool {
-        let t = match self {
-            SessionError::Transport(t) => Some(t),
-            SessionError::Ot(crate::ot::OtError::Transport(t)) => Some(t),
-            SessionError::Linear(crate::linear::LinearError::Transport(t)) => Some(t),
-            SessionError::Beaver(crate::beaver::BeaverError::Transport(t)) => Some(t),
-            SessionError::Handshake(_) => return false,
-            _ => None,
-        };
+        if matches!(self, SessionError::Handshake(_)) {
+            return false;
+        }
         !matches!(
-            t,
-            Some(TransportError::Closed | TransportError::Aborted(_) | TransportError::Timeout(_))
+            transport_of(self),
+            Some(
+                TransportError::Closed
+                    | TransportError::Aborted(_)
+                    | TransportError::Timeout(_)
+                    | TransportError::Deadline(_)
+                    | TransportError::Tls(_)
+                    | TransportError::Io(_)
+            )
         )
+    }
+
+    /// What the peer is told: a code, never this error's text (it can hold local paths or
+    /// text the peer sent).
+    pub fn abort_code(&self) -> AbortCode {
+        match transport_of(self) {
+            Some(TransportError::Timeout(_) | TransportError::Deadline(_)) => AbortCode::Timeout,
+            Some(_) => AbortCode::Protocol,
+            None => match self {
+                SessionError::Plan(_) => AbortCode::Plan,
+                SessionError::Input(_) | SessionError::Spool(_) => AbortCode::Input,
+                SessionError::He(_)
+                | SessionError::Ot(_)
+                | SessionError::Linear(_)
+                | SessionError::Beaver(_) => AbortCode::Crypto,
+                SessionError::Panic(_) => AbortCode::Internal,
+                _ => AbortCode::Protocol,
+            },
+        }
     }
 
     /// Whether the failure is the connection going away (a disconnect, not a protocol bug).
     pub fn is_disconnect(&self) -> bool {
-        let t = match self {
-            SessionError::Transport(t) => Some(t),
-            SessionError::Ot(crate::ot::OtError::Transport(t)) => Some(t),
-            SessionError::Linear(crate::linear::LinearError::Transport(t)) => Some(t),
-            SessionError::Beaver(crate::beaver::BeaverError::Transport(t)) => Some(t),
-            _ => None,
-        };
-        matches!(t, Some(TransportError::Closed))
+        matches!(transport_of(self), Some(TransportError::Closed))
     }
 }
 
@@ -106,6 +136,33 @@ pub(crate) mod tags {
     pub const INPUT: u8 = 0x60;
     pub const REVEAL: u8 = 0x61;
     pub const RERANDOMISE: u8 = 0x62;
+}
+
+/// Runs one party's side of a session with panics caught at its boundary: a bug triggered by
+/// a peer's message ends this session with [`SessionError::Panic`], not the process, and the
+/// peer is told (a code only) where it can be.
+pub fn guarded<T, S: crate::transport::Stream>(
+    ch: &mut crate::transport::Channel<S>,
+    f: impl FnOnce(&mut crate::transport::Channel<S>) -> Result<T, SessionError>,
+) -> Result<T, SessionError> {
+    let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *ch))) {
+        Ok(r) => r,
+        Err(p) => Err(SessionError::Panic(panic_text(&*p))),
+    };
+    if let Err(e) = &r {
+        if e.tells_peer() {
+            ch.abort(e.abort_code());
+        }
+    }
+    r
+}
+
+/// The message of a caught panic.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Checks values from the peer are field elements.

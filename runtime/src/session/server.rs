@@ -32,6 +32,8 @@ pub struct ServerModel<B: Backend> {
     /// Most bytes of garbled material one session keeps between its phases; layers over it
     /// are streamed online.
     keep_limit: u64,
+    /// Deadlines of the handshake and the phases.
+    deadlines: super::Deadlines,
     /// The GPU for the online linear layers, if one was opened.
     #[cfg(feature = "cuda")]
     gpu: Option<std::sync::Arc<crate::linear::gpu::Gpu>>,
@@ -91,6 +93,7 @@ impl<B: Backend> ServerModel<B> {
             backend,
             weights: field_weights,
             keep_limit: u64::MAX,
+            deadlines: super::Deadlines::server(),
             #[cfg(feature = "cuda")]
             gpu: None,
         })
@@ -126,6 +129,12 @@ impl<B: Backend> ServerModel<B> {
         (linear::online::apply(shape, x, w, b, p), "he-linear")
     }
 
+    /// Sets the deadlines every session gets.
+    pub fn with_deadlines(mut self, d: super::Deadlines) -> Self {
+        self.deadlines = d;
+        self
+    }
+
     /// Caps the garbled material one session keeps in memory between its phases (bytes);
     /// clients stream the layers over it in the online phase.
     pub fn with_keep_limit(mut self, bytes: u64) -> Self {
@@ -152,13 +161,7 @@ pub fn serve<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Report, SessionError> {
-    let r = serve_inner(model, ch, rng, progress);
-    if let Err(e) = &r {
-        if e.tells_peer() {
-            ch.abort(&e.to_string());
-        }
-    }
-    r
+    super::guarded(ch, |ch| serve_inner(model, ch, rng, progress))
 }
 
 fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
@@ -177,7 +180,14 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         &c3d_ir::format::hex(&model.plan_hash),
         be.name(),
     );
+    if let (Some(h), None) = (model.deadlines.handshake, ch.deadline()) {
+        ch.set_deadline(Some(Instant::now() + h), "handshake");
+    }
     handshake::server(ch, &model.plan_hash, be.name())?;
+    let deadline = |streamed: &[usize], phase: Phase| {
+        Some(Instant::now() + model.deadlines.of(sched, p, streamed, phase))
+    };
+    ch.set_deadline(deadline(&[], Phase::Offline), "offline");
     ch.set_step("setup");
     let key = be.read_public_key(&ch.recv(tags::PUBLIC_KEY)?)?;
     let mut ot = OtSender::setup(ch, rng)?;
@@ -193,6 +203,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .map(|&i| sched.steps[i].name.clone())
             .collect(),
     );
+    ch.set_deadline(deadline(&streamed, Phase::Offline), "offline");
     rec.setup_done(t0);
 
     // Offline.
@@ -236,8 +247,10 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     rec.end_phase();
 
     // The client starts the online phase when it has its clip.
+    ch.set_deadline(None, "");
     ch.set_step("start-online");
     ch.recv(tags::START_ONLINE)?;
+    ch.set_deadline(deadline(&streamed, Phase::Online), "online");
 
     rec.begin_phase(Phase::Online);
     let mut shares: HashMap<NodeId, Vec<u64>> = HashMap::new();

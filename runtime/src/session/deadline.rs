@@ -1,0 +1,95 @@
+//! Deadlines: how long each phase of a session may take before the other party gives up on
+//! it, so a peer that stalls or trickles bytes cannot hold a server slot (or a client) for
+//! ever. The handshake has a fixed deadline; each phase's is sized from the schedule's work
+//! (the same counts the cost model reports: HE products and ciphertexts, garbled bytes,
+//! Beaver elements, online multiply-adds) at deliberately slow rates, times a safety factor,
+//! plus a fixed allowance.
+
+use super::garbled::Layer;
+use super::report::Phase;
+use super::schedule::{Kind, Schedule};
+use std::time::Duration;
+
+/// Default deadline of the handshake (TLS and the session's hello), from the connection's
+/// first byte.
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Slowest rates a working party is assumed to reach on a small machine (about a tenth of
+/// what the 2-core benchmark machine measures; docs/bench-runtime.md).
+const HE_PRODUCT_S: f64 = 5e-3;
+const HE_CIPHERTEXT_S: f64 = 20e-3;
+const BYTES_PER_S: f64 = 20e6;
+const MACS_PER_S: f64 = 20e6;
+const BEAVER_ELEMENTS_PER_S: f64 = 1e6;
+/// Safety factor on the estimate, and the fixed allowance added to it.
+const FACTOR: f64 = 4.0;
+const ALLOWANCE: Duration = Duration::from_secs(60);
+
+/// The deadlines a party applies to a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// From the first byte to the end of the handshake (None: only the idle time-out).
+    pub handshake: Option<Duration>,
+    /// Each phase's deadline (None: sized from the schedule by [`phase_budget`]).
+    pub phase: Option<Duration>,
+}
+
+impl Default for Deadlines {
+    /// The client's defaults: no handshake deadline (a busy server queues connections, so
+    /// the wait for its answer is bounded by the idle time-out only), phases sized from the
+    /// schedule.
+    fn default() -> Self {
+        Deadlines {
+            handshake: None,
+            phase: None,
+        }
+    }
+}
+
+impl Deadlines {
+    /// The server's defaults: [`HANDSHAKE`], phases sized from the schedule.
+    pub fn server() -> Self {
+        Deadlines {
+            handshake: Some(HANDSHAKE),
+            phase: None,
+        }
+    }
+}
+
+impl Deadlines {
+    /// The deadline of `phase` for this schedule, `streamed` the garbled steps run online.
+    pub fn of(&self, sched: &Schedule, p: u64, streamed: &[usize], phase: Phase) -> Duration {
+        self.phase
+            .unwrap_or_else(|| phase_budget(sched, p, streamed, phase))
+    }
+}
+
+/// Seconds of work in `phase`: HE and garbled material offline (streamed layers online),
+/// masked values, labels and multiply-adds online.
+pub fn phase_budget(sched: &Schedule, p: u64, streamed: &[usize], phase: Phase) -> Duration {
+    let mut secs = 0.0f64;
+    for (i, step) in sched.steps.iter().enumerate() {
+        let online_only = streamed.binary_search(&i).is_ok();
+        secs += match (&step.kind, phase) {
+            (Kind::Linear { shape, packing, .. }, Phase::Offline) => {
+                packing.products(shape) as f64 * HE_PRODUCT_S
+                    + (packing.cts_in(shape) + packing.cts_out(shape)) as f64 * HE_CIPHERTEXT_S
+            }
+            (Kind::Linear { shape, .. }, Phase::Online) => {
+                (shape.weight_len() as f64 * shape.output_len() as f64 / shape.c_out.max(1) as f64)
+                    / MACS_PER_S
+            }
+            (Kind::Garbled { .. }, ph) => match Layer::of(step, p, i) {
+                Some(l) if (ph == Phase::Offline) != online_only => {
+                    l.spool_bytes() as f64 / BYTES_PER_S
+                }
+                // The online half of a layer prepared offline: labels, a few per wire.
+                Some(_) => step.len as f64 * 64.0 * 64.0 / BYTES_PER_S,
+                None => 0.0,
+            },
+            (Kind::Square, _) => step.len as f64 / BEAVER_ELEMENTS_PER_S,
+            _ => step.len as f64 * 8.0 / BYTES_PER_S,
+        };
+    }
+    ALLOWANCE + Duration::from_secs_f64((secs * FACTOR).min(1e7))
+}
