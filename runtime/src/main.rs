@@ -384,6 +384,32 @@ fn with_gpu(model: ServerModel<FheRs>) -> ServerModel<FheRs> {
 /// Connects (retrying while the server starts) and, with --tls-ca, runs the TLS handshake.
 fn connect(args: &Args) -> Result<Channel<NetStream>> {
     let addr = &args.connect;
+    let idle = Duration::from_secs(args.timeout.max(1));
+    let handshake = seconds("--handshake-timeout", args.handshake_timeout)?;
+    // Everything about TLS is settled before the first packet leaves.
+    let tls = match &args.tls_ca {
+        Some(ca) => {
+            let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+            let cfg = tls::client_config(ca, identity).map_err(|e| miette!("{e}"))?;
+            let host = match &args.server_name {
+                Some(n) => n.clone(),
+                None => host_of(addr),
+            };
+            Some((cfg, tls::server_name(&host).map_err(|e| miette!("{e}"))?))
+        }
+        None if args.tls_cert.is_some() => {
+            return Err(miette!(
+                "--tls-cert on the client needs --tls-ca (the CA of the server's certificate)"
+            ))
+        }
+        None if !args.allow_plaintext && !tls::is_loopback(addr) => {
+            return Err(miette!(
+                help = "give --tls-ca (and --tls-cert/--tls-key if the server wants a client certificate), or --allow-plaintext on a network you trust",
+                "refusing plain TCP to {addr}, which is not a loopback address"
+            ))
+        }
+        None => None,
+    };
     let t0 = Instant::now();
     let tcp = loop {
         match TcpStream::connect(addr) {
@@ -395,34 +421,12 @@ fn connect(args: &Args) -> Result<Channel<NetStream>> {
         }
     };
     tcp.set_nodelay(true).into_diagnostic()?;
-    let idle = Duration::from_secs(args.timeout.max(1));
-    let handshake = seconds("--handshake-timeout", args.handshake_timeout)?;
-    let stream = match &args.tls_ca {
-        Some(ca) => {
-            let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
-            let cfg = tls::client_config(ca, identity).map_err(|e| miette!("{e}"))?;
-            let host = match &args.server_name {
-                Some(n) => n.clone(),
-                None => host_of(addr),
-            };
-            let name = tls::server_name(&host).map_err(|e| miette!("{e}"))?;
+    let stream = match tls {
+        Some((cfg, name)) => {
             NetStream::connect(cfg, name, tcp, Instant::now() + handshake.unwrap_or(idle))
                 .map_err(|e| miette!("TLS with the server at {addr}: {e}"))?
         }
-        None if args.tls_cert.is_some() => {
-            return Err(miette!(
-                "--tls-cert on the client needs --tls-ca (the CA of the server's certificate)"
-            ))
-        }
-        None => {
-            if !args.allow_plaintext && !tls::is_loopback(addr) {
-                return Err(miette!(
-                    help = "give --tls-ca (and --tls-cert/--tls-key if the server wants a client certificate), or --allow-plaintext on a network you trust",
-                    "refusing plain TCP to {addr}, which is not a loopback address"
-                ));
-            }
-            NetStream::plain(tcp)
-        }
+        None => NetStream::plain(tcp),
     };
     let mut ch = Channel::over(stream);
     ch.set_timeout(Some(idle)).into_diagnostic()?;

@@ -14,44 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+use common::{clips, compile, free_port, read_npy, wait_for};
+
 const BIN: &str = env!("CARGO_BIN_EXE_c3d-run");
-
-fn clips() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/clips")
-}
-
-/// Exports and compiles c3d-tiny (seed picks the weights) into `dir`; returns plan path.
-fn compile(dir: &Path, seed: u64, file: &str) -> PathBuf {
-    let v = c3d_models::variant("c3d-tiny").unwrap();
-    let proto = c3d_models::build(&v, None, None, seed);
-    let onnx = dir.join(format!("{file}.onnx"));
-    std::fs::write(&onnx, c3d_models::onnx_builder::to_bytes(&proto)).unwrap();
-    let c = c3d_compiler::compile(&onnx, &Default::default(), |_| {}).unwrap();
-    let plan = dir.join(format!("{file}.plan"));
-    c.plan.save(&plan).unwrap();
-    c.weights
-        .save(&c3d_ir::format::weights_path_for(&plan))
-        .unwrap();
-    plan
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(addr: &str) {
-    for _ in 0..200 {
-        if TcpStream::connect(addr).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not start");
-}
 
 /// A library client whose connection is cut `after` into the given phase.
 fn vanishing_client(plan: &Plan, addr: &str, online: bool, after: Duration) {
@@ -94,12 +60,6 @@ fn vanishing_client(plan: &Plan, addr: &str, online: bool, after: Duration) {
     let shape = plan.graph.node(inp).shape.clone();
     let x = Tensor::new(shape.clone(), vec![0.1; shape.numel()]);
     assert!(prep.online(&mut ch, &x, &mut |_| {}).is_err());
-}
-
-fn read_npy(p: &Path) -> Vec<f32> {
-    use ndarray_npy::ReadNpyExt;
-    let a = ndarray::ArrayD::<f32>::read_npy(std::fs::File::open(p).unwrap()).unwrap();
-    a.iter().copied().collect()
 }
 
 #[test]
