@@ -10,7 +10,7 @@ use c3d_runtime::transport::Channel;
 use rand::SeedableRng;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
