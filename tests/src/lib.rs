@@ -14,6 +14,7 @@ use rand_chacha::ChaCha20Rng;
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod faults;
 pub mod motion_table;
 
 /// The server's model (default backend) for a compiled plan and its weights.

@@ -1,0 +1,228 @@
+//! Hostile peers for the load and fault tests (`tests/faults.rs`) and the soak run
+//! (`c3d-soak`): each fault is one connection that misbehaves at one protocol step; honest
+//! clients run the whole session for comparison with the simulation.
+
+use c3d_ir::{Plan, Tensor};
+use c3d_runtime::he::fhers::FheRs;
+use c3d_runtime::session::{client, ClientOptions};
+use c3d_runtime::transport::{Channel, Stream, Timed};
+use rand::SeedableRng;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+/// One kind of hostile connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Connects and sends nothing.
+    IdleBeforeHello,
+    /// Sends its hello one byte at a time, slowly.
+    Trickle,
+    /// Bytes that are not the protocol.
+    Garbage,
+    /// A header announcing a 4 GiB frame.
+    Oversize,
+    /// A valid hello, then a message of the wrong tag.
+    WrongTag,
+    /// A valid hello, then bytes that are not a public key.
+    BadKey,
+    /// A valid hello, then silence.
+    StallAfterHello,
+    /// An honest client whose connection breaks after this many bytes either way.
+    Cut(usize),
+}
+
+impl Fault {
+    /// Every kind, with cuts spread over the setup, offline and online phases of c3d-tiny.
+    pub fn all() -> Vec<Fault> {
+        let mut v = vec![
+            Fault::IdleBeforeHello,
+            Fault::Trickle,
+            Fault::Garbage,
+            Fault::Oversize,
+            Fault::WrongTag,
+            Fault::BadKey,
+            Fault::StallAfterHello,
+        ];
+        v.extend([600, 20_000, 400_000, 3_000_000].map(Fault::Cut));
+        v
+    }
+
+    /// Whether the server should end it by a time-out or deadline.
+    pub fn times_out(self) -> bool {
+        matches!(
+            self,
+            Fault::IdleBeforeHello | Fault::Trickle | Fault::StallAfterHello
+        )
+    }
+
+    /// A short name for tables.
+    pub fn name(self) -> String {
+        match self {
+            Fault::IdleBeforeHello => "idle before the hello".into(),
+            Fault::Trickle => "trickles a byte at a time".into(),
+            Fault::Garbage => "garbage bytes".into(),
+            Fault::Oversize => "oversize header (4 GiB)".into(),
+            Fault::WrongTag => "wrong tag after the hello".into(),
+            Fault::BadKey => "bad public key".into(),
+            Fault::StallAfterHello => "stalls after the hello".into(),
+            Fault::Cut(n) => format!("disconnects after {n} bytes"),
+        }
+    }
+}
+
+/// A client stream that breaks after `left` bytes have crossed it either way, as a peer that
+/// vanishes mid-phase does.
+pub struct Cut {
+    /// The socket.
+    pub inner: Timed<TcpStream>,
+    /// Bytes left before it breaks.
+    pub left: usize,
+}
+
+impl Cut {
+    fn spend(&mut self, n: usize) -> io::Result<usize> {
+        if self.left == 0 {
+            let _ = self.inner.get_ref().shutdown(Shutdown::Both);
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = n.min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+impl Read for Cut {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.spend(buf.len())?;
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+impl Write for Cut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.spend(buf.len())?;
+        self.inner.write(&buf[..n])
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Stream for Cut {
+    fn set_limits(&mut self, t: Option<Duration>, d: Option<Instant>) {
+        self.inner.set_limits(t, d)
+    }
+    fn past_deadline(&self) -> bool {
+        self.inner.past_deadline()
+    }
+}
+
+/// An honest client's whole session over `ch`; returns the revealed integers.
+pub fn honest<S: Stream>(
+    plan: &Plan,
+    ch: &mut Channel<S>,
+    x: &Tensor<f32>,
+) -> Result<Vec<i64>, String> {
+    let be = FheRs::new(plan.fixed.p).unwrap();
+    let hash = plan.hash().unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::from_os_rng();
+    let prep = client::offline(
+        plan,
+        &hash,
+        &be,
+        ch,
+        &ClientOptions::default(),
+        &mut rng,
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    let (out, _) = prep.online(ch, x, &mut |_| {}).map_err(|e| e.to_string())?;
+    Ok(out.revealed.data)
+}
+
+/// A valid hello for `plan`, as the handshake writes it.
+pub fn hello(plan: &Plan) -> Vec<u8> {
+    let mut b = b"C3DRUN\0\0".to_vec();
+    b.extend_from_slice(&c3d_runtime::session::handshake::PROTOCOL_VERSION.to_le_bytes());
+    b.extend_from_slice(&plan.hash().unwrap());
+    b.extend_from_slice(b"fhe.rs");
+    b
+}
+
+pub fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_le_bytes().to_vec();
+    f.push(tag);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Writes `bytes`, then reads until the server hangs up (or 200 s pass: the connection may
+/// wait for a slot behind the honest sessions).
+pub fn send_and_drain(addr: &str, bytes: &[u8]) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(200))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+}
+
+/// Runs one hostile connection against the server at `addr` until the server drops it (a
+/// stalled connection that the server keeps for a minute is a failure: Err).
+pub fn inject(fault: Fault, plan: &Plan, addr: &str, x: &Tensor<f32>) -> Result<(), String> {
+    match fault {
+        Fault::IdleBeforeHello | Fault::Trickle => {
+            let mut t = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            t.set_read_timeout(Some(Duration::from_millis(200)))
+                .map_err(|e| e.to_string())?;
+            let h = frame(0x01, &hello(plan));
+            for k in 0..300 {
+                if fault == Fault::Trickle && t.write_all(&h[k % h.len()..][..1]).is_err() {
+                    return Ok(());
+                }
+                let mut b = [0u8; 64];
+                match t.read(&mut b) {
+                    Ok(0) => return Ok(()),
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Ok(()),
+                    _ => {}
+                }
+            }
+            Err("the server kept a stalled connection for a minute".into())
+        }
+        Fault::Garbage => {
+            send_and_drain(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            Ok(())
+        }
+        Fault::Oversize => {
+            send_and_drain(addr, &[0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
+            Ok(())
+        }
+        Fault::WrongTag => {
+            let mut b = frame(0x01, &hello(plan));
+            b.extend(frame(0x61, b"not the public key"));
+            send_and_drain(addr, &b);
+            Ok(())
+        }
+        Fault::BadKey => {
+            let mut b = frame(0x01, &hello(plan));
+            b.extend(frame(0x05, &[0x5Au8; 4096]));
+            send_and_drain(addr, &b);
+            Ok(())
+        }
+        Fault::StallAfterHello => {
+            send_and_drain(addr, &frame(0x01, &hello(plan)));
+            Ok(())
+        }
+        Fault::Cut(n) => {
+            let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            let mut ch = Channel::over(Cut {
+                inner: Timed::new(tcp),
+                left: n,
+            });
+            match honest(plan, &mut ch, x) {
+                Err(_) => Ok(()),
+                Ok(_) => Err(format!("a client cut after {n} bytes finished")),
+            }
+        }
+    }
+}
