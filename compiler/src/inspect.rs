@@ -29,8 +29,8 @@ pub struct Row {
     pub weight_bits: u32,
     /// Truncated bits.
     pub truncate_bits: u32,
-    /// Headroom to wrapping, bits.
-    pub headroom_bits: f64,
+    /// Headroom to wrapping, whole bits (rounded down, as the plan records it).
+    pub headroom_bits: u32,
     /// Fraction of zero weights (pruned layers).
     pub sparsity: Option<f64>,
     /// What the protocol spends on the layer (cost model).
@@ -172,7 +172,7 @@ pub fn render(ins: &Inspection) -> String {
         let head = if r.protocol == Protocol::Client {
             "-".to_string()
         } else {
-            format!("{:.1}", r.headroom_bits)
+            r.headroom_bits.to_string()
         };
         let c = &r.cost;
         let mb = |b: u64| {

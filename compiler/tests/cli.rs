@@ -81,6 +81,13 @@ fn compile_inspect_simulate_round_trip() {
         std::fs::metadata(&weights).unwrap().len(),
     );
     assert!(ps * 20 < ws, "plan {ps} bytes, weights {ws} bytes");
+    // The weights are the server's secret: readable by their owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&weights).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "weights file mode {mode:o}");
+    }
 
     // Round trip: load and save again gives the same bytes and hash.
     let (p, h) = c3d_ir::Plan::load(&plan).unwrap();
@@ -99,6 +106,30 @@ fn compile_inspect_simulate_round_trip() {
     let sum = |k: &str| rows.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!(sum("macs"), j["total_macs"].as_u64().unwrap());
     assert_eq!(sum("comparisons"), j["total_comparisons"].as_u64().unwrap());
+    // The public headroom is whole bits (the plan keeps no exact log2 of a weight norm), and
+    // so is every bound the plan records.
+    for r in rows {
+        assert!(
+            r["headroom_bits"].is_u64(),
+            "headroom {}",
+            r["headroom_bits"]
+        );
+    }
+    for l in &p.layers {
+        let n = &p.graph.node(l.node).name;
+        assert!(
+            l.quant.bound_bits <= 62,
+            "`{n}`: bound {}",
+            l.quant.bound_bits
+        );
+    }
+    let quantize = j["passes"].as_array().unwrap().iter().find_map(|p| {
+        p.as_str()
+            .filter(|p| p.starts_with("quantize:"))
+            .map(str::to_string)
+    });
+    let quantize = quantize.expect("a quantize record");
+    assert!(quantize.contains("whole bits"), "{quantize}");
     // c3d-tiny: convs 3x3x3 padded (output = input size), channels 3->4->8->16->16->32x4.
     let conv = |cin: u64, cout: u64, dhw: u64| cin * cout * 27 * dhw;
     let brute = conv(3, 4, 8 * 32 * 32)
@@ -183,6 +214,15 @@ fn damaged_plans_and_mismatched_weights_are_refused() {
             },
             "format version 9",
         ),
+        (
+            "old version",
+            {
+                let mut b = bytes.clone();
+                b[8..12].copy_from_slice(&4u32.to_le_bytes());
+                b
+            },
+            "format version 4 is older than this build's 5: recompile the model with `c3dc compile`",
+        ),
         ("empty", vec![], "shorter than"),
     ];
     for (what, b, expect) in cases {
@@ -203,6 +243,21 @@ fn damaged_plans_and_mismatched_weights_are_refused() {
         &format!("{}.weights", s(&other)),
     ]);
     refused(&o, "does not match the plan");
+    // Weights of an older format: refused, with the way out.
+    let mut old = std::fs::read(format!("{}.weights", s(&plan))).unwrap();
+    old[8..12].copy_from_slice(&4u32.to_le_bytes());
+    let old_path = d.path().join("old.weights");
+    std::fs::write(&old_path, old).unwrap();
+    let o = c3dc(&[
+        "simulate",
+        s(&plan),
+        "--input",
+        s(&x),
+        "--weights",
+        s(&old_path),
+    ]);
+    refused(&o, "weights: format version 4 is older than this build's 5");
+    refused(&o, "recompile the model with `c3dc compile`");
     // A plan passed where the weights go.
     let o = c3dc(&[
         "simulate",

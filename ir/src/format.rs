@@ -2,8 +2,10 @@
 //!
 //! Layout (little endian): magic (8 bytes) | format version (u32) | reserved (u32, zero) |
 //! payload length (u64) | SHA-256 of the payload (32 bytes) | payload (postcard).
-//! The payload hash of a plan is the plan's identity (both parties compare it); the weights
-//! payload hash is recorded inside the plan.
+//! The payload hash of a plan is the plan's identity (both parties compare it). The plan
+//! records a salted commitment to the weights ([`Weights::commitment`]), not their payload
+//! hash: the salt stays in the weights file. Weights files are written readable by their owner
+//! only (mode 0600 on unix).
 
 use crate::error::{IrError, Result};
 use crate::plan::{Plan, Weights};
@@ -17,8 +19,11 @@ use std::path::Path;
 pub const PLAN_MAGIC: [u8; 8] = *b"C3DPLAN\0";
 /// Magic of a weights file.
 pub const WEIGHTS_MAGIC: [u8; 8] = *b"C3DWGHT\0";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 4;
+/// The format version this build writes and reads (plans and weights alike). 5: whole-bit
+/// bounds and headroom, the weights' salt, and the salted commitment in the plan.
+pub const FORMAT_VERSION: u32 = 5;
+/// Domain separator of the weights commitment (what precedes the salt under SHA-256).
+pub const WEIGHTS_COMMITMENT_DOMAIN: &[u8] = b"c3d-weights-commitment-v1\0";
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 32;
 
 /// A 32-byte SHA-256 digest.
@@ -68,9 +73,16 @@ fn decode<T: DeserializeOwned>(
         )));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if version < FORMAT_VERSION {
         return Err(bad(format!(
-            "format version {version}; this build reads version {FORMAT_VERSION}"
+            "format version {version} is older than this build's {FORMAT_VERSION}: recompile \
+             the model with `c3dc compile` (it writes the plan and its weights anew)"
+        )));
+    }
+    if version > FORMAT_VERSION {
+        return Err(bad(format!(
+            "format version {version} is newer than this build's {FORMAT_VERSION}: use the \
+             build that wrote it, or recompile the model with this one"
         )));
     }
     let len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
@@ -92,6 +104,41 @@ fn decode<T: DeserializeOwned>(
 
 /// Writes bytes so that the destination is either the old file or the complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_as(path, bytes, false)
+}
+
+/// [`write_atomic`] for secrets (the weights file): the file is created readable and writable
+/// by its owner only (mode 0600 on unix, before a byte is written), whatever the file it
+/// replaces allowed.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_as(path, bytes, true)
+}
+
+/// Opens the temporary file: a fresh one (never one left behind or planted there), with mode
+/// 0600 when `private`.
+fn create_tmp(tmp: &Path, private: bool) -> std::io::Result<std::fs::File> {
+    let open = || {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(if private { 0o600 } else { 0o666 });
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        o.open(tmp)
+    };
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(tmp)?;
+            open()
+        }
+        r => r,
+    }
+}
+
+fn write_atomic_as(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let io = |source| IrError::Io {
         path: path.display().to_string(),
         source,
@@ -106,7 +153,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = create_tmp(&tmp, private)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -154,20 +201,32 @@ impl Plan {
         Self::from_bytes(&read(path)?)
     }
 
-    /// Reads the weights file that belongs to this plan and checks it: hash equal to the
-    /// plan's record, one tensor of the right size per weighted layer.
+    /// Reads the weights file that belongs to this plan and checks it
+    /// ([`Plan::check_weights`]: the salted commitment, one tensor of the right size per
+    /// weighted layer).
     pub fn load_weights(&self, path: &Path) -> Result<Weights> {
-        let (w, hash) = Weights::from_bytes(&read(path)?)?;
-        if hash != self.weights_hash {
+        let (w, _) = Weights::from_bytes(&read(path)?)?;
+        self.check_weights(&w).map_err(|e| match e {
+            IrError::Weights(m) => IrError::Weights(format!("{}: {m}", path.display())),
+            e => e,
+        })?;
+        Ok(w)
+    }
+
+    /// Checks weights against the plan: their commitment (salt included) must equal the
+    /// plan's `weights_hash`, and every weighted layer must have values of the right sizes in
+    /// the field's centred range. What a server runs before serving a plan.
+    pub fn check_weights(&self, weights: &Weights) -> Result<()> {
+        let c = weights.commitment()?;
+        if c != self.weights_hash {
             return Err(IrError::Weights(format!(
-                "{}: hash {} does not match the plan's {} (weights of another compilation?)",
-                path.display(),
-                &hex(&hash)[..16],
+                "commitment {} does not match the plan's {} (weights of another compilation, \
+                 or weights or salt altered since)",
+                &hex(&c)[..16],
                 &hex(&self.weights_hash)[..16]
             )));
         }
-        w.check_against(&self.graph, &self.fixed)?;
-        Ok(w)
+        weights.check_against(&self.graph, &self.fixed)
     }
 }
 
@@ -182,11 +241,34 @@ impl Weights {
         decode(WEIGHTS_MAGIC, "weights", bytes)
     }
 
-    /// Writes the weights file atomically.
+    /// Writes the weights file atomically, readable by its owner only ([`write_private`]).
     pub fn save(&self, path: &Path) -> Result<Hash> {
         let (bytes, hash) = self.to_bytes()?;
-        write_atomic(path, &bytes)?;
+        write_private(path, &bytes)?;
         Ok(hash)
+    }
+
+    /// The commitment a plan records to these weights: SHA-256 of
+    /// [`WEIGHTS_COMMITMENT_DOMAIN`], then the 32-byte salt, then the postcard encoding of
+    /// the layers (as in the weights file). Hiding without the salt, binding by collision
+    /// resistance.
+    pub fn commitment(&self) -> Result<Hash> {
+        let mut h = Sha256::new();
+        h.update(WEIGHTS_COMMITMENT_DOMAIN);
+        h.update(self.salt);
+        {
+            // postcard writes byte by byte: buffer them into the hash in blocks.
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut h);
+            postcard::to_io(&self.layers, &mut w).map_err(|e| IrError::Format {
+                what: "weights",
+                msg: format!("cannot encode: {e}"),
+            })?;
+            w.flush().map_err(|e| IrError::Format {
+                what: "weights",
+                msg: format!("cannot hash: {e}"),
+            })?;
+        }
+        Ok(h.finalize().into())
     }
 }
 
@@ -195,4 +277,117 @@ pub fn weights_path_for(plan: &Path) -> std::path::PathBuf {
     let mut s = plan.as_os_str().to_owned();
     s.push(".weights");
     s.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::NodeId;
+    use crate::plan::LayerWeights;
+
+    fn weights(salt: u8) -> Weights {
+        let mut w = Weights {
+            salt: [salt; 32],
+            ..Default::default()
+        };
+        w.layers.insert(
+            NodeId::new(1),
+            LayerWeights {
+                weight: vec![3, -5, 700, 0],
+                bias: vec![-1],
+            },
+        );
+        w
+    }
+
+    /// A fresh directory under the system temp dir (no tempfile in this crate).
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("c3d-ir-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn commitment_is_salted_and_binds_weights_and_salt() {
+        let w = weights(7);
+        let (bytes, payload_hash) = w.to_bytes().unwrap();
+        let c = w.commitment().unwrap();
+        // Not the payload hash, nor a hash of the weights alone: without the salt nobody can
+        // recompute it from a guessed weights file.
+        assert_ne!(c, payload_hash);
+        let payload = &bytes[HEADER_LEN..];
+        assert_ne!(c, <[u8; 32]>::from(Sha256::digest(payload)));
+        let layers = postcard::to_stdvec(&w.layers).unwrap();
+        assert_ne!(c, <[u8; 32]>::from(Sha256::digest(&layers)));
+        // Exactly SHA-256(domain || salt || layers).
+        let mut h = Sha256::new();
+        h.update(WEIGHTS_COMMITMENT_DOMAIN);
+        h.update([7u8; 32]);
+        h.update(&layers);
+        assert_eq!(c, <[u8; 32]>::from(h.finalize()));
+        // One weight, or one bit of the salt, changes it.
+        let mut other = w.clone();
+        other.layers.get_mut(&NodeId::new(1)).unwrap().weight[2] += 1;
+        assert_ne!(other.commitment().unwrap(), c);
+        let mut resalted = w.clone();
+        resalted.salt[31] ^= 1;
+        assert_ne!(resalted.commitment().unwrap(), c);
+        // The salt travels in the weights file.
+        assert_eq!(Weights::from_bytes(&bytes).unwrap().0, w);
+    }
+
+    #[test]
+    fn old_formats_are_refused_with_a_recompile_hint() {
+        let (mut bytes, _) = weights(1).to_bytes().unwrap();
+        bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+        let e = Weights::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(
+            e.contains("format version 4 is older than this build's 5")
+                && e.contains("recompile the model with `c3dc compile`"),
+            "{e}"
+        );
+        // The same for a plan (the header is refused before the payload is decoded).
+        bytes[..8].copy_from_slice(&PLAN_MAGIC);
+        let e = Plan::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(
+            e.starts_with("plan: format version 4 is older") && e.contains("recompile"),
+            "{e}"
+        );
+        bytes[8..12].copy_from_slice(&6u32.to_le_bytes());
+        let e = Plan::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(e.contains("format version 6 is newer"), "{e}");
+        assert_eq!(FORMAT_VERSION, 5);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn weights_files_are_written_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("mode");
+        let path = d.join("plan.bin.weights");
+        // A world-readable file already there is replaced by a private one.
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = weights(3);
+        w.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "weights file mode {mode:o}");
+        assert_eq!(
+            Weights::from_bytes(&std::fs::read(&path).unwrap())
+                .unwrap()
+                .0,
+            w
+        );
+        // A stale temporary file of this process (say, another's, planted world-readable)
+        // is not reused.
+        let tmp = d.join(format!(".plan.bin.weights.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, b"planted").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        w.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "weights file mode {mode:o}");
+        assert!(!tmp.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

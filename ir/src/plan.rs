@@ -142,11 +142,46 @@ pub struct LayerQuant {
     pub weight_mag_bits: u32,
     /// Bits a non-linear layer truncates before comparing (brings the scale back to f).
     pub truncate_bits: u32,
-    /// log2 of the largest integer magnitude the output may take (worst case over the
-    /// calibrated input range, with the safety margin).
-    pub bound_bits: f64,
-    /// log2((p-1)/2) - bound_bits: how far the output stays from wrapping mod p.
-    pub headroom_bits: f64,
+    /// Whole bits bounding the output: every value's magnitude is at most 2^bound_bits (worst
+    /// case over the calibrated input range, with the safety margin). Rounded up from the
+    /// range analysis's exact bound ([`LayerQuant::bound_bits_of`]), so the plan does not carry
+    /// the exact weighted norm of the layer's weights that bound comes from.
+    pub bound_bits: u32,
+    /// Whole bits of headroom to wrapping mod p, rounded down (conservative): every value's
+    /// magnitude stays within ((p-1)/2) / 2^headroom_bits. A function of p and `bound_bits`
+    /// only ([`LayerQuant::headroom_bits_of`]): it says nothing the bound does not.
+    pub headroom_bits: u32,
+}
+
+impl LayerQuant {
+    /// A magnitude bound rounded up to whole bits: the least b >= 0 with `bound` <= 2^b (0
+    /// for bounds of at most 1, and for NaN). Exact at powers of two (no float log2 rounding
+    /// below the bound).
+    pub fn bound_bits_of(bound: f64) -> u32 {
+        if bound.is_nan() || bound <= 1.0 {
+            return 0;
+        }
+        if bound.is_infinite() || bound > 2f64.powi(1000) {
+            return 1000;
+        }
+        let mut b = bound.log2().ceil().max(0.0) as i32;
+        while 2f64.powi(b) < bound {
+            b += 1;
+        }
+        while b > 0 && 2f64.powi(b - 1) >= bound {
+            b -= 1;
+        }
+        b as u32
+    }
+
+    /// The public headroom of a layer whose values are bounded by 2^`bound_bits`:
+    /// floor(log2((p-1)/2)) - bound_bits, or 0 where that is negative (a bound that fits the
+    /// field, as the range analysis checks on the exact bound, may round up past it by under
+    /// one bit: the true headroom is then in [0, 1)). Never more than the true headroom.
+    pub fn headroom_bits_of(fixed: &FixedPoint, bound_bits: u32) -> u32 {
+        let m = fixed.max_signed().max(1);
+        (63 - m.leading_zeros()).saturating_sub(bound_bits)
+    }
 }
 
 /// How a node runs in the two-party protocol. The protocol pass refines the choice.
@@ -230,7 +265,10 @@ pub struct Plan {
     pub passes: Vec<PassRecord>,
     /// Calibration of the range analysis.
     pub calibration: Calibration,
-    /// SHA-256 of the weights file payload the plan was compiled with.
+    /// Salted commitment to the weights the plan was compiled with (see
+    /// [`Weights::commitment`]): SHA-256 over a domain separator, the weights file's 32-byte
+    /// salt and the quantized weights. Without the salt, which never leaves the server, it
+    /// cannot confirm a guess of the weights.
     pub weights_hash: [u8; 32],
 }
 
@@ -326,6 +364,12 @@ impl Plan {
             if q.weight_mag_bits > 62 {
                 return bad(format!("weight bound of `{}` out of range", node.name));
             }
+            if q.bound_bits > 62 || q.headroom_bits > 62 {
+                return bad(format!(
+                    "value bound or headroom of `{}` out of range",
+                    node.name
+                ));
+            }
             if l.protocol == Protocol::BeaverSquare {
                 if !matches!(node.op, crate::op::Op::Relu)
                     || q.truncate_bits != 0
@@ -372,9 +416,14 @@ pub struct LayerWeights {
     pub bias: Vec<i64>,
 }
 
-/// The server-only weights file: quantized weights of every layer with secret weights.
+/// The server-only weights file: quantized weights of every layer with secret weights, and
+/// the salt of the plan's commitment to them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Weights {
+    /// Salt of the plan's `weights_hash` commitment: 32 bytes the compiler draws from the OS
+    /// CSPRNG for each compilation. Secret like the weights (a client holding it could test
+    /// guessed weights against the plan's commitment). All zero in weights built by hand.
+    pub salt: [u8; 32],
     /// Weights by node.
     pub layers: BTreeMap<NodeId, LayerWeights>,
 }
@@ -422,5 +471,49 @@ impl Weights {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_round_up_and_headroom_down_to_whole_bits() {
+        let b = LayerQuant::bound_bits_of;
+        assert_eq!(b(0.0), 0);
+        assert_eq!(b(0.3), 0);
+        assert_eq!(b(1.0), 0);
+        assert_eq!(b(1.0001), 1);
+        assert_eq!(b(2.0), 1);
+        assert_eq!(b(1023.9), 10);
+        assert_eq!(b(1024.0), 10);
+        // Just above a power of two: log2 in floating point rounds to 40 exactly, the bound
+        // must still cover the value.
+        let above = 2f64.powi(40) * (1.0 + f64::EPSILON);
+        assert_eq!(b(above), 41);
+        assert_eq!(b(f64::NAN), 0);
+        for k in 0..62 {
+            let v = 2f64.powi(k) * 1.37;
+            assert!(
+                2f64.powi(b(v) as i32) >= v && 2f64.powi(b(v) as i32 - 1) < v,
+                "{v}"
+            );
+        }
+        // DELPHI_PRIME = 15 * 2^37 + 1: (p-1)/2 = 15 * 2^36, between 2^39 and 2^40.
+        let fx = FixedPoint {
+            p: crate::fixed::DELPHI_PRIME,
+            frac_bits: 12,
+        };
+        let h = LayerQuant::headroom_bits_of;
+        assert_eq!(h(&fx, 0), 39);
+        assert_eq!(h(&fx, 30), 9);
+        assert_eq!(h(&fx, 39), 0);
+        // A bound of 2^40 still fits (p-1)/2 > 2^39.9 exactly, but not in whole bits.
+        assert_eq!(h(&fx, 40), 0);
+        for bits in 0..=40u32 {
+            let room = (fx.max_signed() as f64).log2() - bits as f64;
+            assert!(h(&fx, bits) as f64 <= room.max(0.0), "{bits}");
+        }
     }
 }

@@ -357,8 +357,8 @@ mod tests {
             weight_bits: w,
             weight_mag_bits: if w > 0 { 62 } else { 0 },
             truncate_bits: t,
-            bound_bits: 0.0,
-            headroom_bits: 0.0,
+            bound_bits: 0,
+            headroom_bits: 0,
         };
         let np = |node, quant, protocol| NodePlan {
             node,

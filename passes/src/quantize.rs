@@ -22,6 +22,7 @@ use c3d_ir::{
     Calibration, LayerQuant, LayerWeights, Model, NodeId, NodePlan, PassRecord, Plan, Protocol,
     Tensor, Weights,
 };
+use rand::TryRngCore;
 use std::collections::{HashMap, HashSet};
 
 /// Settings of the quantization pass.
@@ -101,7 +102,8 @@ struct Layout {
     layers: Vec<NodePlan>,
     /// Quantized biases of the weighted layers (weights are quantized once, at the end).
     biases: HashMap<NodeId, Vec<i64>>,
-    /// The node with the least headroom, its name and headroom.
+    /// The node with the least headroom, its name and exact headroom (for the choice of
+    /// (p, f) only: the plan records whole bits).
     worst: Option<(NodeId, String, f64)>,
 }
 
@@ -481,17 +483,22 @@ fn layout(
                 },
             ),
         };
+        // The fit is decided on the exact bound; the plan, which is public, gets it rounded
+        // up to whole bits (and the headroom that rounded bound leaves), not the exact log2
+        // of a weighted norm of the layer's weights.
         let bmax = b.max();
-        let bound_bits = if bmax > 0.0 { bmax.log2() } else { 0.0 };
+        let exact_bits = if bmax > 0.0 { bmax.log2() } else { 0.0 };
         let client = node.op.class() == OpClass::ClientOutput;
-        let headroom_bits = if client {
+        let exact_headroom = if client {
             max_bits
         } else {
-            max_bits - bound_bits
+            max_bits - exact_bits
         };
-        if !client && worst.as_ref().is_none_or(|(_, _, h)| headroom_bits < *h) {
-            worst = Some((id, node.name.clone(), headroom_bits));
+        if !client && worst.as_ref().is_none_or(|(_, _, h)| exact_headroom < *h) {
+            worst = Some((id, node.name.clone(), exact_headroom));
         }
+        let bound_bits = LayerQuant::bound_bits_of(bmax);
+        let headroom_bits = LayerQuant::headroom_bits_of(&fx, bound_bits);
         scale_of.insert(id, (scale, divisor));
         bound_of.insert(id, b);
         layers.push(NodePlan {
@@ -729,8 +736,12 @@ fn finish(
             );
         }
     }
-    let (_, weights_hash): (Vec<u8>, Hash) = weights.to_bytes()?;
-    let (_, wname, wh) = lay.worst.clone().expect("a graph has nodes");
+    // The plan commits to the weights under a fresh secret salt: a client cannot test a
+    // guess (a public checkpoint, say) against it.
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut weights.salt)
+        .map_err(|e| QuantError::Config(format!("cannot draw the weights salt: {e}")))?;
+    let weights_hash: Hash = weights.commitment()?;
     let mut plan = Plan {
         meta: model.meta.clone(),
         graph: model.graph.clone(),
@@ -745,8 +756,18 @@ fn finish(
         weights_hash,
     };
     let lowest = plan.lowest_activation_bits().unwrap_or(fx.frac_bits);
+    // The least public (whole-bit) headroom, first such layer in plan order: the record is
+    // public too, so it says no more than the layers' own entries.
+    let (wh, wname) = plan
+        .layers
+        .iter()
+        .filter(|l| plan.graph.node(l.node).op.class() != OpClass::ClientOutput)
+        .map(|l| (l.quant.headroom_bits, &plan.graph.node(l.node).name))
+        .min_by_key(|&(h, _)| h)
+        .map(|(h, n)| (h, n.clone()))
+        .expect("a graph has an input");
     let detail = format!(
-        "p = {} ({} bits), f = {} (activation scales {}..={}); least headroom {:.1} bits at `{}`",
+        "p = {} ({} bits), f = {} (activation scales {}..={}); least headroom {} whole bits at `{}`",
         fx.p,
         fx.prime_bits(),
         fx.frac_bits,
@@ -893,5 +914,90 @@ mod pool_tests {
                 "{a} vs {b}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod public_bound_tests {
+    use super::*;
+    use c3d_ir::{Conv3dParams, Graph, ModelMeta, Preprocess, Shape, Window3d};
+
+    /// input (1,3,2,4,4) -> Conv3d 3->4 (3x3x3, padded) -> Relu -> flatten -> Linear 128->5,
+    /// weights from `w(k)`.
+    fn model(w: impl Fn(usize) -> f32) -> Model {
+        let shape = Shape::new(vec![1, 3, 2, 4, 4]);
+        let mut g = Graph::new();
+        let x = g.add_input("x", shape.clone());
+        let mut win = Window3d::dense([3, 3, 3]);
+        win.pads = [(1, 1); 3];
+        let conv = Op::Conv3d(Conv3dParams {
+            in_channels: 3,
+            out_channels: 4,
+            window: win,
+        });
+        let c = g.add("conv", conv, &[x], None).unwrap();
+        let r = g.add("relu", Op::Relu, &[c], None).unwrap();
+        let flat = g
+            .add("flat", Op::Reshape, &[r], Some(Shape::new(vec![1, 128])))
+            .unwrap();
+        let fc = Op::Linear {
+            in_features: 128,
+            out_features: 5,
+        };
+        let l = g.add("fc", fc, &[flat], None).unwrap();
+        g.set_outputs(vec![l]);
+        let mut weights = c3d_ir::FloatWeights::new();
+        weights.insert(
+            c,
+            ((0..4 * 81).map(&w).collect(), vec![0.05, -0.1, 0.0, 0.2]),
+        );
+        weights.insert(
+            l,
+            (
+                (1000..1000 + 640).map(&w).collect(),
+                vec![0.1, 0.0, -0.3, 0.2, 0.0],
+            ),
+        );
+        Model {
+            graph: g,
+            weights,
+            meta: ModelMeta {
+                name: "bounds".into(),
+                producer: String::new(),
+                preprocess: Preprocess::default_for(&shape),
+                class_names: vec![],
+                approx: vec![],
+            },
+        }
+    }
+
+    /// The public bound and headroom are whole bits, derived from p and the rounded bound
+    /// only, and weights that differ slightly give the same public plan: the plan no longer
+    /// carries the exact log2 of each layer's weighted weight norm.
+    #[test]
+    fn slightly_different_weights_give_the_same_public_plan() {
+        let base = |k: usize| 0.3 * ((k as f32) * 0.731).sin();
+        let a = model(base);
+        let b = model(|k| base(k) * (1.0 + 1e-3 * ((k as f32) * 1.37).cos()));
+        let qa = quantize(&a, &QuantConfig::default(), |_| {}).unwrap();
+        let qb = quantize(&b, &QuantConfig::default(), |_| {}).unwrap();
+        assert_ne!(
+            qa.weights.layers, qb.weights.layers,
+            "the quantized weights differ"
+        );
+        for l in &qa.plan.layers {
+            let q = &l.quant;
+            assert_eq!(
+                q.headroom_bits,
+                LayerQuant::headroom_bits_of(&qa.plan.fixed, q.bound_bits)
+            );
+        }
+        assert_eq!(qa.plan.fixed, qb.plan.fixed);
+        assert_eq!(qa.plan.layers, qb.plan.layers);
+        assert_eq!(qa.plan.passes, qb.plan.passes);
+        // Only the commitment differs, and it would even for equal weights (fresh salts).
+        assert_ne!(qa.plan.weights_hash, qb.plan.weights_hash);
+        assert_ne!(qa.weights.salt, qb.weights.salt);
+        assert_eq!(qa.weights.commitment().unwrap(), qa.plan.weights_hash);
     }
 }

@@ -17,15 +17,16 @@ pub mod bench;
 pub mod faults;
 pub mod motion_table;
 
-/// The server's model (default backend) for a compiled plan and its weights.
+/// The server's model (default backend) for a compiled plan and its weights (the server
+/// checks the plan's salted commitment to them).
 pub fn server_model(c: &Compiled) -> ServerModel<FheRs> {
     let (_, plan_hash) = c.plan.to_bytes().expect("plan bytes");
-    let (_, weights_hash) = c.weights.to_bytes().expect("weights bytes");
+    let (_, file_hash) = c.weights.to_bytes().expect("weights bytes");
     ServerModel::new(
         c.plan.clone(),
         plan_hash,
         &c.weights,
-        weights_hash,
+        file_hash,
         FheRs::new(c.plan.fixed.p).expect("backend"),
     )
     .expect("server model")

@@ -40,24 +40,20 @@ pub struct ServerModel<B: Backend> {
 }
 
 impl<B: Backend> ServerModel<B> {
-    /// Checks the weights against the plan (its hash, their sizes and public bounds) and
-    /// derives the schedule.
+    /// Checks the weights against the plan (the plan's salted commitment, recomputed from
+    /// the weights and their salt by [`Plan::check_weights`]; their sizes and public bounds)
+    /// and derives the schedule. `_weights_file_hash` (the weights file's payload hash) is no
+    /// longer used: the commitment is recomputed, not compared with what the caller read.
     pub fn new(
         plan: Plan,
         plan_hash: [u8; 32],
         weights: &Weights,
-        weights_hash: [u8; 32],
+        _weights_file_hash: [u8; 32],
         backend: B,
     ) -> Result<Self, SessionError> {
         plan.validate()
             .map_err(|e| SessionError::Plan(e.to_string()))?;
-        if weights_hash != plan.weights_hash {
-            return Err(SessionError::Input(
-                "the weights file is not the one this plan was compiled with (hash differs)".into(),
-            ));
-        }
-        weights
-            .check_against(&plan.graph, &plan.fixed)
+        plan.check_weights(weights)
             .map_err(|e| SessionError::Input(e.to_string()))?;
         let schedule = Schedule::new(&plan, &backend)?;
         let fx = plan.fixed;
