@@ -238,11 +238,9 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
         .clone()
         .unwrap_or_else(|| c3d_ir::format::weights_path_for(&args.plan));
     let weights = plan.load_weights(&wpath).map_err(|e| miette!("{e}"))?;
-    let (_, whash) = weights.to_bytes().map_err(|e| miette!("{e}"))?;
     let be = FheRs::new(plan.fixed.p).map_err(|e| miette!("{e}"))?;
     let name = plan.meta.name.clone();
-    let mut model =
-        ServerModel::new(plan, hash, &weights, whash, be).map_err(|e| miette!("{e}"))?;
+    let mut model = ServerModel::new(plan, hash, &weights, be).map_err(|e| miette!("{e}"))?;
     drop(weights);
     let used = c3d_runtime::session::report::resident_memory();
     let limit = match args.memory_limit {

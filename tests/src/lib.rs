@@ -21,12 +21,10 @@ pub mod motion_table;
 /// checks the plan's salted commitment to them).
 pub fn server_model(c: &Compiled) -> ServerModel<FheRs> {
     let (_, plan_hash) = c.plan.to_bytes().expect("plan bytes");
-    let (_, file_hash) = c.weights.to_bytes().expect("weights bytes");
     ServerModel::new(
         c.plan.clone(),
         plan_hash,
         &c.weights,
-        file_hash,
         FheRs::new(c.plan.fixed.p).expect("backend"),
     )
     .expect("server model")

@@ -79,15 +79,9 @@ fn the_weights_commitment_is_salted_and_checked_by_the_server() {
     // The server accepts the weights it was compiled with...
     let _ = server_model(&c);
     let server = |w: &c3d_ir::Weights| {
-        let (_, file_hash) = w.to_bytes().unwrap();
         let be = c3d_runtime::he::fhers::FheRs::new(c.plan.fixed.p).unwrap();
-        match c3d_runtime::session::ServerModel::new(
-            c.plan.clone(),
-            c.plan.hash().unwrap(),
-            w,
-            file_hash,
-            be,
-        ) {
+        match c3d_runtime::session::ServerModel::new(c.plan.clone(), c.plan.hash().unwrap(), w, be)
+        {
             Ok(_) => panic!("the server accepted weights the plan does not commit to"),
             Err(e) => e.to_string(),
         }

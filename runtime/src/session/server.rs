@@ -42,13 +42,11 @@ pub struct ServerModel<B: Backend> {
 impl<B: Backend> ServerModel<B> {
     /// Checks the weights against the plan (the plan's salted commitment, recomputed from
     /// the weights and their salt by [`Plan::check_weights`]; their sizes and public bounds)
-    /// and derives the schedule. `_weights_file_hash` (the weights file's payload hash) is no
-    /// longer used: the commitment is recomputed, not compared with what the caller read.
+    /// and derives the schedule.
     pub fn new(
         plan: Plan,
         plan_hash: [u8; 32],
         weights: &Weights,
-        _weights_file_hash: [u8; 32],
         backend: B,
     ) -> Result<Self, SessionError> {
         plan.validate()
