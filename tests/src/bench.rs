@@ -286,7 +286,7 @@ impl Drop for Reaped {
 }
 
 /// A binary built beside this one.
-fn sibling(name: &str) -> Result<PathBuf, String> {
+pub fn sibling(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let p = exe
         .parent()
