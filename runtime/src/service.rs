@@ -153,3 +153,32 @@ fn serve_connection<B: Backend>(
     let mut rng = ChaCha20Rng::from_os_rng();
     server::serve(model, &mut ch, &mut rng, progress)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_released_on_panics_and_errors() {
+        // Before the guard, a session that panicked kept its slot for ever: with one slot,
+        // the second take below would wait for ever.
+        let slots = Arc::new(Slots {
+            free: Mutex::new(1),
+            freed: Condvar::new(),
+        });
+        let s = slots.take();
+        let t = std::thread::spawn(move || {
+            let _slot = s;
+            panic!("a session bug");
+        });
+        assert!(t.join().is_err());
+        let again = slots.take();
+        drop(again);
+        let r: Result<(), ()> = (|| {
+            let _slot = slots.take();
+            Err(())
+        })();
+        assert!(r.is_err());
+        assert_eq!(*slots.free.lock().unwrap(), 1);
+    }
+}

@@ -673,6 +673,63 @@ mod tests {
     }
 
     #[test]
+    fn a_trickling_peer_is_cut_at_the_deadline() {
+        // One byte every 50 ms never trips a 200 ms idle time-out; the deadline cuts it.
+        let (mut a, mut b) = Channel::pair().unwrap();
+        b.set_timeout(Some(Duration::from_millis(200))).unwrap();
+        b.set_deadline(
+            Some(Instant::now() + Duration::from_millis(600)),
+            "handshake",
+        );
+        let h = thread::spawn(move || {
+            for _ in 0..100 {
+                if a.raw_writer().write_all(&[1]).is_err() || a.flush().is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let t0 = Instant::now();
+        let e = b.recv_any().unwrap_err();
+        assert!(
+            matches!(&e, TransportError::Deadline(p) if p == "handshake"),
+            "{e}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        drop(b);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn aborts_carry_a_code_only_and_peer_text_is_escaped() {
+        let (mut a, mut b) = Channel::pair().unwrap();
+        a.abort(AbortCode::Input);
+        assert!(matches!(
+            b.recv_any(),
+            Err(TransportError::Aborted(AbortCode::Input))
+        ));
+        // An abort frame with text (an old or hostile peer) yields a code, not the text.
+        a.send(TAG_ABORT, b"/home/alice/secret.mp4: \x1b[2J")
+            .unwrap();
+        let e = b.recv_any().unwrap_err().to_string();
+        assert!(!e.contains("alice") && !e.contains('\x1b'), "{e}");
+        let evil = "ok\x1b[2J\x1b]0;pwned\x07\nnext line \u{202e}";
+        let clean = sanitize(evil, 100);
+        assert!(
+            clean.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("\\u{1b}") && clean.contains("\\n"),
+            "{clean}"
+        );
+        assert_eq!(
+            sanitize(&"x".repeat(500), 10),
+            format!("{}...", "x".repeat(10))
+        );
+    }
+
+    #[test]
     fn tcp_loopback() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();

@@ -89,3 +89,28 @@ pub fn server<S: Stream>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_in_the_handshake_is_escaped_on_both_sides() {
+        let (mut c, mut s) = Channel::pair().unwrap();
+        let hash = [7u8; 32];
+        let mut body = hello(&hash, "fhe.rs");
+        body.truncate(44);
+        body.extend_from_slice("x\x1b[2J\x1b]0;owned\x07\n2026 fake log line".as_bytes());
+        c.send(tags::HELLO, &body).unwrap();
+        let e = server(&mut s, &hash, "fhe.rs").unwrap_err().to_string();
+        assert!(!e.chars().any(|ch| ch.is_control()), "{e:?}");
+        assert!(e.contains("\\u{1b}"), "{e}");
+        // The refusal the client reads is escaped as well.
+        let (tag, _) = c.recv_any().unwrap();
+        assert_eq!(tag, tags::REFUSE);
+        let (mut c2, mut s2) = Channel::pair().unwrap();
+        s2.send(tags::REFUSE, b"\x1b[31mred\x1b[0m").unwrap();
+        let e = client(&mut c2, &hash, "fhe.rs").unwrap_err().to_string();
+        assert!(!e.chars().any(|ch| ch.is_control()), "{e:?}");
+    }
+}

@@ -203,11 +203,11 @@ fn run(args: Args) -> Result<(), String> {
          - Honest sessions equal to the fixed-point simulation, bit for bit: **{honest_ok} of {honest_tried}**; \
          one more honest session after the last round: {}.\n\
          - Server log: {done} sessions done, {ended} ended with an error (the probe connection included); \
-         exit status {}.\n\
+         exit code {}.\n\
          - Server peak resident memory {:.0} MB, ceiling (--memory-limit) {:.0} MB: {}.\n\
          - Wall time {:.1} s.\n",
         if last_ok { "served, equal" } else { "FAILED" },
-        status,
+        status.code().map_or("none (killed)".to_string(), |c| c.to_string()),
         peak as f64 / 1e6,
         ceiling as f64 / 1e6,
         if peak <= ceiling { "under" } else { "OVER" },
