@@ -174,11 +174,11 @@ mod tests {
         assert!(t.join().is_err());
         let again = slots.take();
         drop(again);
-        let r: Result<(), ()> = (|| {
+        let fails = || -> Result<(), ()> {
             let _slot = slots.take();
             Err(())
-        })();
-        assert!(r.is_err());
+        };
+        assert!(fails().is_err());
         assert_eq!(*slots.free.lock().unwrap(), 1);
     }
 }
