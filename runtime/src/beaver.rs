@@ -11,7 +11,7 @@
 //! nothing can be used twice.
 
 use crate::field::Field;
-use crate::he::{flood_bits, product_noise_bits, Backend, Encoding, HeError};
+use crate::he::{flood_bits, product_noise_bits, Backend, CtLevel, Encoding, HeError};
 use crate::transport::{Channel, Stream, TransportError};
 use rand::{CryptoRng, Rng, RngCore};
 
@@ -113,8 +113,15 @@ fn send_cts<B: Backend, S: Stream>(
     Ok(())
 }
 
-fn recv_ct<B: Backend, S: Stream>(be: &B, ch: &mut Channel<S>, tag: u8) -> Result<B::Ct> {
-    Ok(be.deserialize(&ch.recv(tag)?)?)
+/// Receives a ciphertext that must arrive at level `at` (fresh ones at the server, flooded
+/// replies at the client).
+fn recv_ct<B: Backend, S: Stream>(
+    be: &B,
+    ch: &mut Channel<S>,
+    tag: u8,
+    at: CtLevel,
+) -> Result<B::Ct> {
+    Ok(be.deserialize_at(&ch.recv(tag)?, at)?)
 }
 
 /// Client side of triple generation: `n` triples.
@@ -136,7 +143,11 @@ pub fn client_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             be.encrypt(sk, bc, Encoding::Slots, rng)?,
         ];
         send_cts(be, ch, TAG_A, &cts)?;
-        let d = be.decrypt(sk, &recv_ct(be, ch, TAG_C)?, Encoding::Slots)?;
+        let d = be.decrypt(
+            sk,
+            &recv_ct(be, ch, TAG_C, CtLevel::Reply)?,
+            Encoding::Slots,
+        )?;
         c.extend(
             ac.iter()
                 .zip(bc)
@@ -162,8 +173,8 @@ pub fn server_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let z = f.random_vec(rng, n);
     let slots = be.degree();
     for ((as_, bs), zs) in a.chunks(slots).zip(b.chunks(slots)).zip(z.chunks(slots)) {
-        let enc_a = recv_ct(be, ch, TAG_A)?;
-        let enc_b = recv_ct(be, ch, TAG_A)?;
+        let enc_a = recv_ct(be, ch, TAG_A, CtLevel::Fresh)?;
+        let enc_b = recv_ct(be, ch, TAG_A, CtLevel::Fresh)?;
         let mut acc = be.mul_plain(&enc_a, &be.prepare(bs, Encoding::Slots)?)?;
         be.add_assign(
             &mut acc,
@@ -195,7 +206,11 @@ pub fn client_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let mut c = Vec::with_capacity(n);
     for ac in a.chunks(be.degree()) {
         send_cts(be, ch, TAG_A, &[be.encrypt(sk, ac, Encoding::Slots, rng)?])?;
-        let d = be.decrypt(sk, &recv_ct(be, ch, TAG_C)?, Encoding::Slots)?;
+        let d = be.decrypt(
+            sk,
+            &recv_ct(be, ch, TAG_C, CtLevel::Reply)?,
+            Encoding::Slots,
+        )?;
         c.extend(ac.iter().zip(&d).map(|(&x, &z)| f.add(z, f.mul(x, x))));
     }
     Ok(Squares { a, c })
@@ -214,7 +229,7 @@ pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let a = f.random_vec(rng, n);
     let z = f.random_vec(rng, n);
     for (as_, zs) in a.chunks(be.degree()).zip(z.chunks(be.degree())) {
-        let enc_a = recv_ct(be, ch, TAG_A)?;
+        let enc_a = recv_ct(be, ch, TAG_A, CtLevel::Fresh)?;
         let two_a: Vec<u64> = as_.iter().map(|&x| f.add(x, x)).collect();
         let mut acc = be.mul_plain(&enc_a, &be.prepare(&two_a, Encoding::Slots)?)?;
         let plain: Vec<u64> = as_

@@ -45,16 +45,29 @@ pub enum HeError {
     /// The parameters cannot carry this computation (the noise would not decrypt).
     #[error("HE parameters too small: {0}")]
     Params(String),
-    /// A ciphertext from the peer could not be read.
-    #[error("malformed ciphertext from the peer: {0}")]
+    /// A ciphertext or public key from the peer could not be read, or failed a check (what
+    /// was wrong is named).
+    #[error("malformed data from the peer: {0}")]
     Malformed(String),
+}
+
+/// Where a ciphertext from the peer stands in the protocol, which fixes the modulus level it
+/// must arrive at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtLevel {
+    /// A fresh encryption by the key owner, at the full modulus (the server receives these).
+    Fresh,
+    /// A flooded reply, switched down to the level [`Backend::flood`] switches to (the key
+    /// owner receives these).
+    Reply,
 }
 
 /// Result of an HE operation.
 pub type Result<T> = std::result::Result<T, HeError>;
 
 /// The operations the offline protocols need. Values are field elements in [0, p); plaintext
-/// operands are centred before use so noise grows with their magnitude, not with p.
+/// operands are centred before use so noise grows with their magnitude, not with p. Operands of
+/// the wrong shape, representation or level are refused with an error, never a panic.
 pub trait Backend: Send + Sync + NoiseBudget {
     /// Secret key (client only).
     type Sk: Send + Sync;
@@ -71,7 +84,8 @@ pub trait Backend: Send + Sync + NoiseBudget {
     fn keygen<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<Self::Sk>;
     /// The public key of `sk`, serialised for the other party.
     fn public_key<R: RngCore + CryptoRng>(&self, sk: &Self::Sk, rng: &mut R) -> Result<Vec<u8>>;
-    /// Reads the peer's public key, checking it belongs to these parameters.
+    /// Reads the peer's public key, checking it is well formed for these parameters (as
+    /// [`Backend::deserialize`] does, at the full modulus). Never panics, whatever the bytes.
     fn read_public_key(&self, bytes: &[u8]) -> Result<Self::Pk>;
     /// Encrypts up to N values.
     fn encrypt<R: RngCore + CryptoRng>(
@@ -104,8 +118,13 @@ pub trait Backend: Send + Sync + NoiseBudget {
     ) -> Result<()>;
     /// Bytes on the wire.
     fn serialize(&self, ct: &Self::Ct) -> Result<Vec<u8>>;
-    /// Reads a ciphertext from the peer, checking it belongs to these parameters.
+    /// Reads a ciphertext from the peer, checking it is well formed for these parameters (two
+    /// polynomials, the representation the arithmetic needs, residues below their moduli) and
+    /// sits at one of the levels the protocol sends ([`CtLevel`]). Never panics, whatever the
+    /// bytes.
     fn deserialize(&self, bytes: &[u8]) -> Result<Self::Ct>;
+    /// [`Backend::deserialize`], also checking the ciphertext sits at the level `at`.
+    fn deserialize_at(&self, bytes: &[u8], at: CtLevel) -> Result<Self::Ct>;
 }
 
 /// Checks that noise of 2^`bits` plus flooding fits the backend's modulus and returns the
@@ -350,5 +369,171 @@ pub(crate) mod conformance {
         assert!(be
             .encrypt(&sk, &vec![0; n + 1], Encoding::Coeff, &mut rng)
             .is_err());
+    }
+
+    /// `r` is refused as malformed, with a message containing `needle`.
+    pub fn assert_malformed<T>(r: Result<T>, needle: &str) {
+        match r {
+            Err(HeError::Malformed(m)) => {
+                assert!(m.contains(needle), "refused for {m:?}, expected {needle:?}")
+            }
+            Err(e) => panic!("refused as {e:?}, expected malformed ({needle})"),
+            Ok(_) => panic!("accepted, expected refused as malformed ({needle})"),
+        }
+    }
+
+    /// What the wire checks work on: keys, a fresh ciphertext of `x`, its product by 1
+    /// flooded into a reply, and their bytes.
+    struct Wire<B: Backend> {
+        sk: B::Sk,
+        pk: B::Pk,
+        pk_bytes: Vec<u8>,
+        x: Vec<u64>,
+        fresh: B::Ct,
+        fresh_bytes: Vec<u8>,
+        reply_bytes: Vec<u8>,
+        one: B::Pt,
+        bits: u32,
+    }
+
+    fn wire<B: Backend>(be: &B, seed: u64) -> Wire<B> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let sk = be.keygen(&mut rng).unwrap();
+        let pk_bytes = be.public_key(&sk, &mut rng).unwrap();
+        let pk = be.read_public_key(&pk_bytes).unwrap();
+        let p = be.plain_modulus();
+        let x: Vec<u64> = (0..be.degree()).map(|_| rng.random_range(0..p)).collect();
+        let fresh = be.encrypt(&sk, &x, Encoding::Coeff, &mut rng).unwrap();
+        let one = be.prepare(&[1], Encoding::Coeff).unwrap();
+        let bits = flood_bits(be, product_noise_bits(be, 1, 1)).unwrap();
+        let mut reply = be.mul_plain(&fresh, &one).unwrap();
+        be.flood(&mut reply, bits, &pk, &mut rng).unwrap();
+        Wire {
+            fresh_bytes: be.serialize(&fresh).unwrap(),
+            reply_bytes: be.serialize(&reply).unwrap(),
+            sk,
+            pk,
+            pk_bytes,
+            x,
+            fresh,
+            one,
+            bits,
+        }
+    }
+
+    /// Ciphertexts are accepted at the level the protocol sends them at and refused at the
+    /// other; one kind of bytes is not taken for another; truncations are refused.
+    pub fn check_wire<B: Backend>(be: &B) {
+        let w = wire(be, 0x3e);
+        let dec = |ct: B::Ct| be.decrypt(&w.sk, &ct, Encoding::Coeff).unwrap();
+        assert_eq!(dec(be.deserialize(&w.fresh_bytes).unwrap()), w.x);
+        assert_eq!(dec(be.deserialize(&w.reply_bytes).unwrap()), w.x);
+        let fresh = be.deserialize_at(&w.fresh_bytes, CtLevel::Fresh).unwrap();
+        assert_eq!(dec(fresh), w.x);
+        let reply = be.deserialize_at(&w.reply_bytes, CtLevel::Reply).unwrap();
+        assert_eq!(dec(reply), w.x);
+        assert_malformed(be.deserialize_at(&w.fresh_bytes, CtLevel::Reply), "level");
+        assert_malformed(be.deserialize_at(&w.reply_bytes, CtLevel::Fresh), "level");
+        // A reply cannot be computed on as if it were fresh, nor added to a fresh one.
+        let reply = be.deserialize(&w.reply_bytes).unwrap();
+        assert!(be.mul_plain(&reply, &w.one).is_err());
+        assert!(be.add_assign(&mut w.fresh.clone(), &reply).is_err());
+        // One kind of object for another, and nothing at all.
+        assert_malformed(be.read_public_key(&w.fresh_bytes), "");
+        assert_malformed(be.deserialize(&w.pk_bytes), "");
+        assert_malformed(be.deserialize(b""), "");
+        assert_malformed(be.read_public_key(b""), "");
+        for bytes in [&w.fresh_bytes, &w.reply_bytes, &w.pk_bytes] {
+            let n = bytes.len();
+            for len in (0..64.min(n)).chain((64..n).step_by(n / 50 + 1)) {
+                assert!(be.deserialize(&bytes[..len]).is_err(), "{len} of {n} bytes");
+                assert!(
+                    be.read_public_key(&bytes[..len]).is_err(),
+                    "{len} of {n} bytes"
+                );
+            }
+        }
+    }
+
+    /// A few random changes to `bytes`, mostly near the ends where the structure is.
+    fn mutate(bytes: &[u8], rng: &mut ChaCha20Rng) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        for _ in 0..rng.random_range(1..=3) {
+            let n = b.len().max(1);
+            let at = match rng.random_range(0..5) {
+                0 | 1 => rng.random_range(0..n.min(40)),
+                2 => n - rng.random_range(1..=n.min(48)),
+                _ => rng.random_range(0..n),
+            };
+            let at = at.min(b.len());
+            match rng.random_range(0..6) {
+                0 if at < b.len() => b[at] ^= 1 << rng.random_range(0..8),
+                1 if at < b.len() => b[at] = rng.random(),
+                2 if at < b.len() => b[at] = [0, 1, 2, 3, 0x7f, 0x80, 0xff][rng.random_range(0..7)],
+                3 => b.truncate(at),
+                4 => b.insert(at, rng.random()),
+                _ if at < b.len() => {
+                    b.remove(at);
+                }
+                _ => b.push(rng.random()),
+            }
+        }
+        b
+    }
+
+    /// `rounds` seeded mutations of a valid fresh ciphertext, reply and public key: reading
+    /// them never panics, nor does computing on (and decrypting) whatever is accepted.
+    pub fn fuzz_wire<B: Backend>(be: &B, rounds: u64) {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let w = wire(be, 0xf2);
+        let targets = [
+            ("fresh ciphertext", &w.fresh_bytes),
+            ("reply", &w.reply_bytes),
+            ("public key", &w.pk_bytes),
+        ];
+        let mut accepted = 0;
+        for seed in 0..rounds {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let (what, orig) = targets[(seed % 3) as usize];
+            let bytes = mutate(orig, &mut rng);
+            let run = catch_unwind(AssertUnwindSafe(|| {
+                if what == "public key" {
+                    let Ok(k) = be.read_public_key(&bytes) else {
+                        return false;
+                    };
+                    let mut c = be.mul_plain(&w.fresh, &w.one).unwrap();
+                    let _ = be.flood(&mut c, w.bits, &k, &mut rng);
+                    let _ = be.decrypt(&w.sk, &c, Encoding::Coeff);
+                    return true;
+                }
+                let _ = be.deserialize_at(&bytes, CtLevel::Fresh);
+                let _ = be.deserialize_at(&bytes, CtLevel::Reply);
+                let Ok(ct) = be.deserialize(&bytes) else {
+                    return false;
+                };
+                let _ = be.decrypt(&w.sk, &ct, Encoding::Coeff);
+                let _ = be.serialize(&ct);
+                let _ = be.add_assign(&mut w.fresh.clone(), &ct);
+                if let Ok(mut c) = be.mul_plain(&ct, &w.one) {
+                    let _ = be.add_plain_assign(&mut c, &[1], Encoding::Coeff);
+                    let _ = be.flood(&mut c, w.bits, &w.pk, &mut rng);
+                    let _ = be.decrypt(&w.sk, &c, Encoding::Coeff);
+                }
+                true
+            }));
+            match run {
+                Ok(ok) => accepted += usize::from(ok),
+                Err(p) => {
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    panic!("mutation seed {seed} of the {what} panicked: {msg}");
+                }
+            }
+        }
+        // Some mutations (a changed residue) leave valid bytes; most do not.
+        assert!(accepted < rounds as usize, "every mutation was accepted");
     }
 }

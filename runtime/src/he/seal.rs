@@ -2,10 +2,19 @@
 //! SEAL draws its own encryption randomness from the OS; the `rng` arguments feed only the
 //! flooding noise here. Ciphertexts are in coefficient form (SEAL's BFV default), so flooding
 //! adds to c0's RNS residues directly through SEAL's C API.
+//!
+//! SEAL's own load (`is_valid_for`) checks that a ciphertext's parms_id names a data level of
+//! the context, that its limb count, degree, buffer size, scale and correction factor match,
+//! and that every residue is below its modulus; a public key must moreover be two NTT-form
+//! polynomials at the key level. It leaves open the number of a ciphertext's polynomials (0 or
+//! 2 to 16), NTT form (which BFV does not compute on) and which data level it is at: those are
+//! checked here. So is the envelope SEAL reads first: it sizes its decompression buffer by
+//! the size its header claims, without comparing it with the bytes it was given (a large claim
+//! crashed it), and inflates whatever zstd stream follows (a small one can claim gigabytes).
 
 use super::{
-    check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend, Encoding,
-    HeError, NoiseBudget, Result, DEGREE,
+    check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend, CtLevel,
+    Encoding, HeError, NoiseBudget, Result, DEGREE,
 };
 use rand::{CryptoRng, RngCore};
 use seal_fhe::{
@@ -25,6 +34,130 @@ extern "C" {
 /// for key switching (unused here: no relinearisation, no rotations), so it is small and
 /// ciphertexts compute at the first four (about 199 bits).
 const MODULI_BITS: [i32; 5] = [60, 60, 60, 20, 18];
+
+/// SEAL's serialisation header (`seal::Serialization::SEALHeader`, little-endian): magic (2
+/// bytes), header size (1), version major and minor (1 each), compression mode (1), reserved
+/// (2), then the size of the whole serialisation (8).
+const HEADER_LEN: usize = 16;
+const SEAL_MAGIC: u16 = 0xA15E;
+/// The only compression `seal_fhe` writes (`compr_mode_type::zstd`).
+const COMPR_ZSTD: u8 = 2;
+/// zstd's largest block (RFC 8878: Block_Maximum_Size is at most 128 KiB; libzstd refuses a
+/// block that decompresses to more).
+const ZSTD_BLOCK_MAX: u64 = 128 << 10;
+/// Most bytes a ciphertext or public key may inflate to: twice the largest valid one (two
+/// polynomials over every limb, the key level's), and one zstd block to spare.
+const MAX_INFLATED: u64 = 2 * (2 * MODULI_BITS.len() * DEGREE * 8) as u64 + ZSTD_BLOCK_MAX;
+
+/// An upper bound on what a zstd stream inflates to, read from its frame and block headers
+/// (RFC 8878) without decompressing: a raw or RLE block's size, at most [`ZSTD_BLOCK_MAX`] for
+/// a compressed one. Refuses anything but a sequence of well-formed zstd frames.
+fn zstd_bound(mut b: &[u8]) -> std::result::Result<u64, String> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> std::result::Result<&'a [u8], String> {
+        if b.len() < n {
+            return Err("truncated zstd stream".into());
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Ok(head)
+    }
+    if b.is_empty() {
+        return Err("no compressed data".into());
+    }
+    let mut total = 0u64;
+    while !b.is_empty() {
+        let magic = take(&mut b, 4)?;
+        if magic != [0x28, 0xb5, 0x2f, 0xfd] {
+            return Err("not a zstd frame".into());
+        }
+        let fhd = take(&mut b, 1)?[0];
+        if fhd & 0x08 != 0 {
+            return Err("zstd frame header with its reserved bit set".into());
+        }
+        let single_segment = fhd & 0x20 != 0;
+        let window = usize::from(!single_segment);
+        let dict_id = [0, 1, 2, 4][usize::from(fhd & 3)];
+        let content_size = match fhd >> 6 {
+            0 => usize::from(single_segment),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        take(&mut b, window + dict_id + content_size)?;
+        loop {
+            let h = take(&mut b, 3)?;
+            let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
+            let (last, kind, size) = (h & 1 != 0, (h >> 1) & 3, u64::from(h >> 3));
+            if size > ZSTD_BLOCK_MAX {
+                return Err(format!("a zstd block of {size} bytes"));
+            }
+            let (inflated, stored) = match kind {
+                0 => (size, size),
+                1 => (size, 1),
+                2 => (ZSTD_BLOCK_MAX, size),
+                _ => return Err("a zstd block of the reserved type".into()),
+            };
+            take(&mut b, stored as usize)?;
+            total += inflated;
+            if last {
+                break;
+            }
+        }
+        if fhd & 0x04 != 0 {
+            take(&mut b, 4)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Checks SEAL's envelope before SEAL reads it: its header, a size equal to the bytes given (no
+/// more than [`MAX_INFLATED`]), zstd compression, and a payload that cannot inflate past
+/// [`MAX_INFLATED`].
+fn check_envelope(bytes: &[u8], what: &str) -> Result<()> {
+    let bad = |m: String| HeError::Malformed(format!("{what}: {m}"));
+    if bytes.len() < HEADER_LEN {
+        return Err(bad(format!(
+            "{} bytes, fewer than SEAL's {HEADER_LEN}-byte header",
+            bytes.len()
+        )));
+    }
+    if bytes.len() as u64 > MAX_INFLATED {
+        return Err(bad(format!(
+            "{} bytes, more than any valid one inflates to",
+            bytes.len()
+        )));
+    }
+    let magic = u16::from_le_bytes([bytes[0], bytes[1]]);
+    if magic != SEAL_MAGIC || usize::from(bytes[2]) != HEADER_LEN {
+        return Err(bad("not a SEAL serialisation (magic or header size)".into()));
+    }
+    if bytes[3] != 4 {
+        return Err(bad(format!("SEAL version {}, expected 4", bytes[3])));
+    }
+    if bytes[5] != COMPR_ZSTD {
+        return Err(bad(format!(
+            "compression mode {}, expected zstd ({COMPR_ZSTD})",
+            bytes[5]
+        )));
+    }
+    if bytes[6..8] != [0, 0] {
+        return Err(bad("reserved header bytes are not zero".into()));
+    }
+    let size = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    if size != bytes.len() as u64 {
+        return Err(bad(format!(
+            "SEAL's header claims {size} bytes, {} were sent",
+            bytes.len()
+        )));
+    }
+    let inflated = zstd_bound(&bytes[HEADER_LEN..]).map_err(bad)?;
+    if inflated > MAX_INFLATED {
+        return Err(bad(format!(
+            "the zstd payload may inflate to {inflated} bytes, more than {MAX_INFLATED}"
+        )));
+    }
+    Ok(())
+}
 
 /// BFV over SEAL for one plaintext modulus.
 pub struct Seal {
@@ -104,6 +237,53 @@ impl Seal {
         })
     }
 
+    /// RNS limbs of a ciphertext at the level `at`.
+    fn limbs_at(&self, at: CtLevel) -> usize {
+        match at {
+            CtLevel::Fresh => self.data_moduli.len(),
+            CtLevel::Reply => self.data_moduli.len() - self.switches,
+        }
+    }
+
+    /// Checks what SEAL leaves open: two polynomials, coefficient form, a data level. Returns
+    /// the limb count, which names the level (SEAL checked it matches the parms_id, and each
+    /// level of the chain drops one limb).
+    fn check_ct(&self, ct: &Ciphertext) -> Result<usize> {
+        let bad = |m: String| HeError::Malformed(format!("ciphertext: {m}"));
+        if ct.num_polynomials() != 2 {
+            return Err(bad(format!(
+                "{} polynomials, expected 2",
+                ct.num_polynomials()
+            )));
+        }
+        if ct.is_ntt_form() {
+            return Err(bad("in NTT form, expected coefficient form".into()));
+        }
+        let limbs = ct.coeff_modulus_size() as usize;
+        if !(1..=self.data_moduli.len()).contains(&limbs) {
+            return Err(bad(format!("{limbs} limbs, not a data level")));
+        }
+        Ok(limbs)
+    }
+
+    /// Reads a ciphertext whose limb count is one of `limbs`.
+    fn read_ct(&self, bytes: &[u8], limbs: &[usize]) -> Result<Ciphertext> {
+        check_envelope(bytes, "ciphertext")?;
+        let ct = Ciphertext::from_bytes(&self.ctx, bytes)
+            .map_err(|e| HeError::Malformed(format!("ciphertext: {e:?}")))?;
+        let n = self.check_ct(&ct)?;
+        if !limbs.contains(&n) {
+            let top = self.data_moduli.len();
+            let want: Vec<String> = limbs.iter().map(|l| (top - l).to_string()).collect();
+            return Err(HeError::Malformed(format!(
+                "ciphertext: at level {} ({n} limbs), expected level {}",
+                top - n,
+                want.join(" or ")
+            )));
+        }
+        Ok(ct)
+    }
+
     fn plaintext(&self, values: &[u64], enc: Encoding) -> Result<Plaintext> {
         check_len(values.len())?;
         match enc {
@@ -171,6 +351,9 @@ impl Backend for Seal {
     }
 
     fn read_public_key(&self, bytes: &[u8]) -> Result<SealPk> {
+        // Past the envelope, SEAL's load checks all a public key needs (see the module's
+        // notes).
+        check_envelope(bytes, "public key")?;
         let pk = PublicKey::from_bytes(&self.ctx, bytes)
             .map_err(|e| HeError::Malformed(format!("public key: {e:?}")))?;
         Ok(SealPk {
@@ -191,6 +374,7 @@ impl Backend for Seal {
     }
 
     fn decrypt(&self, sk: &SealKeys, ct: &Ciphertext, enc: Encoding) -> Result<Vec<u64>> {
+        self.check_ct(ct)?;
         let pt = sk.decryptor.decrypt(ct).map_err(err)?;
         match enc {
             Encoding::Coeff => {
@@ -210,14 +394,25 @@ impl Backend for Seal {
     }
 
     fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        if self.check_ct(ct)? != self.data_moduli.len() {
+            return Err(HeError::Params(
+                "plaintext products run at the full modulus".into(),
+            ));
+        }
         self.eval.multiply_plain(ct, pt).map_err(err)
     }
 
     fn add_assign(&self, acc: &mut Ciphertext, ct: &Ciphertext) -> Result<()> {
+        if self.check_ct(acc)? != self.check_ct(ct)? {
+            return Err(HeError::Params(
+                "adding ciphertexts of different levels".into(),
+            ));
+        }
         self.eval.add_inplace(acc, ct).map_err(err)
     }
 
     fn add_plain_assign(&self, ct: &mut Ciphertext, values: &[u64], enc: Encoding) -> Result<()> {
+        self.check_ct(ct)?;
         let pt = self.plaintext(values, enc)?;
         self.eval.add_plain_inplace(ct, &pt).map_err(err)
     }
@@ -230,9 +425,10 @@ impl Backend for Seal {
         rng: &mut R,
     ) -> Result<()> {
         check_flood(bits, self.modulus_bits(), self.p)?;
-        if ct.is_ntt_form() || ct.coeff_modulus_size() as usize != self.data_moduli.len() {
+        // Two coefficient-form polynomials at the top level, which the raw writes below rely on.
+        if self.check_ct(ct)? != self.data_moduli.len() {
             return Err(HeError::Params(
-                "flooding expects a coefficient-form ciphertext at the top level".into(),
+                "flooding expects a ciphertext at the top level".into(),
             ));
         }
         let zero = pk
@@ -275,25 +471,164 @@ impl Backend for Seal {
     }
 
     fn deserialize(&self, bytes: &[u8]) -> Result<Ciphertext> {
-        let ct = Ciphertext::from_bytes(&self.ctx, bytes)
-            .map_err(|e| HeError::Malformed(format!("{e:?}")))?;
-        if ct.num_polynomials() != 2 {
-            return Err(HeError::Malformed(format!(
-                "a ciphertext of {} polynomials, expected 2",
-                ct.num_polynomials()
-            )));
-        }
-        Ok(ct)
+        self.read_ct(
+            bytes,
+            &[self.limbs_at(CtLevel::Fresh), self.limbs_at(CtLevel::Reply)],
+        )
+    }
+
+    fn deserialize_at(&self, bytes: &[u8], at: CtLevel) -> Result<Ciphertext> {
+        self.read_ct(bytes, &[self.limbs_at(at)])
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::conformance::{self, assert_malformed};
     use super::*;
+
+    extern "C" {
+        fn Ciphertext_SetIsNTTForm(thisptr: *mut c_void, is_ntt_form: bool) -> c_long;
+    }
 
     #[test]
     fn conforms_at_delphis_prime() {
-        super::super::conformance::check_all(&Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+        conformance::check_all(&Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+    }
+
+    #[test]
+    fn seal_ciphertexts_arrive_only_at_their_protocol_level() {
+        conformance::check_wire(&Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
+    }
+
+    #[test]
+    fn random_mutations_of_seal_wire_bytes_never_panic() {
+        conformance::fuzz_wire(&Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap(), 240);
+    }
+
+    #[test]
+    fn seal_refuses_ntt_form_and_three_polynomial_ciphertexts() {
+        let be = Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap();
+        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(7);
+        let keys = be.keygen(&mut rng).unwrap();
+        let pk = be
+            .read_public_key(&be.public_key(&keys, &mut rng).unwrap())
+            .unwrap();
+        let ct = be
+            .encrypt(&keys, &[1, 2, 3], Encoding::Coeff, &mut rng)
+            .unwrap();
+        let one = be.prepare(&[1], Encoding::Coeff).unwrap();
+        // SEAL loads an NTT-form BFV ciphertext (its residues are in range) and refuses it
+        // only at each operation; refused here at the door.
+        let ntt = ct.clone();
+        // SAFETY: a live SEAL ciphertext; only its form flag changes.
+        assert_eq!(
+            unsafe { Ciphertext_SetIsNTTForm(ntt.get_handle(), true) },
+            0
+        );
+        let bytes = be.serialize(&ntt).unwrap();
+        let msg = "ciphertext: in NTT form, expected coefficient form";
+        assert_malformed(be.deserialize(&bytes), msg);
+        assert_malformed(be.deserialize_at(&bytes, CtLevel::Fresh), msg);
+        assert_malformed(be.mul_plain(&ntt, &one), msg);
+        assert_malformed(be.add_assign(&mut ct.clone(), &ntt), msg);
+        assert_malformed(
+            be.add_plain_assign(&mut ntt.clone(), &[1], Encoding::Coeff),
+            msg,
+        );
+        assert_malformed(be.flood(&mut ntt.clone(), 60, &pk, &mut rng), msg);
+        assert_malformed(be.decrypt(&keys, &ntt, Encoding::Coeff), msg);
+        // A product of two ciphertexts has three polynomials.
+        let three = be.eval.multiply(&ct, &ct).unwrap();
+        assert_eq!(three.num_polynomials(), 3);
+        let msg = "ciphertext: 3 polynomials, expected 2";
+        assert_malformed(be.deserialize(&be.serialize(&three).unwrap()), msg);
+        assert_malformed(be.mul_plain(&three, &one), msg);
+        assert_malformed(be.decrypt(&keys, &three, Encoding::Coeff), msg);
+        // A ciphertext is not a public key (SEAL wants NTT form at the key level).
+        assert_malformed(
+            be.read_public_key(&be.serialize(&ct).unwrap()),
+            "public key",
+        );
+    }
+
+    /// SEAL's envelope around a zstd stream of `blocks` RLE blocks of 128 KiB of zeros, with
+    /// the header of `honest`.
+    fn zstd_bomb(honest: &[u8], blocks: u32) -> Vec<u8> {
+        // Frame magic; no content size, a 128 KiB window.
+        let mut z = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38];
+        for i in 0..blocks {
+            let h = u32::from(i + 1 == blocks) | 1 << 1 | (128 << 10) << 3;
+            z.extend(&h.to_le_bytes()[..3]);
+            z.push(0);
+        }
+        let mut b = honest[..8].to_vec();
+        b.extend(((HEADER_LEN + z.len()) as u64).to_le_bytes());
+        b.extend(z);
+        b
+    }
+
+    #[test]
+    fn seal_refuses_envelopes_it_would_crash_or_balloon_on() {
+        let be = Seal::new(c3d_ir::fixed::DELPHI_PRIME).unwrap();
+        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(8);
+        let keys = be.keygen(&mut rng).unwrap();
+        let pk_bytes = be.public_key(&keys, &mut rng).unwrap();
+        let ct = be
+            .encrypt(&keys, &[1, 2, 3], Encoding::Coeff, &mut rng)
+            .unwrap();
+        let honest = be.serialize(&ct).unwrap();
+        for b in [&honest, &pk_bytes] {
+            let bound = zstd_bound(&b[HEADER_LEN..]).unwrap();
+            assert!(bound <= MAX_INFLATED, "{bound} > {MAX_INFLATED}");
+            assert_eq!(b[5], COMPR_ZSTD);
+        }
+        // A header claiming more bytes than were sent: SEAL allocated its decompression buffer
+        // by the claim and crashed (SIGSEGV in SafeByteBuffer, found by the mutation test).
+        let mut claim = honest.clone();
+        claim[8..16].copy_from_slice(&274_878_356_620u64.to_le_bytes());
+        let msg = format!("claims 274878356620 bytes, {} were sent", honest.len());
+        assert_malformed(be.deserialize(&claim), &msg);
+        let mut claim = pk_bytes.clone();
+        claim[12] = 0x40;
+        assert_malformed(
+            be.read_public_key(&claim),
+            "public key: SEAL's header claims",
+        );
+        // Other compression modes, another magic, stray reserved bytes, trailing bytes.
+        for (at, v, needle) in [
+            (5, 0, "compression mode 0, expected zstd"),
+            (5, 1, "compression mode 1, expected zstd"),
+            (0, 0, "not a SEAL serialisation"),
+            (2, 17, "not a SEAL serialisation"),
+            (3, 3, "SEAL version 3, expected 4"),
+            (6, 1, "reserved header bytes"),
+        ] {
+            let mut b = honest.clone();
+            b[at] = v;
+            assert_malformed(be.deserialize(&b), needle);
+        }
+        let mut longer = honest.clone();
+        longer.push(0);
+        assert_malformed(be.deserialize(&longer), "were sent");
+        let huge = vec![0; MAX_INFLATED as usize + 1];
+        assert_malformed(be.deserialize(&huge), "more than any valid one");
+        // A zstd stream of RLE blocks: 64 MiB of zeros from 2 KiB is refused unread; 512 KiB
+        // passes the bound and SEAL refuses what it inflates to.
+        assert_malformed(
+            be.deserialize(&zstd_bomb(&honest, 512)),
+            "may inflate to 67108864",
+        );
+        assert_malformed(
+            be.read_public_key(&zstd_bomb(&honest, 512)),
+            "may inflate to",
+        );
+        assert_malformed(be.deserialize(&zstd_bomb(&honest, 4)), "ciphertext: ");
+        let mut cut = zstd_bomb(&honest, 4);
+        cut.truncate(cut.len() - 1);
+        let n = cut.len() as u64;
+        cut[8..16].copy_from_slice(&n.to_le_bytes());
+        assert_malformed(be.deserialize(&cut), "truncated zstd stream");
     }
 
     #[test]

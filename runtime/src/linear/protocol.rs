@@ -4,7 +4,7 @@
 
 use super::packing::{ConvShape, Packing};
 use super::{LinearError, Result};
-use crate::he::{Backend, Encoding};
+use crate::he::{Backend, CtLevel, Encoding};
 use crate::transport::{Channel, Stream};
 use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
@@ -75,7 +75,7 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         let decs: Vec<Result<Vec<u64>>> = raw
             .par_iter()
             .map(|bytes| {
-                let ct = be.deserialize(bytes)?;
+                let ct = be.deserialize_at(bytes, CtLevel::Reply)?;
                 Ok(be.decrypt(sk, &ct, Encoding::Coeff)?)
             })
             .collect();
@@ -226,7 +226,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
             let bytes = ch.recv(TAG_IN)?;
             st.bytes_in += bytes.len() as u64;
             st.cts_in += 1;
-            cts.push(be.deserialize(&bytes)?);
+            cts.push(be.deserialize_at(&bytes, CtLevel::Fresh)?);
         }
         // Fresh per-ciphertext seeds from the session RNG keep the parallel work seeded by it.
         let seeds: Vec<[u8; 32]> = (0..groups).map(|_| rng.random()).collect();
