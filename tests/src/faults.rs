@@ -28,6 +28,12 @@ pub enum Fault {
     BadKey,
     /// A valid hello, then silence.
     StallAfterHello,
+    /// A valid hello, then a public key whose first polynomial is in power-basis form (it
+    /// used to panic the server at its first flood).
+    PowerBasisKey,
+    /// An honest client whose first offline ciphertext is rewritten with a polynomial in
+    /// power-basis form (it used to panic the server's plaintext products).
+    PowerBasisCiphertext,
     /// An honest client whose connection breaks after this many bytes either way.
     Cut(usize),
 }
@@ -43,6 +49,8 @@ impl Fault {
             Fault::WrongTag,
             Fault::BadKey,
             Fault::StallAfterHello,
+            Fault::PowerBasisKey,
+            Fault::PowerBasisCiphertext,
         ];
         v.extend([600, 20_000, 400_000, 3_000_000].map(Fault::Cut));
         v
@@ -66,6 +74,8 @@ impl Fault {
             Fault::WrongTag => "wrong tag after the hello".into(),
             Fault::BadKey => "bad public key".into(),
             Fault::StallAfterHello => "stalls after the hello".into(),
+            Fault::PowerBasisKey => "public key in power-basis form".into(),
+            Fault::PowerBasisCiphertext => "offline ciphertext in power-basis form".into(),
             Fault::Cut(n) => format!("disconnects after {n} bytes"),
         }
     }
@@ -213,6 +223,25 @@ pub fn inject(fault: Fault, plan: &Plan, addr: &str, x: &Tensor<f32>) -> Result<
             send_and_drain(addr, &frame(0x01, &hello(plan)));
             Ok(())
         }
+        Fault::PowerBasisKey => {
+            let mut b = frame(0x01, &hello(plan));
+            b.extend(frame(0x05, &power_basis_public_key(plan.fixed.p)));
+            send_and_drain(addr, &b);
+            Ok(())
+        }
+        Fault::PowerBasisCiphertext => {
+            let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            let mut ch = Channel::over(Tamper {
+                inner: Timed::new(tcp),
+                p: plan.fixed.p,
+                pending: Vec::new(),
+                done: false,
+            });
+            match honest(plan, &mut ch, x) {
+                Err(_) => Ok(()),
+                Ok(_) => Err("a session with a power-basis ciphertext finished".into()),
+            }
+        }
         Fault::Cut(n) => {
             let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
             let mut ch = Channel::over(Cut {
@@ -224,5 +253,105 @@ pub fn inject(fault: Fault, plan: &Plan, addr: &str, x: &Tensor<f32>) -> Result<
                 Ok(_) => Err(format!("a client cut after {n} bytes finished")),
             }
         }
+    }
+}
+
+/// BFV parameters as the runtime's fhe.rs backend builds them for `p`.
+fn bfv(p: u64) -> std::sync::Arc<fhe::bfv::BfvParameters> {
+    fhe::bfv::BfvParametersBuilder::new()
+        .set_degree(c3d_ir::packing::DEGREE)
+        .set_plaintext_modulus(p)
+        .set_moduli_sizes(c3d_ir::HeModel::limb_bits(p))
+        .build_arc()
+        .expect("parameters")
+}
+
+/// Re-encodes a serialised ciphertext with its polynomial `i` in power-basis form, through
+/// the crate's own protobuf types (so everything else about it stays valid).
+fn power_basis(par: &std::sync::Arc<fhe::bfv::BfvParameters>, ct: &[u8], i: usize) -> Vec<u8> {
+    use fhe_math::rq::Representation;
+    use fhe_traits::{DeserializeParametrized, Serialize};
+    use prost::Message;
+    let ct = fhe::bfv::Ciphertext::from_bytes(ct, par).expect("a ciphertext");
+    let mut polys: Vec<fhe_math::rq::Poly> = ct.iter().cloned().collect();
+    polys[i].change_representation(Representation::PowerBasis);
+    let mut proto = fhe::proto::bfv::Ciphertext::from(&ct);
+    proto.seed.clear();
+    proto.c = polys.iter().map(|p| p.to_bytes()).collect();
+    proto.encode_to_vec()
+}
+
+/// A public key for `p` whose first polynomial is in power-basis form.
+pub fn power_basis_public_key(p: u64) -> Vec<u8> {
+    use fhe_traits::Serialize;
+    use prost::Message;
+    let par = bfv(p);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+    let sk = fhe::bfv::SecretKey::random(&par, &mut rng);
+    let pk = fhe::bfv::PublicKey::new(&sk, &mut rng);
+    let proto = fhe::proto::bfv::PublicKey::decode(pk.to_bytes().as_slice()).expect("a key");
+    let inner = proto.c.expect("the key's ciphertext").encode_to_vec();
+    let bad = fhe::proto::bfv::Ciphertext::decode(power_basis(&par, &inner, 0).as_slice())
+        .expect("re-encoded");
+    fhe::proto::bfv::PublicKey { c: Some(bad) }.encode_to_vec()
+}
+
+/// A client stream that rewrites the first offline linear ciphertext it sends (tag 0x40)
+/// with its second polynomial in power-basis form; everything else passes unchanged.
+pub struct Tamper {
+    inner: Timed<TcpStream>,
+    p: u64,
+    pending: Vec<u8>,
+    done: bool,
+}
+
+impl Read for Tamper {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(b)
+    }
+}
+
+impl Write for Tamper {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.done {
+            return self.inner.write(b);
+        }
+        self.pending.extend_from_slice(b);
+        // Pass whole frames on, rewriting the first ciphertext.
+        loop {
+            if self.pending.len() < 5 {
+                break;
+            }
+            let len = u32::from_le_bytes(self.pending[..4].try_into().expect("4")) as usize;
+            if self.pending.len() < 5 + len {
+                break;
+            }
+            let rest = self.pending.split_off(5 + len);
+            let mut f = std::mem::replace(&mut self.pending, rest);
+            if f[4] == 0x40 && !self.done {
+                let bad = power_basis(&bfv(self.p), &f[5..], 1);
+                f = frame(0x40, &bad);
+                self.done = true;
+            }
+            self.inner.write_all(&f)?;
+            if self.done {
+                let rest = std::mem::take(&mut self.pending);
+                self.inner.write_all(&rest)?;
+                break;
+            }
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Stream for Tamper {
+    fn set_limits(&mut self, t: Option<Duration>, d: Option<Instant>) {
+        self.inner.set_limits(t, d)
+    }
+    fn past_deadline(&self) -> bool {
+        self.inner.past_deadline()
     }
 }

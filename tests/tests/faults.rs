@@ -135,6 +135,19 @@ fn server_survives_hostile_clients_among_honest_ones() {
         timeouts >= want_timeouts,
         "idle, trickling and stalled peers time out: {failed:?}"
     );
+    // The crafted key and ciphertext are refused by name (they used to panic the server).
+    assert!(
+        failed
+            .iter()
+            .filter(|m| m.contains("power-basis form"))
+            .count()
+            >= 2,
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|m| m.contains("internal error")),
+        "{failed:?}"
+    );
     assert!(
         t0.elapsed() < Duration::from_secs(240),
         "took {:?}",
