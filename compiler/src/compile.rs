@@ -237,9 +237,11 @@ pub fn compile(
 
 /// Quantizes and chooses the packings. The range analysis picks the highest scale that keeps
 /// every value inside the field; when the weights that scale gives are too wide for some
-/// layer's HE packing (a large prime leaves fewer ciphertext bits), the top scale is lowered
+/// layer's HE packing (its noise, flooded for every coefficient of every reply of the session,
+/// must fit the ciphertext modulus; a large prime leaves fewer bits), the top scale is lowered
 /// until every layer packs (unless the scale was forced), and `quant` keeps that limit for
-/// later passes.
+/// later passes. Refused, naming the layer and the bits its flooding needs, when even the
+/// lowest scale allowed does not pack.
 fn quantize_and_pack(
     model: &Model,
     quant: &mut QuantConfig,
@@ -259,7 +261,14 @@ fn quantize_and_pack(
                          which needs a larger field: try a lower --frac-bits or fewer --approx \
                          layers)"
                     };
-                    return Err(CompileError::Options(format!("{e}{hint}")));
+                    let why = if quant.frac_bits.is_some() {
+                        format!("at the forced {f} fractional bits")
+                    } else {
+                        format!("even at {f} fractional bits, the lowest the scales may go")
+                    };
+                    return Err(CompileError::Options(format!(
+                        "no HE packing fits {why}: {e}{hint}"
+                    )));
                 }
                 progress(&format!(
                     "packing: {e}; retrying with fractional bits at most {}",

@@ -21,7 +21,7 @@ pub use fixed::FixedPoint;
 pub use graph::{Graph, Node, NodeId};
 pub use kernels::Tensor;
 pub use op::{Conv3dParams, Op, OpClass, Window3d};
-pub use packing::{ConvShape, HeModel, NoiseBudget, Packing};
+pub use packing::{ConvShape, FloodBudget, HeModel, NoiseBudget, Packing};
 pub use plan::{
     Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NodePlan, PassRecord, Plan,
     Preprocess, Protocol, Weights,

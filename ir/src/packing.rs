@@ -6,6 +6,7 @@
 
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
+use crate::plan::{Plan, Protocol};
 use serde::{Deserialize, Serialize};
 
 /// Statistical security of noise flooding, in bits.
@@ -83,16 +84,99 @@ impl NoiseBudget for HeModel {
     }
 }
 
-/// Checks that noise of 2^`noise_bits` plus flooding fits under q / (2t), with one bit to
-/// spare for rounding, and returns the flooding width.
-pub fn flood_bits<B: NoiseBudget + ?Sized>(be: &B, noise_bits: u32) -> Result<u32, String> {
-    let flood = noise_bits + FLOOD_SIGMA;
+/// ceil(log2(x)), 0 for x <= 1.
+pub fn ceil_log2(x: u64) -> u32 {
+    if x <= 1 {
+        0
+    } else {
+        64 - (x - 1).leading_zeros()
+    }
+}
+
+/// What the flooding of one session must cover: R, the number of flooded ciphertexts the
+/// server returns to the client in the whole session. The client decrypts every one of their
+/// N coefficients, so the flood of each is sized for N R of them (see [`flood_bits`]).
+///
+/// Both parties and the compiler take R from the public plan ([`FloodBudget::of_plan`]), so
+/// they agree on every flooding width without exchanging anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodBudget {
+    replies: u64,
+}
+
+impl FloodBudget {
+    /// A budget for `replies` flooded replies in a session (at least one).
+    pub const fn new(replies: u64) -> Self {
+        FloodBudget {
+            replies: if replies == 0 { 1 } else { replies },
+        }
+    }
+
+    /// The budget of a session running `plan`: R = [`session_replies`].
+    pub fn of_plan(plan: &Plan) -> Result<Self, String> {
+        Ok(Self::new(session_replies(plan)?))
+    }
+
+    /// R: the flooded replies of a session.
+    pub fn replies(&self) -> u64 {
+        self.replies
+    }
+
+    /// b - B, how many bits the flood is wider than the noise it hides:
+    /// [`FLOOD_SIGMA`] + ceil(log2 N) + ceil(log2 R).
+    pub fn margin_bits(&self, degree: usize) -> u32 {
+        FLOOD_SIGMA + ceil_log2(degree as u64) + ceil_log2(self.replies)
+    }
+}
+
+/// R of a session running `plan`: every ciphertext the server floods and returns. These are
+/// the replies of the HE linear layers, [`Packing::cts_out`] of each (one per output group
+/// and tile); the session makes its Beaver squares by oblivious transfer, which returns no
+/// ciphertext. Fails on an HE layer without a packing.
+pub fn session_replies(plan: &Plan) -> Result<u64, String> {
+    let mut r = 0u64;
+    for l in &plan.layers {
+        if l.protocol != Protocol::HeLinear {
+            continue;
+        }
+        let name = &plan.graph.node(l.node).name;
+        let pk = l
+            .packing
+            .as_ref()
+            .ok_or_else(|| format!("`{name}`: no HE packing in the plan (recompile it)"))?;
+        let s = ConvShape::of_node(&plan.graph, l.node)?;
+        r += pk.cts_out(&s) as u64;
+    }
+    Ok(r)
+}
+
+/// The flooding width b for noise of at most 2^`noise_bits` = 2^B in a session of
+/// `budget.replies()` = R replies, checked to fit the parameters.
+///
+/// Uniform noise on the 2^(b+1) integers of [-2^b, 2^b) hides an integer |e| <= 2^B to within
+/// statistical distance |e| / 2^(b+1) <= 2^(B-b-1) per coefficient. The client decrypts all N
+/// coefficients of each of R replies, each flooded independently, so the session's noise is
+/// within N R 2^(B-b-1) of noise independent of the weights. With
+/// b = B + [`FLOOD_SIGMA`] + ceil(log2 N) + ceil(log2 R) that is at most 2^-(FLOOD_SIGMA+1).
+/// (Layers with different B each get their own b; the bound sums to the same.)
+///
+/// The flooded noise, below 2^B + 2^b <= 2^(b+1), must stay under q / (2t), with one bit to
+/// spare for rounding: b + 3 + log2 t <= log2 q.
+pub fn flood_bits<B: NoiseBudget + ?Sized>(
+    be: &B,
+    noise_bits: u32,
+    budget: &FloodBudget,
+) -> Result<u32, String> {
+    let flood = noise_bits + budget.margin_bits(be.degree());
     let t_bits = 64 - be.plain_modulus().leading_zeros();
     let need = flood + 2 + t_bits + 1;
     if need > be.modulus_bits() {
         return Err(format!(
-            "noise of 2^{noise_bits} flooded by 2^{FLOOD_SIGMA} needs a {need}-bit ciphertext \
-             modulus with a {t_bits}-bit p, the parameters have {} bits",
+            "noise 2^{noise_bits} flooded to 2^{flood} ({FLOOD_SIGMA} bits of statistical \
+             security over N = {} coefficients of R = {} replies per session) needs a \
+             {need}-bit ciphertext modulus with a {t_bits}-bit p, the parameters have {} bits",
+            be.degree(),
+            budget.replies(),
             be.modulus_bits()
         ));
     }
@@ -459,12 +543,14 @@ impl Packing {
         product_noise_bits(be, l1_bits, terms)
     }
 
-    /// Checks the packing fits the ring and the noise budget.
+    /// Checks the packing fits the ring and the noise budget of a session with `budget`'s
+    /// replies, and returns the layer's flooding width ([`flood_bits`]).
     pub fn check<B: NoiseBudget + ?Sized>(
         &self,
         s: &ConvShape,
         be: &B,
         weight_bits: u32,
+        budget: &FloodBudget,
     ) -> Result<u32, String> {
         if self.degree != be.degree() {
             return Err("packing for another ring degree".into());
@@ -481,7 +567,7 @@ impl Packing {
         if s.depthwise && self.m_o != self.c_t {
             return Err("a depthwise packing needs M_o = C_t".into());
         }
-        flood_bits(be, self.noise_bits(s, be, weight_bits))
+        flood_bits(be, self.noise_bits(s, be, weight_bits), budget)
     }
 
     /// Relative cost of the layer under this packing, in units of one plaintext
@@ -490,16 +576,21 @@ impl Packing {
         self.products(s) + COST_IN * self.cts_in(s) + COST_OUT * self.cts_out(s)
     }
 
-    /// The cheapest packing by the cost model among those that fit.
+    /// The cheapest packing by the cost model among those that fit a session of `budget`'s
+    /// replies. When none does, the error gives the least noisy packing that fits the ring
+    /// and what its flooding would need.
     pub fn choose<B: NoiseBudget + ?Sized>(
         s: &ConvShape,
         be: &B,
         weight_bits: u32,
+        budget: &FloodBudget,
     ) -> Result<Packing, String> {
         s.validate()?;
         let n = be.degree();
         let d = s.dense();
         let mut best: Option<(usize, Packing)> = None;
+        // The least noisy packing that fits the ring, and why it does not fit the modulus.
+        let mut quietest: Option<(u32, String)> = None;
         let mut cts: Vec<usize> = (0..)
             .map(|k| 1usize << k)
             .take_while(|&c| c < s.c_in)
@@ -527,7 +618,11 @@ impl Packing {
                         } else {
                             (n / (c_t * vin)).min(s.c_out)
                         };
-                        if pk.check(s, be, weight_bits).is_err() {
+                        if let Err(e) = pk.check(s, be, weight_bits, budget) {
+                            let noise = pk.noise_bits(s, be, weight_bits);
+                            if quietest.as_ref().is_none_or(|(b, _)| noise < *b) {
+                                quietest = Some((noise, e));
+                            }
                             continue;
                         }
                         let cost = pk.cost(s);
@@ -538,12 +633,15 @@ impl Packing {
                 }
             }
         }
-        best.map(|(_, p)| p).ok_or_else(|| {
-            format!(
+        best.map(|(_, p)| p).ok_or_else(|| match quietest {
+            Some((_, e)) => format!(
+                "no packing fits with {weight_bits}-bit weights: the least noisy one leaves {e}"
+            ),
+            None => format!(
                 "no packing of this layer fits N = {n} with {weight_bits}-bit weights in a {}-bit \
                  ciphertext modulus",
                 be.modulus_bits()
-            )
+            ),
         })
     }
 
@@ -666,5 +764,106 @@ impl Packing {
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parameters at Delphi's 41-bit prime: a 217-bit modulus.
+    fn delphi() -> HeModel {
+        HeModel::for_prime(crate::fixed::DELPHI_PRIME)
+    }
+
+    /// log2 of the statistical distance bound N R 2^(B - b - 1) of R replies of N
+    /// coefficients, each flooded to 2^b over noise 2^B.
+    fn distance_log2(n: usize, r: u64, noise: u32, flood: u32) -> f64 {
+        (n as f64).log2() + (r as f64).log2() + noise as f64 - flood as f64 - 1.0
+    }
+
+    #[test]
+    fn flooding_covers_every_coefficient_of_every_reply_of_a_session() {
+        let he = delphi();
+        let n = he.degree();
+        assert_eq!(ceil_log2(n as u64), 13);
+        for (r, extra) in [
+            (1u64, 0u32),
+            (2, 1),
+            (1000, 10),
+            (1024, 10),
+            (1025, 11),
+            (6000, 13),
+            (1 << 20, 20),
+        ] {
+            let budget = FloodBudget::new(r);
+            assert_eq!(budget.margin_bits(n), FLOOD_SIGMA + 13 + extra, "R = {r}");
+            for noise in [20, 67, 100] {
+                let b = flood_bits(&he, noise, &budget).unwrap();
+                assert_eq!(b, noise + FLOOD_SIGMA + 13 + extra);
+                // N R 2^(B - b - 1) <= 2^-(sigma + 1): the session's distance, all replies.
+                let d = distance_log2(n, r, noise, b);
+                assert!(d <= -(FLOOD_SIGMA as f64) - 1.0, "R = {r}: 2^{d}");
+            }
+        }
+        // The width a single reply's 40 bits would give falls short over a session: full
+        // C3D's thousands of replies of 8192 coefficients leave about 2^-16.
+        let d = distance_log2(n, 6000, 67, 67 + FLOOD_SIGMA);
+        assert!(d > -17.0 && d < -15.0, "2^{d}");
+        // No replies still floods as for one.
+        assert_eq!(FloodBudget::new(0), FloodBudget::new(1));
+    }
+
+    #[test]
+    fn flooding_the_modulus_cannot_carry_is_refused_with_the_bits() {
+        let he = delphi();
+        // b + 3 + 41 <= 217: b <= 173, so B <= 173 - 53 - ceil(log2 R).
+        let one = FloodBudget::new(1);
+        assert_eq!(flood_bits(&he, 120, &one), Ok(173));
+        let e = flood_bits(&he, 121, &one).unwrap_err();
+        assert!(
+            e.contains("noise 2^121 flooded to 2^174")
+                && e.contains("needs a 218-bit ciphertext modulus")
+                && e.contains("the parameters have 217 bits"),
+            "{e}"
+        );
+        let many = FloodBudget::new(4096);
+        assert_eq!(flood_bits(&he, 108, &many), Ok(173));
+        let e = flood_bits(&he, 109, &many).unwrap_err();
+        assert!(e.contains("R = 4096 replies per session"), "{e}");
+    }
+
+    #[test]
+    fn packings_are_chosen_for_the_session_and_refused_naming_what_they_need() {
+        let he = delphi();
+        let s = ConvShape {
+            c_in: 64,
+            c_out: 128,
+            input: [8, 28, 28],
+            kernel: [3; 3],
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad_begin: [1; 3],
+            pad_end: [1; 3],
+            depthwise: false,
+        };
+        for r in [1u64, 1 << 10, 1 << 20] {
+            let budget = FloodBudget::new(r);
+            let pk = Packing::choose(&s, &he, 12, &budget).unwrap();
+            let b = pk.check(&s, &he, 12, &budget).unwrap();
+            assert_eq!(
+                b,
+                pk.noise_bits(&s, &he, 12) + budget.margin_bits(he.degree())
+            );
+        }
+        // Weights so wide that no packing's flooding fits: the error says what the least
+        // noisy packing would need.
+        let e = Packing::choose(&s, &he, 60, &FloodBudget::new(1 << 10)).unwrap_err();
+        assert!(
+            e.contains("no packing fits with 60-bit weights")
+                && e.contains("flooded to")
+                && e.contains("the parameters have 217 bits"),
+            "{e}"
+        );
     }
 }

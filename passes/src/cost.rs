@@ -8,7 +8,10 @@
 //! against a real run), except bytes of OT, which follow IKNP's message sizes.
 
 use c3d_ir::op::Op;
-use c3d_ir::packing::{switch_target_fits, ConvShape, HeModel, NoiseBudget, Packing};
+use c3d_ir::packing::{
+    flood_bits, session_replies, switch_target_fits, ConvShape, FloodBudget, HeModel, NoiseBudget,
+    Packing,
+};
 use c3d_ir::{NodeId, Plan, Protocol, Weights};
 use serde::Serialize;
 
@@ -50,6 +53,13 @@ pub struct LayerCost {
     pub he_products_dense: u64,
     /// Bytes of HE ciphertexts, both ways (offline).
     pub he_bytes: u64,
+    /// log2 of the public bound on the noise of the layer's replies before flooding, B (the
+    /// largest over the nodes in a total; 0 without HE).
+    pub he_noise_bits: u32,
+    /// The flooding width b of the layer's replies for the session's R
+    /// ([`c3d_ir::packing::flood_bits`]; the widest in a total; 0 without HE or when the
+    /// parameters cannot carry it).
+    pub he_flood_bits: u32,
     /// Comparisons (two-input maxima and ReLUs).
     pub comparisons: u64,
     /// AND gates garbled (offline) and evaluated (online).
@@ -85,6 +95,8 @@ impl LayerCost {
         self.he_products += o.he_products;
         self.he_products_dense += o.he_products_dense;
         self.he_bytes += o.he_bytes;
+        self.he_noise_bits = self.he_noise_bits.max(o.he_noise_bits);
+        self.he_flood_bits = self.he_flood_bits.max(o.he_flood_bits);
         self.comparisons += o.comparisons;
         self.and_gates += o.and_gates;
         self.gc_bytes_offline += o.gc_bytes_offline;
@@ -103,6 +115,14 @@ pub struct PlanCost {
     pub layers: Vec<(NodeId, LayerCost)>,
     /// Sum over the nodes.
     pub total: LayerCost,
+    /// R: the ciphertexts the server floods and returns in a session
+    /// ([`c3d_ir::packing::session_replies`]; 0 when a layer has no packing yet).
+    pub he_replies: u64,
+    /// log2 of the bound on the statistical distance of everything flooded in a session from
+    /// noise independent of the weights: sum over HE layers of N R_l 2^(B_l - b_l - 1), with
+    /// R_l the layer's replies (at most -41 by construction; None without HE replies or when
+    /// a layer's flooding does not fit).
+    pub he_distance_log2: Option<f64>,
 }
 
 /// Bytes of a ciphertext the client sends (one polynomial at the full modulus; the other is
@@ -155,6 +175,9 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
     let p = plan.fixed.p;
     let n = width(p);
     let he = HeModel::for_prime(p);
+    let replies = session_replies(plan).ok();
+    let budget = replies.map(FloodBudget::new);
+    let mut distance = Some(0.0f64);
     let mut layers = Vec::new();
     let mut total = LayerCost::default();
     for l in &plan.layers {
@@ -190,6 +213,17 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
                         None => c.he_products_dense,
                     };
                     c.he_bytes = c.he_cts_in * ct_in_bytes(&he) + c.he_cts_out * ct_out_bytes(&he);
+                    let wb = l.quant.weight_mag_bits;
+                    c.he_noise_bits = pk.noise_bits(&s, &he, wb);
+                    let flood = budget.and_then(|b| flood_bits(&he, c.he_noise_bits, &b).ok());
+                    c.he_flood_bits = flood.unwrap_or(0);
+                    distance = match (distance, flood) {
+                        (Some(d), Some(b)) => Some(
+                            d + (he.degree() as f64 * c.he_cts_out as f64)
+                                * 2f64.powi(c.he_noise_bits as i32 - b as i32 - 1),
+                        ),
+                        _ => None,
+                    };
                 }
             }
             Protocol::GarbledCircuit => {
@@ -228,5 +262,10 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
         total.add(&c);
         layers.push((l.node, c));
     }
-    PlanCost { layers, total }
+    PlanCost {
+        layers,
+        total,
+        he_replies: replies.unwrap_or(0),
+        he_distance_log2: distance.filter(|&d| d > 0.0).map(f64::log2),
+    }
 }

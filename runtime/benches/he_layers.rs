@@ -6,7 +6,7 @@
 //! end to end over a socket pair to check the model against a real run.
 
 use c3d_ir::fixed::DELPHI_PRIME;
-use c3d_runtime::he::{fhers::FheRs, Backend, Encoding};
+use c3d_runtime::he::{fhers::FheRs, Backend, Encoding, FloodBudget};
 use c3d_runtime::linear::{client_linear, server_linear, ConvShape, Packing};
 use c3d_runtime::transport::Channel;
 use rand::{Rng, SeedableRng};
@@ -16,6 +16,9 @@ use std::time::Instant;
 
 /// Public weight bound assumed (the compiler's weight scales stay below 2^16).
 const WEIGHT_BITS: u32 = 16;
+
+/// Flooded replies per session assumed: 2^16, more than full C3D returns.
+const SESSION: FloodBudget = FloodBudget::new(1 << 16);
 
 fn conv(c_in: usize, c_out: usize, dhw: [usize; 3]) -> ConvShape {
     ConvShape {
@@ -141,7 +144,7 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut total = (0.0, 0.0, 0.0);
     for (name, s) in c3d_layers() {
-        let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS).expect("packing");
+        let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS, &SESSION).expect("packing");
         let mb_in = (pk.cts_in(&s) * c.bytes_in) as f64 / 1e6;
         let mb_out = (pk.cts_out(&s) * c.bytes_out) as f64 / 1e6;
         let secs = model(&c, &s, &pk);
@@ -166,7 +169,7 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
 
     // The model against a real run: conv 64 -> 64 at 2x14x14, both sides over a socket pair.
     let s = conv(64, 64, [2, 14, 14]);
-    let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS).expect("packing");
+    let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS, &SESSION).expect("packing");
     let p = be.plain_modulus();
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let r: Vec<u64> = (0..s.input_len()).map(|_| rng.random_range(0..p)).collect();
@@ -188,13 +191,25 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
             &s2,
             &pk2,
             WEIGHT_BITS,
+            &SESSION,
             &w,
             &key,
             &mut rng,
         )
         .expect("server")
     });
-    client_linear(be.as_ref(), &mut b, &sk, &s, &pk, WEIGHT_BITS, &r, &mut rng).expect("client");
+    client_linear(
+        be.as_ref(),
+        &mut b,
+        &sk,
+        &s,
+        &pk,
+        WEIGHT_BITS,
+        &SESSION,
+        &r,
+        &mut rng,
+    )
+    .expect("client");
     let (_, st) = h.join().expect("server");
     println!(
         "\ncheck: conv 64->64 at 2x14x14 end to end over a socket pair (both parties, {} threads): {:.2} s; \

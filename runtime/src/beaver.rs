@@ -2,7 +2,8 @@
 //! multiplication and squaring on additive shares.
 //!
 //! Triples: the client draws a_c, b_c and sends Enc(a_c), Enc(b_c) (slot encoding); the
-//! server draws a_s, b_s, z and returns Enc(a_c b_s + b_c a_s + a_s b_s - z), flooded. The
+//! server draws a_s, b_s, z and returns Enc(a_c b_s + b_c a_s + a_s b_s - z), flooded (one
+//! reply per N triples, counted in the session's [`FloodBudget`] by whoever runs them). The
 //! client's c share is the decryption plus a_c b_c, the server's is z; then
 //! c_c + c_s = (a_c + a_s)(b_c + b_s). Squares (a, a^2) need one product: Enc(2 a_c a_s +
 //! a_s^2 - z).
@@ -11,7 +12,9 @@
 //! nothing can be used twice.
 
 use crate::field::Field;
-use crate::he::{flood_bits, product_noise_bits, Backend, CtLevel, Encoding, HeError};
+use crate::he::{
+    flood_bits, product_noise_bits, Backend, CtLevel, Encoding, FloodBudget, HeError,
+};
 use crate::transport::{Channel, Stream, TransportError};
 use rand::{CryptoRng, Rng, RngCore};
 
@@ -94,11 +97,24 @@ impl Squares {
     }
 }
 
-fn flood_for<B: Backend>(be: &B, terms: u64) -> Result<u32> {
+/// The flooding width of `n` values' replies (one per N) with `terms` products each, in a
+/// session of `budget`'s replies, which must count them.
+fn flood_for<B: Backend>(be: &B, n: usize, terms: u64, budget: &FloodBudget) -> Result<u32> {
+    let replies = n.div_ceil(be.degree()) as u64;
+    if replies > budget.replies() {
+        return Err(BeaverError::Material(format!(
+            "{replies} replies, but the session's flooding covers {}",
+            budget.replies()
+        )));
+    }
     let p = be.plain_modulus();
     // A slot plaintext is dense: l1-norm up to N p / 2.
     let l1_bits = be.degree().trailing_zeros() + 64 - p.leading_zeros();
-    Ok(flood_bits(be, product_noise_bits(be, l1_bits, terms))?)
+    Ok(flood_bits(
+        be,
+        product_noise_bits(be, l1_bits, terms),
+        budget,
+    )?)
 }
 
 fn send_cts<B: Backend, S: Stream>(
@@ -158,16 +174,18 @@ pub fn client_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     Ok(Triples { a, b, c })
 }
 
-/// Server side of triple generation: `n` triples.
+/// Server side of triple generation: `n` triples, whose n / N replies (rounded up) are
+/// flooded for a session of `budget`'s replies.
 pub fn server_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
     ch: &mut Channel<S>,
     n: usize,
     key: &B::Pk,
+    budget: &FloodBudget,
     rng: &mut R,
 ) -> Result<Triples> {
     let f = Field::new(be.plain_modulus()).map_err(|e| BeaverError::Material(e.to_string()))?;
-    let flood = flood_for(be, 2)?;
+    let flood = flood_for(be, n, 2, budget)?;
     let a = f.random_vec(rng, n);
     let b = f.random_vec(rng, n);
     let z = f.random_vec(rng, n);
@@ -216,16 +234,17 @@ pub fn client_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     Ok(Squares { a, c })
 }
 
-/// Server side of square-pair generation.
+/// Server side of square-pair generation, flooded like [`server_triples`].
 pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
     ch: &mut Channel<S>,
     n: usize,
     key: &B::Pk,
+    budget: &FloodBudget,
     rng: &mut R,
 ) -> Result<Squares> {
     let f = Field::new(be.plain_modulus()).map_err(|e| BeaverError::Material(e.to_string()))?;
-    let flood = flood_for(be, 1)?;
+    let flood = flood_for(be, n, 1, budget)?;
     let a = f.random_vec(rng, n);
     let z = f.random_vec(rng, n);
     for (as_, zs) in a.chunks(be.degree()).zip(z.chunks(be.degree())) {
@@ -247,7 +266,8 @@ pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
 /// Client side of square-pair generation by oblivious transfer (Gilboa's product): for each
 /// bit i of its a_c the client receives m_i + bit_i 2^i a_s, so the sum is sum m_i + a_c a_s.
 /// Needs w OTs per pair (w the bits of p) and no HE, so it works at any prime; the HE
-/// version's slot products cannot be flooded above 49-bit primes with N = 8192.
+/// version's slot products need a 3 w + 71 + ceil(log2 R)-bit modulus to be flooded (R the
+/// session's replies), more than N = 8192's 217 bits above 48-bit primes.
 pub fn client_squares_ot<S: Stream, R: Rng + CryptoRng>(
     f: &Field,
     ch: &mut Channel<S>,
@@ -419,8 +439,10 @@ mod tests {
             .unwrap();
         let server = std::thread::spawn(move || {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
-            let t = server_triples(be2.as_ref(), &mut a, n, &key, &mut rng).unwrap();
-            let s = server_squares(be2.as_ref(), &mut a, n, &key, &mut rng).unwrap();
+            // One session: the triples' and the squares' replies.
+            let budget = FloodBudget::new(2 * n.div_ceil(be2.degree()) as u64);
+            let t = server_triples(be2.as_ref(), &mut a, n, &key, &budget, &mut rng).unwrap();
+            let s = server_squares(be2.as_ref(), &mut a, n, &key, &budget, &mut rng).unwrap();
             (t, s, a)
         });
         let tc = client_triples(be.as_ref(), &mut b, &sk, n, &mut rng).unwrap();

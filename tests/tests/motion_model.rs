@@ -58,14 +58,31 @@ fn slr_models_meet_their_sparsity_exactly() {
 }
 
 /// The squares model records its x^2 activation; the compiler squares it without --approx.
+/// At f >= 8 its x^2 needs a 57-bit field, whose 185-bit ciphertext modulus cannot carry
+/// the session's flooding: refused, naming the layer; with f down to 4 (as the table
+/// compiles it) the 41-bit field does.
 #[test]
 fn squares_model_compiles_as_trained() {
-    let c = compile(
-        &models_dir().join("c3d-motion-sq.onnx"),
-        &CompileOptions::default(),
-        |_| {},
-    )
-    .expect("compiles");
+    let path = models_dir().join("c3d-motion-sq.onnx");
+    let err = compile(&path, &CompileOptions::default(), |_| {})
+        .err()
+        .expect("no HE packing at f >= 8")
+        .to_string();
+    assert!(
+        err.contains("no HE packing fits even at 8 fractional bits")
+            && err.contains("layer `")
+            && err.contains("the parameters have 185 bits"),
+        "{err}"
+    );
+    let spec = rows().into_iter().find(|r| r.file == "c3d-motion-sq.onnx");
+    let opts = CompileOptions {
+        quant: c3d_passes::QuantConfig {
+            min_frac_bits: spec.expect("the table's row").min_frac_bits,
+            ..Default::default()
+        },
+        ..CompileOptions::default()
+    };
+    let c = compile(&path, &opts, |_| {}).expect("compiles");
     assert_eq!(squared_layers(&c.plan), ["/fc6/Relu"]);
     assert!(c.plan.passes.iter().any(|p| p.name == "approx"));
 }

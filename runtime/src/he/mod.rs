@@ -127,12 +127,19 @@ pub trait Backend: Send + Sync + NoiseBudget {
     fn deserialize_at(&self, bytes: &[u8], at: CtLevel) -> Result<Self::Ct>;
 }
 
-/// Checks that noise of 2^`bits` plus flooding fits the backend's modulus and returns the
-/// flooding width ([`c3d_ir::packing::flood_bits`] with this module's error).
-pub fn flood_bits<B: Backend + ?Sized>(be: &B, noise_bits: u32) -> Result<u32> {
-    c3d_ir::packing::flood_bits(be, noise_bits)
+/// Checks that noise of 2^`noise_bits` plus its flooding for a session of `budget`'s replies
+/// fits the backend's modulus and returns the flooding width
+/// ([`c3d_ir::packing::flood_bits`] with this module's error).
+pub fn flood_bits<B: Backend + ?Sized>(
+    be: &B,
+    noise_bits: u32,
+    budget: &FloodBudget,
+) -> Result<u32> {
+    c3d_ir::packing::flood_bits(be, noise_bits, budget)
         .map_err(|m| HeError::Params(format!("{m} ({})", be.name())))
 }
+
+pub use c3d_ir::packing::FloodBudget;
 
 pub use c3d_ir::packing::product_noise_bits;
 
@@ -283,9 +290,10 @@ pub(crate) mod conformance {
         let a2 = rand_vec(&mut rng, n);
         let mut k1 = vec![0u64; n];
         let mut k2 = vec![0u64; n];
-        // Weights as a plan has them: small centred integers (up to 2^20 in size; 2^6 for
-        // primes above 51 bits, whose 186-bit modulus leaves less room for noise).
-        let w = if 64 - p.leading_zeros() > 51 { 6 } else { 20 };
+        // Weights as a plan has them: small centred integers (up to 2^20 in size; 2 for
+        // primes above 51 bits, whose 185-bit modulus floods at most 2^121 at 61 bits: the
+        // noise, 2^(w + 67) here, flooded for even one reply's N coefficients leaves w <= 1).
+        let w = if 64 - p.leading_zeros() > 51 { 1 } else { 20 };
         for j in [0usize, 1, 7, 100, n - 1] {
             k1[j] = (rng.random_range(0..1u64 << (w + 1)) + p - (1 << w)) % p;
             k2[(j * 3) % n] = (p - rng.random_range(1..1000u64)) % p;
@@ -310,7 +318,7 @@ pub(crate) mod conformance {
             .collect();
         let l1 = 5u64 << w;
         let noise = product_noise_bits(be, 64 - l1.leading_zeros(), 2);
-        let bits = flood_bits(be, noise).unwrap();
+        let bits = flood_bits(be, noise, &FloodBudget::new(1)).unwrap();
         let before = be.serialize(&acc).unwrap().len();
         be.flood(&mut acc, bits, &pk, &mut rng).unwrap();
         let after = be.serialize(&acc).unwrap();
@@ -327,7 +335,7 @@ pub(crate) mod conformance {
         let slot_noise = product_noise_bits(be, n.trailing_zeros() + 64 - p.leading_zeros(), 1);
         if 64 - p.leading_zeros() > 51 {
             assert!(matches!(
-                flood_bits(be, slot_noise),
+                flood_bits(be, slot_noise, &FloodBudget::new(1)),
                 Err(HeError::Params(_))
             ));
         } else {
@@ -336,8 +344,8 @@ pub(crate) mod conformance {
             let mut cz = be
                 .mul_plain(&cx, &be.prepare(&y, Encoding::Slots).unwrap())
                 .unwrap();
-            be.flood(&mut cz, flood_bits(be, slot_noise).unwrap(), &pk, &mut rng)
-                .unwrap();
+            let slot_flood = flood_bits(be, slot_noise, &FloodBudget::new(1)).unwrap();
+            be.flood(&mut cz, slot_flood, &pk, &mut rng).unwrap();
             let z = be.decrypt(&sk, &cz, Encoding::Slots).unwrap();
             for i in 0..n {
                 assert_eq!(
@@ -362,7 +370,10 @@ pub(crate) mod conformance {
         assert_eq!(be.decrypt(&sk, &f1, Encoding::Coeff).unwrap(), x);
 
         // Too much noise for the modulus is refused, not decrypted wrongly.
-        assert!(matches!(flood_bits(be, 200), Err(HeError::Params(_))));
+        assert!(matches!(
+            flood_bits(be, 200, &FloodBudget::new(1)),
+            Err(HeError::Params(_))
+        ));
         // Bytes that are not a ciphertext, or a truncated one, are refused.
         assert!(be.deserialize(b"not a ciphertext").is_err());
         assert!(be.deserialize(&after[..after.len() / 2]).is_err());
@@ -405,7 +416,7 @@ pub(crate) mod conformance {
         let x: Vec<u64> = (0..be.degree()).map(|_| rng.random_range(0..p)).collect();
         let fresh = be.encrypt(&sk, &x, Encoding::Coeff, &mut rng).unwrap();
         let one = be.prepare(&[1], Encoding::Coeff).unwrap();
-        let bits = flood_bits(be, product_noise_bits(be, 1, 1)).unwrap();
+        let bits = flood_bits(be, product_noise_bits(be, 1, 1), &FloodBudget::new(1)).unwrap();
         let mut reply = be.mul_plain(&fresh, &one).unwrap();
         be.flood(&mut reply, bits, &pk, &mut rng).unwrap();
         Wire {

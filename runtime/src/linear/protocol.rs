@@ -4,7 +4,7 @@
 
 use super::packing::{ConvShape, Packing};
 use super::{LinearError, Result};
-use crate::he::{Backend, CtLevel, Encoding};
+use crate::he::{Backend, CtLevel, Encoding, FloodBudget};
 use crate::transport::{Channel, Stream};
 use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
@@ -31,8 +31,32 @@ pub struct LinearStats {
     pub bytes_out: u64,
 }
 
+/// The flooding width of a layer in a session of `budget`'s replies, the same on both sides:
+/// the packing must fit the parameters with that flooding, and the layer's replies must be
+/// among the R the budget covers.
+fn layer_flood<B: Backend>(
+    be: &B,
+    shape: &ConvShape,
+    pk: &Packing,
+    weight_bits: u32,
+    budget: &FloodBudget,
+) -> Result<u32> {
+    let flood = pk
+        .check(shape, be, weight_bits, budget)
+        .map_err(LinearError::Shape)?;
+    if pk.cts_out(shape) as u64 > budget.replies() {
+        return Err(LinearError::Shape(format!(
+            "{} replies of one layer, but the session's flooding covers {}",
+            pk.cts_out(shape),
+            budget.replies()
+        )));
+    }
+    Ok(flood)
+}
+
 /// Client side: encrypts its mask `r` (layout C, D, H, W) tile by tile and returns
-/// M r - s (layout C_out, D', H', W').
+/// M r - s (layout C_out, D', H', W'). `budget` is the session's ([`FloodBudget::of_plan`]):
+/// the client refuses a layer whose flooding the parameters cannot carry for it.
 #[allow(clippy::too_many_arguments)]
 pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
@@ -41,11 +65,11 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     shape: &ConvShape,
     pk: &Packing,
     weight_bits: u32,
+    budget: &FloodBudget,
     r: &[u64],
     rng: &mut R,
 ) -> Result<(Vec<u64>, LinearStats)> {
-    pk.check(shape, be, weight_bits)
-        .map_err(LinearError::Shape)?;
+    layer_flood(be, shape, pk, weight_bits, budget)?;
     if r.len() != shape.input_len() {
         return Err(LinearError::Shape(format!(
             "mask of {} values for an input of {}",
@@ -101,7 +125,8 @@ const KERNEL_BYTES_PER_COEFF: usize = 64;
 /// Server side: multiplies the client's ciphertexts by the weights (layout C_out, C_in or 1,
 /// kd, kh, kw; field elements whose centred values are below 2^`weight_bits`), masks every
 /// coefficient with fresh randomness, re-randomises with the client's public `key`, floods
-/// the noise and returns s (layout C_out, D', H', W').
+/// the noise for a session of `budget`'s replies ([`FloodBudget::of_plan`]) and returns s
+/// (layout C_out, D', H', W').
 #[allow(clippy::too_many_arguments)]
 pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
@@ -109,6 +134,7 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     shape: &ConvShape,
     pk: &Packing,
     weight_bits: u32,
+    budget: &FloodBudget,
     weights: &[u64],
     key: &B::Pk,
     rng: &mut R,
@@ -119,6 +145,7 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         shape,
         pk,
         weight_bits,
+        budget,
         weights,
         key,
         rng,
@@ -134,14 +161,13 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     shape: &ConvShape,
     pk: &Packing,
     weight_bits: u32,
+    budget: &FloodBudget,
     weights: &[u64],
     key: &B::Pk,
     rng: &mut R,
     cache_bytes: usize,
 ) -> Result<(Vec<u64>, LinearStats)> {
-    let flood = pk
-        .check(shape, be, weight_bits)
-        .map_err(LinearError::Shape)?;
+    let flood = layer_flood(be, shape, pk, weight_bits, budget)?;
     let p = be.plain_modulus();
     if weights.len() != shape.weight_len() {
         return Err(LinearError::Shape(format!(
@@ -295,6 +321,9 @@ pub(crate) mod tests {
     use rand_chacha::ChaCha20Rng;
     use std::sync::Arc;
 
+    /// The flooding budget the tests run their layers in: a session of 4096 replies.
+    pub(crate) const SESSION: FloodBudget = FloodBudget::new(1 << 12);
+
     fn conv(c_in: usize, c_out: usize, input: [usize; 3], kernel: [usize; 3]) -> ConvShape {
         ConvShape {
             c_in,
@@ -340,7 +369,8 @@ pub(crate) mod tests {
         cache: usize,
     ) -> LinearStats {
         let p = be.plain_modulus();
-        let pk = pk.unwrap_or_else(|| Packing::choose(shape, be.as_ref(), wbits).unwrap());
+        let pk =
+            pk.unwrap_or_else(|| Packing::choose(shape, be.as_ref(), wbits, &SESSION).unwrap());
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let r: Vec<u64> = (0..shape.input_len())
             .map(|_| rng.random_range(0..p))
@@ -371,6 +401,7 @@ pub(crate) mod tests {
                 &shape2,
                 &pk2,
                 wbits,
+                &SESSION,
                 &w2,
                 &key,
                 &mut rng,
@@ -378,8 +409,18 @@ pub(crate) mod tests {
             )
             .unwrap()
         });
-        let (c, cst) =
-            client_linear(be.as_ref(), &mut b, &sk, shape, &pk, wbits, &r, &mut rng).unwrap();
+        let (c, cst) = client_linear(
+            be.as_ref(),
+            &mut b,
+            &sk,
+            shape,
+            &pk,
+            wbits,
+            &SESSION,
+            &r,
+            &mut rng,
+        )
+        .unwrap();
         let (s, sst) = server.join().unwrap();
         let want = shape.apply(&r, &w, p);
         assert_eq!(c.len(), want.len());
@@ -505,7 +546,7 @@ pub(crate) mod tests {
         let be = FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap();
         let p = be.plain_modulus();
         let s = conv(2, 2, [2, 2, 2], [3, 3, 3]);
-        let pk = Packing::choose(&s, &be, 8).unwrap();
+        let pk = Packing::choose(&s, &be, 8, &SESSION).unwrap();
         let (mut a, mut b) = Channel::pair().unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let sk = be.keygen(&mut rng).unwrap();
@@ -515,11 +556,13 @@ pub(crate) mod tests {
         // A weight beyond the public bound would break the noise budget: refused.
         let mut w = vec![1u64; s.weight_len()];
         w[3] = p - 300;
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &key, &mut rng).unwrap_err();
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &SESSION, &w, &key, &mut rng).unwrap_err();
         assert!(e.to_string().contains("outside the public bound"), "{e}");
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &w[1..], &key, &mut rng).unwrap_err();
+        let e =
+            server_linear(&be, &mut a, &s, &pk, 8, &SESSION, &w[1..], &key, &mut rng).unwrap_err();
         assert!(e.to_string().contains("weights for a layer"), "{e}");
-        let e = client_linear(&be, &mut b, &sk, &s, &pk, 8, &[0; 3], &mut rng).unwrap_err();
+        let e =
+            client_linear(&be, &mut b, &sk, &s, &pk, 8, &SESSION, &[0; 3], &mut rng).unwrap_err();
         assert!(e.to_string().contains("mask of 3"), "{e}");
         // A packing that overflows the ring, and a kernel larger than the input.
         let big = Packing {
@@ -528,7 +571,7 @@ pub(crate) mod tests {
             m_o: 2000,
             degree: 8192,
         };
-        assert!(big.check(&s, &be, 8).is_err());
+        assert!(big.check(&s, &be, 8, &SESSION).is_err());
         let mut s2 = s.clone();
         s2.pad_begin = [0; 3];
         s2.pad_end = [0; 3];
@@ -536,7 +579,7 @@ pub(crate) mod tests {
         // Garbage instead of a ciphertext: the server says so.
         let w = vec![1u64; s.weight_len()];
         b.send(TAG_IN, b"garbage").unwrap();
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &w, &key, &mut rng).unwrap_err();
+        let e = server_linear(&be, &mut a, &s, &pk, 8, &SESSION, &w, &key, &mut rng).unwrap_err();
         assert!(matches!(e, LinearError::He(HeError::Malformed(_))), "{e}");
     }
 }

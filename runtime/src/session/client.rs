@@ -178,6 +178,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                         shape,
                         packing,
                         *weight_mag_bits,
+                        &sched.flood,
                         ins[0],
                         rng,
                     )?

@@ -5,7 +5,7 @@
 use super::SessionError;
 use crate::gc::relu::pool_relu;
 use crate::gc::Circuit;
-use crate::he::Backend;
+use crate::he::{Backend, FloodBudget};
 use crate::linear::{ConvShape, Packing};
 use c3d_ir::op::{Op, OpClass};
 use c3d_ir::{NodeId, Plan, Protocol};
@@ -114,6 +114,8 @@ pub struct Schedule {
     /// How many later steps read each node (the revealed node counts once more), so shares
     /// can be dropped as soon as nothing needs them.
     pub uses: HashMap<NodeId, usize>,
+    /// The replies the server floods in the session, which size every layer's flooding.
+    pub flood: FloodBudget,
 }
 
 fn bad(m: String) -> SessionError {
@@ -152,6 +154,7 @@ impl Schedule {
         }
         let g = &plan.graph;
         let reveal = revealed_node(plan)?;
+        let flood = FloodBudget::of_plan(plan).map_err(bad)?;
         let order = g.topo_order().map_err(|e| bad(e.to_string()))?;
         let mut steps = Vec::new();
         let mut uses: HashMap<NodeId, usize> = HashMap::new();
@@ -182,7 +185,8 @@ impl Schedule {
                 (_, Protocol::Local) => Kind::Local,
                 (Op::Conv3d(_) | Op::Linear { .. }, Protocol::HeLinear) => {
                     let shape = ConvShape::of_node(g, id).map_err(bad)?;
-                    linear(shape, l.packing.as_ref(), q.weight_mag_bits, be, &node.name)?
+                    let wb = q.weight_mag_bits;
+                    linear(shape, l.packing.as_ref(), wb, be, &flood, &node.name)?
                 }
                 (Op::Relu, Protocol::GarbledCircuit) => {
                     let n = node.shape.numel() as u32;
@@ -227,6 +231,7 @@ impl Schedule {
             reveal_scale: rq.out_scale,
             reveal_divisor: rq.divisor,
             uses,
+            flood,
         })
     }
 }
@@ -237,6 +242,7 @@ fn linear<B: Backend>(
     packing: Option<&Packing>,
     weight_mag_bits: u32,
     be: &B,
+    flood: &FloodBudget,
     name: &str,
 ) -> Result<Kind, SessionError> {
     let packing = packing
@@ -246,12 +252,14 @@ fn linear<B: Backend>(
             ))
         })?
         .clone();
-    packing.check(&shape, be, weight_mag_bits).map_err(|e| {
-        bad(format!(
-            "`{name}`: the plan's packing does not fit the {} backend: {e}",
-            be.name()
-        ))
-    })?;
+    packing
+        .check(&shape, be, weight_mag_bits, flood)
+        .map_err(|e| {
+            bad(format!(
+                "`{name}`: the plan's packing does not fit the {} backend: {e}",
+                be.name()
+            ))
+        })?;
     Ok(Kind::Linear {
         shape,
         packing,

@@ -215,8 +215,17 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 weight_mag_bits,
             } => {
                 let (w, _, _) = &model.weights[&step.node];
-                let (s, st) =
-                    linear::server_linear(be, ch, shape, packing, *weight_mag_bits, w, &key, rng)?;
+                let (s, st) = linear::server_linear(
+                    be,
+                    ch,
+                    shape,
+                    packing,
+                    *weight_mag_bits,
+                    &sched.flood,
+                    w,
+                    &key,
+                    rng,
+                )?;
                 rec.set_work(st.products as u64);
                 mat.insert(step.node, Material::Linear(s));
             }
