@@ -407,8 +407,9 @@ impl Plan {
     }
 }
 
-/// Quantized weights and bias of one layer, as centred field values.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Quantized weights and bias of one layer, as centred field values (`Debug` shows sizes
+/// only).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerWeights {
     /// Weights at `weight_bits` fractional bits, in the op's weight layout.
     pub weight: Vec<i64>,
@@ -417,8 +418,9 @@ pub struct LayerWeights {
 }
 
 /// The server-only weights file: quantized weights of every layer with secret weights, and
-/// the salt of the plan's commitment to them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// the salt of the plan's commitment to them. Its `Debug` shows sizes only, so a log or a
+/// panic message cannot carry a weight or the salt.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Weights {
     /// Salt of the plan's `weights_hash` commitment: 32 bytes the compiler draws from the OS
     /// CSPRNG for each compilation. Secret like the weights (a client holding it could test
@@ -426,6 +428,27 @@ pub struct Weights {
     pub salt: [u8; 32],
     /// Weights by node.
     pub layers: BTreeMap<NodeId, LayerWeights>,
+}
+
+impl std::fmt::Debug for LayerWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerWeights")
+            .field("weights", &self.weight.len())
+            .field("biases", &self.bias.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Weights")
+            .field("layers", &self.layers.len())
+            .field(
+                "values",
+                &self.layers.values().map(|l| l.weight.len()).sum::<usize>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Weights {
@@ -477,6 +500,26 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_no_weight_or_salt() {
+        let mut w = Weights {
+            salt: [0xAB; 32],
+            ..Default::default()
+        };
+        w.layers.insert(
+            NodeId::new(3),
+            LayerWeights {
+                weight: vec![123_456_789, -987_654_321],
+                bias: vec![55_555_555],
+            },
+        );
+        let d = format!("{w:?} {:?}", w.layers[&NodeId::new(3)]);
+        for secret in ["123456789", "987654321", "55555555", "171", "AB", "ab"] {
+            assert!(!d.contains(secret), "{d}");
+        }
+        assert!(d.contains("layers: 1"), "{d}");
+    }
 
     #[test]
     fn bounds_round_up_and_headroom_down_to_whole_bits() {

@@ -12,9 +12,7 @@
 //! nothing can be used twice.
 
 use crate::field::Field;
-use crate::he::{
-    flood_bits, product_noise_bits, Backend, CtLevel, Encoding, FloodBudget, HeError,
-};
+use crate::he::{flood_bits, product_noise_bits, Backend, CtLevel, Encoding, FloodBudget, HeError};
 use crate::transport::{Channel, Stream, TransportError};
 use rand::{CryptoRng, Rng, RngCore};
 
