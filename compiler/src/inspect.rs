@@ -62,6 +62,11 @@ pub struct Inspection {
     pub sparse_counted: bool,
     /// The cost model's total.
     pub total_cost: LayerCost,
+    /// HE replies the server floods in one session (R).
+    pub he_replies: u64,
+    /// log2 of the bound on the statistical distance of a session's flooded replies from
+    /// noise independent of the weights (None without HE layers).
+    pub he_distance_log2: Option<f64>,
 }
 
 /// Builds the inspection of a plan.
@@ -114,6 +119,8 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
         total_weights: nweights,
         sparse_counted: weights.is_some(),
         total_cost: costs.total,
+        he_replies: costs.he_replies,
+        he_distance_log2: costs.he_distance_log2,
     }
 }
 
@@ -228,5 +235,12 @@ pub fn render(ins: &Inspection) -> String {
             " (no weights file: layers counted dense)"
         }
     );
+    if let Some(d) = ins.he_distance_log2 {
+        s += &format!(
+            "circuit privacy: {} flooded HE replies per session, statistical distance <= 2^{:.1} \
+             over the whole session\n",
+            ins.he_replies, d
+        );
+    }
     s
 }

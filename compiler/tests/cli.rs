@@ -151,6 +151,14 @@ fn compile_inspect_simulate_round_trip() {
     assert_eq!(conv_macs, brute);
     let o = c3dc(&["inspect", s(&plan)]);
     assert!(text(&o).contains("total:"), "{}", text(&o));
+    // The session's flooding bound is shown and within the claim (2^-40 over a session).
+    assert!(text(&o).contains("circuit privacy:"), "{}", text(&o));
+    assert!(j["he_replies"].as_u64().unwrap() > 0);
+    assert!(
+        j["he_distance_log2"].as_f64().unwrap() <= -40.0,
+        "{}",
+        j["he_distance_log2"]
+    );
 
     // simulate writes the same output the library computes.
     let x = d.path().join("x.npy");

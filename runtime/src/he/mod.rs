@@ -10,9 +10,10 @@
 //! Circuit privacy: before a ciphertext goes back to the key owner, [`Backend::flood`] first
 //! adds a fresh encryption of zero under the owner's public key (otherwise the mask part of a
 //! product, a * w, could be divided by the owner's own encryption randomness a to expose the
-//! server's plaintext w), then adds uniform noise 2^40 times larger than a public bound on the
-//! noise the computation left, so the decrypted noise says nothing about the server's
-//! plaintexts, and switches the ciphertext to the smallest modulus that still decrypts.
+//! server's plaintext w), then adds uniform noise 2^(40 + log2 N + log2 R) times larger than
+//! a public bound on the noise the computation left (R the replies of a whole session, so the
+//! union over every coefficient the client decrypts stays within 2^-40; docs/security.md),
+//! and switches the ciphertext to the smallest modulus that still decrypts.
 
 pub mod fhers;
 #[cfg(feature = "seal")]
