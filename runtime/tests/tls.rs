@@ -109,6 +109,14 @@ fn mutual_tls_equals_the_simulation_and_refuses_clients_without_a_certificate() 
     assert!(s.status.success());
     let log = String::from_utf8_lossy(&s.stderr);
     assert!(log.contains("client certificates required"), "{log}");
+    // Without --memory-limit the server still has a ceiling (from the machine's memory).
+    let ceiling: f64 = log
+        .split("ceiling ")
+        .nth(1)
+        .and_then(|t| t.split(" MB").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no ceiling in the log: {log}"));
+    assert!(ceiling > 0.0 && ceiling < 1e9, "{ceiling}");
     assert_eq!(log.matches(" done:").count(), 1, "{log}");
     // The refused ones end in the TLS handshake: no session step ran for them.
     assert_eq!(log.matches("ended: TLS").count(), 3, "{log}");

@@ -9,7 +9,26 @@ use c3d_runtime::transport::{Channel, Stream, Timed};
 use rand::SeedableRng;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// `Stream` for a test wrapper whose socket is its `inner` field: the limits go to it.
+#[macro_export]
+macro_rules! stream_through_inner {
+    ($t:ty) => {
+        impl c3d_runtime::transport::Stream for $t {
+            fn set_limits(
+                &mut self,
+                t: Option<std::time::Duration>,
+                d: Option<std::time::Instant>,
+            ) {
+                c3d_runtime::transport::Stream::set_limits(&mut self.inner, t, d)
+            }
+            fn past_deadline(&self) -> bool {
+                c3d_runtime::transport::Stream::past_deadline(&self.inner)
+            }
+        }
+    };
+}
 
 /// One kind of hostile connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,14 +138,7 @@ impl Write for Cut {
     }
 }
 
-impl Stream for Cut {
-    fn set_limits(&mut self, t: Option<Duration>, d: Option<Instant>) {
-        self.inner.set_limits(t, d)
-    }
-    fn past_deadline(&self) -> bool {
-        self.inner.past_deadline()
-    }
-}
+stream_through_inner!(Cut);
 
 /// An honest client's whole session over `ch`; returns the revealed integers.
 pub fn honest<S: Stream>(
@@ -347,11 +359,4 @@ impl Write for Tamper {
     }
 }
 
-impl Stream for Tamper {
-    fn set_limits(&mut self, t: Option<Duration>, d: Option<Instant>) {
-        self.inner.set_limits(t, d)
-    }
-    fn past_deadline(&self) -> bool {
-        self.inner.past_deadline()
-    }
-}
+stream_through_inner!(Tamper);

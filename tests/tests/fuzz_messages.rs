@@ -101,14 +101,7 @@ impl Write for Recording {
     }
 }
 
-impl Stream for Recording {
-    fn set_limits(&mut self, t: Option<Duration>, d: Option<Instant>) {
-        self.inner.set_limits(t, d)
-    }
-    fn past_deadline(&self) -> bool {
-        self.inner.past_deadline()
-    }
-}
+c3d_tests::stream_through_inner!(Recording);
 
 /// A frame as it went over the wire.
 #[derive(Clone)]
