@@ -157,30 +157,42 @@ pub trait Stream: Read + Write {
 
 /// Sockets whose read and write time-outs can be set.
 pub trait Socket: Read + Write {
-    /// Sets both time-outs (None: wait forever).
-    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()>;
+    /// Sets the read time-out (None: wait forever).
+    fn set_read(&self, t: Option<Duration>) -> io::Result<()>;
+    /// Sets the write time-out (None: wait forever).
+    fn set_write(&self, t: Option<Duration>) -> io::Result<()>;
 }
 
 impl Socket for TcpStream {
-    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(t)?;
+    fn set_read(&self, t: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(t)
+    }
+    fn set_write(&self, t: Option<Duration>) -> io::Result<()> {
         self.set_write_timeout(t)
     }
 }
 
 impl Socket for UnixStream {
-    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(t)?;
+    fn set_read(&self, t: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(t)
+    }
+    fn set_write(&self, t: Option<Duration>) -> io::Result<()> {
         self.set_write_timeout(t)
     }
 }
 
-/// A socket whose every read and write waits at most the idle time-out and never past the
-/// deadline.
+/// How far past the deadline one call may wait: the socket is re-armed only when the time-out
+/// it holds would overrun the deadline by more (one system call a second, not one a read).
+const REARM_SLACK: Duration = Duration::from_secs(1);
+
+/// A socket whose every read and write waits at most the idle time-out and never (beyond
+/// [`REARM_SLACK`]) past the deadline.
 pub struct Timed<T: Socket> {
     sock: T,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
+    /// The time-outs the socket holds now, read and write (None: not set yet).
+    armed: [Option<Option<Duration>>; 2],
 }
 
 impl<T: Socket> Timed<T> {
@@ -190,6 +202,7 @@ impl<T: Socket> Timed<T> {
             sock,
             timeout: None,
             deadline: None,
+            armed: [None, None],
         }
     }
 
@@ -198,8 +211,9 @@ impl<T: Socket> Timed<T> {
         &self.sock
     }
 
-    /// Arms the socket for one call: the shorter of the idle time-out and the time left.
-    fn arm(&self) -> io::Result<()> {
+    /// Arms the socket for one read (`dir` 0) or write (1): the shorter of the idle time-out
+    /// and the time left, unless what it holds is already within [`REARM_SLACK`] of that.
+    fn arm(&mut self, dir: usize) -> io::Result<()> {
         let left = match self.deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
@@ -210,26 +224,39 @@ impl<T: Socket> Timed<T> {
             }
             None => None,
         };
-        let t = match (self.timeout, left) {
+        // A zero duration means "forever" to the socket API: never pass one.
+        let want = match (self.timeout, left) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+        .map(|t| t.max(Duration::from_millis(1)));
+        let fine = match (self.armed[dir], want) {
+            (Some(held), want) if held == want => true,
+            (Some(Some(held)), Some(want)) => held >= want && held <= want + REARM_SLACK,
+            _ => false,
         };
-        // A zero duration means "forever" to the socket API: never pass one.
-        self.sock
-            .set_timeouts(t.map(|t| t.max(Duration::from_millis(1))))
+        if !fine {
+            if dir == 0 {
+                self.sock.set_read(want)?;
+            } else {
+                self.sock.set_write(want)?;
+            }
+            self.armed[dir] = Some(want);
+        }
+        Ok(())
     }
 }
 
 impl<T: Socket> Read for Timed<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.arm()?;
+        self.arm(0)?;
         self.sock.read(buf)
     }
 }
 
 impl<T: Socket> Write for Timed<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.arm()?;
+        self.arm(1)?;
         self.sock.write(buf)
     }
 
@@ -461,12 +488,17 @@ impl<S: Stream> Channel<S> {
                 max: self.max_frame,
             });
         }
-        // The buffer grows with the bytes that arrive, not with the announced length.
-        let mut payload = Vec::with_capacity(len.min(GROW));
-        match self.s.get_mut().take(len as u64).read_to_end(&mut payload) {
-            Ok(n) if n == len => {}
-            Ok(_) => return Err(TransportError::Closed),
-            Err(e) => return Err(self.fail(e)),
+        // The buffer grows with the bytes that arrive, not with the announced length: the
+        // first GROW bytes, then (once they are here) the rest at once.
+        let mut payload = vec![0u8; len.min(GROW)];
+        if let Err(e) = self.s.get_mut().read_exact(&mut payload) {
+            return Err(self.fail(e));
+        }
+        if len > GROW {
+            payload.resize(len, 0);
+            if let Err(e) = self.s.get_mut().read_exact(&mut payload[GROW..]) {
+                return Err(self.fail(e));
+            }
         }
         if h[4] == TAG_ABORT {
             let code = <[u8; 2]>::try_from(payload.as_slice())
