@@ -321,9 +321,6 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
         max_clients: args.max_clients.max(1),
         sessions: args.sessions,
         idle_timeout: Duration::from_secs(args.timeout.max(1)),
-        handshake_timeout: deadlines
-            .handshake
-            .unwrap_or(c3d_runtime::session::deadline::HANDSHAKE),
         tls,
     };
     let tty = std::io::stderr().is_terminal();
@@ -379,11 +376,11 @@ fn with_gpu(model: ServerModel<FheRs>) -> ServerModel<FheRs> {
     model
 }
 
-/// Connects (retrying while the server starts) and, with --tls-ca, runs the TLS handshake.
-fn connect(args: &Args) -> Result<Channel<NetStream>> {
+/// Connects (retrying while the server starts) and, with --tls-ca, runs the TLS handshake
+/// within `handshake` (default: the idle time-out).
+fn connect(args: &Args, handshake: Option<Duration>) -> Result<Channel<NetStream>> {
     let addr = &args.connect;
     let idle = Duration::from_secs(args.timeout.max(1));
-    let handshake = seconds("--handshake-timeout", args.handshake_timeout)?;
     // Everything about TLS is settled before the first packet leaves.
     let tls = match &args.tls_ca {
         Some(ca) => {
@@ -473,7 +470,7 @@ fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
         handshake: seconds("--handshake-timeout", args.handshake_timeout)?,
         phase: seconds("--phase-timeout", args.phase_timeout)?,
     };
-    let mut ch = connect(args)?;
+    let mut ch = connect(args, deadlines.handshake)?;
     let mut rng = ChaCha20Rng::from_os_rng();
     let opts = ClientOptions {
         spool_dir: args.spool.clone(),

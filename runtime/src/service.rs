@@ -22,8 +22,6 @@ pub struct ServeOptions {
     pub sessions: Option<usize>,
     /// Longest wait for any one read or write.
     pub idle_timeout: Duration,
-    /// Deadline of the TLS handshake and the session's hello, from the slot's start.
-    pub handshake_timeout: Duration,
     /// TLS 1.3 on every connection (None: plain TCP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -34,7 +32,6 @@ impl Default for ServeOptions {
             max_clients: 4,
             sessions: None,
             idle_timeout: Duration::from_secs(300),
-            handshake_timeout: session::deadline::HANDSHAKE,
             tls: None,
         }
     }
@@ -133,7 +130,8 @@ pub fn serve<B: Backend + 'static>(
     }
 }
 
-/// One connection: TLS (if configured) and the session, under the handshake deadline.
+/// One connection: TLS (if configured) and the session, under the model's handshake deadline
+/// ([`session::deadline::HANDSHAKE`] if it has none), counted from the slot's start.
 fn serve_connection<B: Backend>(
     model: &ServerModel<B>,
     tcp: std::net::TcpStream,
@@ -142,7 +140,11 @@ fn serve_connection<B: Backend>(
 ) -> Result<Report, SessionError> {
     tcp.set_nodelay(true)
         .map_err(|e| SessionError::Transport(crate::transport::TransportError::Io(e)))?;
-    let deadline = Instant::now() + opts.handshake_timeout;
+    let handshake = model
+        .deadlines()
+        .handshake
+        .unwrap_or(session::deadline::HANDSHAKE);
+    let deadline = Instant::now() + handshake;
     let stream = match &opts.tls {
         Some(cfg) => NetStream::accept(cfg.clone(), tcp, deadline)?,
         None => NetStream::plain(tcp),

@@ -251,14 +251,6 @@ impl Stream for NetStream {
             NetStream::Client(s) => s.sock.set_limits(timeout, deadline),
         }
     }
-
-    fn past_deadline(&self) -> bool {
-        match self {
-            NetStream::Plain(t) => t.past_deadline(),
-            NetStream::Server(s) => s.sock.past_deadline(),
-            NetStream::Client(s) => s.sock.past_deadline(),
-        }
-    }
 }
 
 /// Whether `addr` (host:port) names only loopback addresses, where plain TCP is allowed by

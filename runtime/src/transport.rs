@@ -151,8 +151,6 @@ pub trait Stream: Read + Write {
     /// Sets the idle time-out of each read and write, and the deadline after which every read
     /// and write fails with [`io::ErrorKind::TimedOut`].
     fn set_limits(&mut self, timeout: Option<Duration>, deadline: Option<Instant>);
-    /// Whether the deadline set by [`Stream::set_limits`] has passed.
-    fn past_deadline(&self) -> bool;
 }
 
 /// Sockets whose read and write time-outs can be set.
@@ -269,10 +267,6 @@ impl<T: Socket> Stream for Timed<T> {
     fn set_limits(&mut self, timeout: Option<Duration>, deadline: Option<Instant>) {
         self.timeout = timeout;
         self.deadline = deadline;
-    }
-
-    fn past_deadline(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 

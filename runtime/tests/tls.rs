@@ -47,6 +47,15 @@ fn simulated(plan_path: &Path, input: &Path) -> Vec<f32> {
     simulate(&plan, &w, &x).unwrap().output.data
 }
 
+/// The client succeeded and its output equals the simulation of the input it saved.
+fn assert_exact(o: &Output, plan: &Path, out: &Path) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        read_npy(out),
+        simulated(plan, &out.with_extension("input.npy"))
+    );
+}
+
 #[test]
 fn mutual_tls_equals_the_simulation_and_refuses_clients_without_a_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,15 +85,7 @@ fn mutual_tls_equals_the_simulation_and_refuses_clients_without_a_certificate() 
         &["--tls-ca", "--tls-cert", "--tls-key"],
         &out,
     );
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert_eq!(
-        read_npy(&out),
-        simulated(&plan, &out.with_extension("input.npy"))
-    );
+    assert_exact(&ok, &plan, &out);
     // 2. No certificate. 3. A certificate from another CA. 4. Plain TCP to a TLS server.
     let none = client(&plan, &addr, &[&k.ca], &["--tls-ca"], &d.join("x.npy"));
     let rogue = client(
@@ -150,15 +151,7 @@ fn server_authenticated_tls_equals_the_simulation_and_checks_the_name() {
         &["--tls-ca"],
         &out,
     );
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert_eq!(
-        read_npy(&out),
-        simulated(&plan, &out.with_extension("input.npy"))
-    );
+    assert_exact(&ok, &plan, &out);
     // A name the certificate does not carry is refused by the client.
     let mut c = Command::new(BIN);
     let wrong = c

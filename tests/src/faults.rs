@@ -4,7 +4,7 @@
 
 use c3d_ir::{Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
-use c3d_runtime::session::{client, ClientOptions};
+use c3d_runtime::session::{client, ClientOptions, SessionError};
 use c3d_runtime::transport::{Channel, Stream, Timed};
 use rand::SeedableRng;
 use std::io::{self, Read, Write};
@@ -22,9 +22,6 @@ macro_rules! stream_through_inner {
                 d: Option<std::time::Instant>,
             ) {
                 c3d_runtime::transport::Stream::set_limits(&mut self.inner, t, d)
-            }
-            fn past_deadline(&self) -> bool {
-                c3d_runtime::transport::Stream::past_deadline(&self.inner)
             }
         }
     };
@@ -140,27 +137,31 @@ impl Write for Cut {
 
 stream_through_inner!(Cut);
 
-/// An honest client's whole session over `ch`; returns the revealed integers.
+/// A client's whole session over `ch` with its randomness from `rng`; returns the revealed
+/// integers.
+pub fn client_session<S: Stream, R: rand::Rng + rand::CryptoRng>(
+    plan: &Plan,
+    ch: &mut Channel<S>,
+    x: &Tensor<f32>,
+    rng: &mut R,
+) -> Result<Vec<i64>, SessionError> {
+    let be = FheRs::new(plan.fixed.p).map_err(SessionError::He)?;
+    let hash = plan.hash().map_err(|e| SessionError::Plan(e.to_string()))?;
+    let opts = ClientOptions::default();
+    let prep = client::offline(plan, &hash, &be, ch, &opts, rng, &mut |_| {})?;
+    let (out, _) = prep.online(ch, x, &mut |_| {})?;
+    Ok(out.revealed.data)
+}
+
+/// An honest client's whole session over `ch` (randomness from the OS); returns the revealed
+/// integers.
 pub fn honest<S: Stream>(
     plan: &Plan,
     ch: &mut Channel<S>,
     x: &Tensor<f32>,
 ) -> Result<Vec<i64>, String> {
-    let be = FheRs::new(plan.fixed.p).unwrap();
-    let hash = plan.hash().unwrap();
     let mut rng = rand_chacha::ChaCha20Rng::from_os_rng();
-    let prep = client::offline(
-        plan,
-        &hash,
-        &be,
-        ch,
-        &ClientOptions::default(),
-        &mut rng,
-        &mut |_| {},
-    )
-    .map_err(|e| e.to_string())?;
-    let (out, _) = prep.online(ch, x, &mut |_| {}).map_err(|e| e.to_string())?;
-    Ok(out.revealed.data)
+    client_session(plan, ch, x, &mut rng).map_err(|e| e.to_string())
 }
 
 /// A valid hello for `plan`, as the handshake writes it.

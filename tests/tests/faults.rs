@@ -44,7 +44,6 @@ fn server_survives_hostile_clients_among_honest_ones() {
         max_clients,
         sessions: Some(total),
         idle_timeout: Duration::from_secs(3),
-        handshake_timeout: Duration::from_secs(2),
         tls: None,
     };
     let outcomes: Arc<Mutex<Vec<(usize, bool, String)>>> = Arc::default();

@@ -10,8 +10,9 @@ use c3d_compiler::Compiled;
 use c3d_ir::Tensor;
 use c3d_models::onnx_builder::{to_bytes, Attr, OnnxBuilder};
 use c3d_runtime::he::fhers::FheRs;
-use c3d_runtime::session::{client, server, ClientOptions, ServerModel, SessionError};
+use c3d_runtime::session::{server, ServerModel, SessionError};
 use c3d_runtime::transport::{Channel, Stream, Timed, DEFAULT_MAX_FRAME};
+use c3d_tests::faults::{client_session, frame};
 use c3d_tests::{compile_default, inputs, server_model};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -126,13 +127,7 @@ fn frames(bytes: &[u8]) -> Vec<Frame> {
 }
 
 fn wire(fs: &[Frame]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for f in fs {
-        b.extend_from_slice(&(f.payload.len() as u32).to_le_bytes());
-        b.push(f.tag);
-        b.extend_from_slice(&f.payload);
-    }
-    b
+    fs.iter().flat_map(|f| frame(f.tag, &f.payload)).collect()
 }
 
 fn pair() -> (Timed<UnixStream>, Timed<UnixStream>) {
@@ -171,19 +166,8 @@ fn run_client<S: Stream>(
     ch: &mut Channel<S>,
     x: &Tensor<f32>,
 ) -> Result<(), SessionError> {
-    let be = FheRs::new(c.plan.fixed.p).unwrap();
-    let hash = c.plan.hash().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(CLIENT_SEED);
-    let prep = client::offline(
-        &c.plan,
-        &hash,
-        &be,
-        ch,
-        &ClientOptions::default(),
-        &mut rng,
-        &mut |_| {},
-    )?;
-    prep.online(ch, x, &mut |_| {}).map(|_| ())
+    client_session(&c.plan, ch, x, &mut rng).map(|_| ())
 }
 
 /// Mutation `kind` of a frame.

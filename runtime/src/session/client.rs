@@ -116,14 +116,10 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         &c3d_ir::format::hex(plan_hash),
         be.name(),
     );
-    if let (Some(h), None) = (opts.deadlines.handshake, ch.deadline()) {
-        ch.set_deadline(Some(Instant::now() + h), "handshake");
-    }
+    let dl = opts.deadlines;
+    dl.arm_handshake(ch);
     handshake::client(ch, plan_hash, be.name())?;
-    let offline_deadline = |streamed: &[usize]| {
-        Some(Instant::now() + opts.deadlines.of(&sched, p, streamed, Phase::Offline))
-    };
-    ch.set_deadline(offline_deadline(&[]), "offline");
+    dl.arm_phase(ch, &sched, p, &[], Phase::Offline);
     ch.set_step("setup");
     let sk = be.keygen(rng)?;
     // The server re-randomises every ciphertext it returns with this key.
@@ -138,7 +134,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         keep_limit,
     );
     ch.send(tags::STREAMED, &placement::encode(&streamed))?;
-    ch.set_deadline(offline_deadline(&streamed), "offline");
+    dl.arm_phase(ch, &sched, p, &streamed, Phase::Offline);
     rec.set_streamed(
         streamed
             .iter()
@@ -275,10 +271,8 @@ impl Prepared<'_> {
                 "clip tensor holds a non-finite value ({v})"
             )));
         }
-        let budget = self
-            .deadlines
-            .of(&self.sched, p, &self.streamed_steps, Phase::Online);
-        ch.set_deadline(Some(Instant::now() + budget), "online");
+        self.deadlines
+            .arm_phase(ch, &self.sched, p, &self.streamed_steps, Phase::Online);
         ch.set_step("start-online");
         ch.send(tags::START_ONLINE, &[])?;
         self.rec.begin_phase(Phase::Online);

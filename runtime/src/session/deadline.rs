@@ -8,7 +8,8 @@
 use super::garbled::Layer;
 use super::report::Phase;
 use super::schedule::{Kind, Schedule};
-use std::time::Duration;
+use crate::transport::{Channel, Stream};
+use std::time::{Duration, Instant};
 
 /// Default deadline of the handshake (TLS and the session's hello), from the connection's
 /// first byte.
@@ -25,25 +26,15 @@ const BEAVER_ELEMENTS_PER_S: f64 = 1e6;
 const FACTOR: f64 = 4.0;
 const ALLOWANCE: Duration = Duration::from_secs(60);
 
-/// The deadlines a party applies to a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The deadlines a party applies to a session. The default is the client's: no handshake
+/// deadline (a busy server queues connections, so the wait for its answer is bounded by the
+/// idle time-out only), phases sized from the schedule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Deadlines {
     /// From the first byte to the end of the handshake (None: only the idle time-out).
     pub handshake: Option<Duration>,
     /// Each phase's deadline (None: sized from the schedule by [`phase_budget`]).
     pub phase: Option<Duration>,
-}
-
-impl Default for Deadlines {
-    /// The client's defaults: no handshake deadline (a busy server queues connections, so
-    /// the wait for its answer is bounded by the idle time-out only), phases sized from the
-    /// schedule.
-    fn default() -> Self {
-        Deadlines {
-            handshake: None,
-            phase: None,
-        }
-    }
 }
 
 impl Deadlines {
@@ -54,13 +45,32 @@ impl Deadlines {
             phase: None,
         }
     }
-}
 
-impl Deadlines {
     /// The deadline of `phase` for this schedule, `streamed` the garbled steps run online.
     pub fn of(&self, sched: &Schedule, p: u64, streamed: &[usize], phase: Phase) -> Duration {
         self.phase
             .unwrap_or_else(|| phase_budget(sched, p, streamed, phase))
+    }
+
+    /// Starts the handshake's deadline on `ch`, unless the caller already started one (the
+    /// accept loop does, from the connection's first byte, to cover TLS too).
+    pub fn arm_handshake<S: Stream>(&self, ch: &mut Channel<S>) {
+        if let (Some(h), None) = (self.handshake, ch.deadline()) {
+            ch.set_deadline(Some(Instant::now() + h), "handshake");
+        }
+    }
+
+    /// Starts the deadline of `phase` on `ch`, from now.
+    pub fn arm_phase<S: Stream>(
+        &self,
+        ch: &mut Channel<S>,
+        sched: &Schedule,
+        p: u64,
+        streamed: &[usize],
+        phase: Phase,
+    ) {
+        let d = Instant::now() + self.of(sched, p, streamed, phase);
+        ch.set_deadline(Some(d), phase.name());
     }
 }
 

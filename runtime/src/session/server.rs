@@ -129,6 +129,11 @@ impl<B: Backend> ServerModel<B> {
         self
     }
 
+    /// The deadlines every session gets.
+    pub fn deadlines(&self) -> super::Deadlines {
+        self.deadlines
+    }
+
     /// Caps the garbled material one session keeps in memory between its phases (bytes);
     /// clients stream the layers over it in the online phase.
     pub fn with_keep_limit(mut self, bytes: u64) -> Self {
@@ -174,14 +179,10 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         &c3d_ir::format::hex(&model.plan_hash),
         be.name(),
     );
-    if let (Some(h), None) = (model.deadlines.handshake, ch.deadline()) {
-        ch.set_deadline(Some(Instant::now() + h), "handshake");
-    }
+    let dl = model.deadlines;
+    dl.arm_handshake(ch);
     handshake::server(ch, &model.plan_hash, be.name())?;
-    let deadline = |streamed: &[usize], phase: Phase| {
-        Some(Instant::now() + model.deadlines.of(sched, p, streamed, phase))
-    };
-    ch.set_deadline(deadline(&[], Phase::Offline), "offline");
+    dl.arm_phase(ch, sched, p, &[], Phase::Offline);
     ch.set_step("setup");
     let key = be.read_public_key(&ch.recv(tags::PUBLIC_KEY)?)?;
     let mut ot = OtSender::setup(ch, rng)?;
@@ -197,7 +198,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .map(|&i| sched.steps[i].name.clone())
             .collect(),
     );
-    ch.set_deadline(deadline(&streamed, Phase::Offline), "offline");
+    dl.arm_phase(ch, sched, p, &streamed, Phase::Offline);
     rec.setup_done(t0);
 
     // Offline.
@@ -253,7 +254,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     ch.set_deadline(None, "");
     ch.set_step("start-online");
     ch.recv(tags::START_ONLINE)?;
-    ch.set_deadline(deadline(&streamed, Phase::Online), "online");
+    dl.arm_phase(ch, sched, p, &streamed, Phase::Online);
 
     rec.begin_phase(Phase::Online);
     let mut shares: HashMap<NodeId, Vec<u64>> = HashMap::new();
