@@ -233,6 +233,32 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
     if args.clip.is_some() {
         return Err(miette!("the server takes no clip"));
     }
+    // Flags, TLS files and the listening rule are checked before the model loads.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => {
+            Some(tls::server_config(c, k, args.client_ca.as_deref()).map_err(|e| miette!("{e}"))?)
+        }
+        _ if args.client_ca.is_some() => {
+            return Err(miette!(
+                "--client-ca needs TLS: give --tls-cert and --tls-key too"
+            ))
+        }
+        _ => None,
+    };
+    if tls.is_none() && !args.allow_plaintext && !tls::is_loopback(&args.listen) {
+        return Err(miette!(
+            help = "give --tls-cert, --tls-key (and --client-ca to authenticate clients), or --allow-plaintext on a network you trust",
+            "refusing to serve plain TCP on {}, which is not a loopback address",
+            args.listen
+        ));
+    }
+    let deadlines = Deadlines {
+        handshake: Some(
+            seconds("--handshake-timeout", args.handshake_timeout)?
+                .unwrap_or(c3d_runtime::session::deadline::HANDSHAKE),
+        ),
+        phase: seconds("--phase-timeout", args.phase_timeout)?,
+    };
     let wpath = args
         .weights
         .clone()
@@ -274,34 +300,9 @@ fn run_server(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
         mb(per)
     );
     model = model.with_keep_limit(per);
-    let deadlines = Deadlines {
-        handshake: Some(
-            seconds("--handshake-timeout", args.handshake_timeout)?
-                .unwrap_or(c3d_runtime::session::deadline::HANDSHAKE),
-        ),
-        phase: seconds("--phase-timeout", args.phase_timeout)?,
-    };
     model = model.with_deadlines(deadlines);
     if args.gpu {
         model = with_gpu(model);
-    }
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => {
-            Some(tls::server_config(c, k, args.client_ca.as_deref()).map_err(|e| miette!("{e}"))?)
-        }
-        _ if args.client_ca.is_some() => {
-            return Err(miette!(
-                "--client-ca needs TLS: give --tls-cert and --tls-key too"
-            ))
-        }
-        _ => None,
-    };
-    if tls.is_none() && !args.allow_plaintext && !tls::is_loopback(&args.listen) {
-        return Err(miette!(
-            help = "give --tls-cert, --tls-key (and --client-ca to authenticate clients), or --allow-plaintext on a network you trust",
-            "refusing to serve plain TCP on {}, which is not a loopback address",
-            args.listen
-        ));
     }
     let model = Arc::new(model);
     let listener = TcpListener::bind(&args.listen)
