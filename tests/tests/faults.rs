@@ -153,3 +153,76 @@ fn server_survives_hostile_clients_among_honest_ones() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn phase_deadlines_cover_a_real_session_and_an_override_cuts_it() {
+    use c3d_runtime::he::fhers::FheRs;
+    use c3d_runtime::session::deadline::phase_budget;
+    use c3d_runtime::session::{ClientOptions, Phase, Schedule};
+    let dir = tempfile::tempdir().unwrap();
+    let c = compile_default(&export(dir.path(), "c3d-tiny", None, 12));
+    let hash = c.plan.hash().unwrap();
+    let model = server_model(&c);
+    let x = inputs(&c.plan, 1, 3).remove(0);
+    let (out, crep, _) = c3d_tests::run_secure(&c.plan, &hash, &model, &x, 1, 2);
+    assert_eq!(
+        out.revealed.data,
+        simulate(&c.plan, &c.weights, &x).unwrap().revealed.data
+    );
+    // The sized deadlines leave at least 4x the time the phases really took here.
+    let sched = Schedule::new(&c.plan, &FheRs::new(c.plan.fixed.p).unwrap()).unwrap();
+    for (k, phase) in [Phase::Offline, Phase::Online].into_iter().enumerate() {
+        let budget = phase_budget(&sched, c.plan.fixed.p, &[], phase).as_secs_f64();
+        let took = crep.phases[k].seconds;
+        assert!(
+            budget >= 4.0 * took,
+            "{phase:?}: budget {budget} s, took {took} s"
+        );
+    }
+    // A phase deadline too short for the work ends the session with a deadline error on
+    // both sides.
+    let short = Deadlines {
+        handshake: None,
+        phase: Some(Duration::from_millis(1)),
+    };
+    let model = server_model(&c).with_deadlines(short);
+    let (mut a, mut b) = Channel::pair().unwrap();
+    std::thread::scope(|s| {
+        let srv = s.spawn(|| {
+            let mut rng = rand::SeedableRng::seed_from_u64(1);
+            c3d_runtime::session::server::serve::<_, _, rand_chacha::ChaCha20Rng>(
+                &model,
+                &mut a,
+                &mut rng,
+                &mut |_| {},
+            )
+        });
+        let opts = ClientOptions {
+            deadlines: short,
+            ..Default::default()
+        };
+        let be = FheRs::new(c.plan.fixed.p).unwrap();
+        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(2);
+        let r = c3d_runtime::session::client::offline(
+            &c.plan,
+            &hash,
+            &be,
+            &mut b,
+            &opts,
+            &mut rng,
+            &mut |_| {},
+        );
+        let e = r.err().expect("a 1 ms phase cannot finish").to_string();
+        assert!(e.contains("offline deadline passed"), "{e}");
+        let se = srv
+            .join()
+            .unwrap()
+            .expect_err("nor on the server")
+            .to_string();
+        // The server's own deadline, or the client's timeout abort if it came first.
+        assert!(
+            se.contains("offline deadline passed") || se.contains("it timed out"),
+            "{se}"
+        );
+    });
+}
