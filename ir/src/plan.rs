@@ -184,7 +184,10 @@ impl LayerQuant {
     }
 }
 
-/// How a node runs in the two-party protocol. The protocol pass refines the choice.
+/// How a node runs in the two-party protocol. `Protocol::default_for` gives each op class
+/// its default; the compiler's protocol pass (`c3d_passes::protocol`) makes the final choice
+/// per non-linear layer, and `Protocol::runs` is the one rule of which protocol may run which
+/// op class (checked by `Plan::validate` and by the runtime's schedule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
     /// The client's input enters masked.
@@ -210,6 +213,17 @@ impl Protocol {
             OpClass::Local => Protocol::Local,
             OpClass::NonLinear => Protocol::GarbledCircuit,
             OpClass::ClientOutput => Protocol::Client,
+        }
+    }
+
+    /// Whether this protocol can run a node of this op class: the single source of that rule.
+    pub fn runs(self, class: OpClass) -> bool {
+        match self {
+            Protocol::Input => class == OpClass::Input,
+            Protocol::Local => class == OpClass::Local,
+            Protocol::HeLinear => class == OpClass::SecretLinear,
+            Protocol::GarbledCircuit | Protocol::BeaverSquare => class == OpClass::NonLinear,
+            Protocol::Client => class == OpClass::ClientOutput,
         }
     }
 }
@@ -386,14 +400,7 @@ impl Plan {
                 return bad(format!("truncation of `{}` inconsistent", node.name));
             }
             let class = node.op.class();
-            let fits = match l.protocol {
-                Protocol::Input => class == OpClass::Input,
-                Protocol::Local => class == OpClass::Local,
-                Protocol::HeLinear => class == OpClass::SecretLinear,
-                Protocol::GarbledCircuit | Protocol::BeaverSquare => class == OpClass::NonLinear,
-                Protocol::Client => class == OpClass::ClientOutput,
-            };
-            if !fits {
+            if !l.protocol.runs(class) {
                 return bad(format!(
                     "`{}` ({}) cannot run as {:?}",
                     node.name,
@@ -500,6 +507,20 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_op_class_runs_under_its_default_protocol_and_no_other_class_does() {
+        use OpClass::*;
+        let classes = [Input, SecretLinear, Local, NonLinear, ClientOutput];
+        for c in classes {
+            assert!(Protocol::default_for(c).runs(c), "{c:?}");
+            for other in classes.iter().filter(|&&o| o != c) {
+                assert!(!Protocol::default_for(c).runs(*other), "{c:?} vs {other:?}");
+            }
+        }
+        assert!(Protocol::BeaverSquare.runs(NonLinear));
+        assert!(!Protocol::BeaverSquare.runs(SecretLinear));
+    }
 
     #[test]
     fn debug_output_shows_no_weight_or_salt() {

@@ -180,6 +180,14 @@ impl Schedule {
             for &i in &inputs {
                 *uses.entry(i).or_default() += 1;
             }
+            if !l.protocol.runs(node.op.class()) {
+                return Err(bad(format!(
+                    "`{}`: {} cannot run as {:?}",
+                    node.name,
+                    node.op.name(),
+                    l.protocol
+                )));
+            }
             let kind = match (&node.op, l.protocol) {
                 (Op::Input, Protocol::Input) => Kind::Input { scale: q.out_scale },
                 (_, Protocol::Local) => Kind::Local,
