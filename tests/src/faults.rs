@@ -173,6 +173,7 @@ pub fn hello(plan: &Plan) -> Vec<u8> {
     b
 }
 
+/// One wire frame as the transport writes it: length, tag, payload.
 pub fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = (payload.len() as u32).to_le_bytes().to_vec();
     f.push(tag);

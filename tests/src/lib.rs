@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: export a generated model, compile it, draw
 //! inputs, and the error bound derived from the plan's fractional bits.
 
+#![forbid(unsafe_code)]
+
 use c3d_compiler::{compile, CompileOptions, Compiled};
 use c3d_ir::op::OpClass;
 use c3d_ir::{Plan, Tensor};
