@@ -143,7 +143,8 @@ pub fn compile(
     };
     let t_rw = std::time::Instant::now();
     if !opts.no_rewrite {
-        let (m, rep) = rewrite(&model, &opts.quant.approx).map_err(CompileError::Options)?;
+        let (m, rep) = rewrite(&model, &opts.quant.approx)
+            .map_err(|e| CompileError::Options(e.to_string()))?;
         model = m;
         let r = PassRecord {
             name: "rewrite".into(),
@@ -154,7 +155,7 @@ pub fn compile(
         };
         progress(&format!("{}: {}", r.name, r.detail));
         records.push(r);
-        let (m, rep) = separate_pools(&model).map_err(CompileError::Options)?;
+        let (m, rep) = separate_pools(&model).map_err(|e| CompileError::Options(e.to_string()))?;
         model = m;
         let r = PassRecord {
             name: "separable".into(),
@@ -175,7 +176,8 @@ pub fn compile(
         if let Some(r) = approx_for_budget(&model, &mut opts, &mut q, budget, &mut progress)? {
             progress(&format!("{}: {}", r.name, r.detail));
             records.push(r);
-            pack = choose_packings(&mut q.plan).map_err(CompileError::Options)?;
+            pack =
+                choose_packings(&mut q.plan).map_err(|e| CompileError::Options(e.to_string()))?;
         }
     }
     let opts = &opts;
@@ -210,7 +212,8 @@ pub fn compile(
                 l.sparsity = Some(z as f64 / lw.weight.len().max(1) as f64);
             }
         }
-        let pack = choose_packings(&mut q.plan).map_err(CompileError::Options)?;
+        let pack =
+            choose_packings(&mut q.plan).map_err(|e| CompileError::Options(e.to_string()))?;
         let r = PassRecord {
             name: "prune".into(),
             detail: format!(

@@ -96,7 +96,7 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
             protocol: l.protocol,
             in_scales: l.quant.in_scales.clone(),
             out_scale: l.quant.out_scale,
-            weight_bits: l.quant.weight_bits,
+            weight_bits: l.quant.weight_frac_bits,
             truncate_bits: l.quant.truncate_bits,
             headroom_bits: l.quant.headroom_bits,
             sparsity: l.sparsity,

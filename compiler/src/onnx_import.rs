@@ -889,7 +889,7 @@ impl Importer {
                     .weights
                     .get_mut(&x)
                     .expect("weighted layer has weights");
-                fold_batchnorm(w, b, &bn).map_err(|m| self.bad(n, m))?;
+                fold_batchnorm(w, b, &bn).map_err(|m| self.bad(n, m.to_string()))?;
                 self.folded.batchnorms += 1;
                 self.set(n, Val::Data(x));
             }

@@ -6,14 +6,14 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum IrError {
     /// An op was given inputs whose shapes it cannot take.
-    #[error("node `{node}` ({op}): {msg}")]
+    #[error("node `{node}` ({op}): {source}")]
     Shape {
         /// Node name.
         node: String,
         /// Op name.
         op: String,
         /// What is wrong.
-        msg: String,
+        source: crate::op::ShapeError,
     },
     /// The graph's structure is invalid (cycle, dangling edge, bad arity).
     #[error("invalid graph: {0}")]

@@ -1,7 +1,7 @@
 //! The model graph: a petgraph DAG of named, shaped nodes. Edges carry the input slot.
 
 use crate::error::{IrError, Result};
-use crate::op::{Op, OpClass};
+use crate::op::{Op, OpClass, ShapeError};
 use crate::shape::Shape;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
@@ -70,10 +70,10 @@ impl Graph {
             .collect::<Result<_>>()?;
         let shape = op
             .infer_shape(&shapes, target.as_ref())
-            .map_err(|msg| IrError::Shape {
+            .map_err(|source| IrError::Shape {
                 node: name.clone(),
                 op: op.name().into(),
-                msg,
+                source,
             })?;
         let id = self.g.add_node(Node { name, op, shape });
         for (slot, &i) in inputs.iter().enumerate() {
@@ -210,16 +210,19 @@ impl Graph {
             let inferred = node
                 .op
                 .infer_shape(&shapes, Some(&node.shape))
-                .map_err(|msg| IrError::Shape {
+                .map_err(|source| IrError::Shape {
                     node: node.name.clone(),
                     op: node.op.name().into(),
-                    msg,
+                    source,
                 })?;
             if inferred != node.shape {
                 return Err(IrError::Shape {
                     node: node.name.clone(),
                     op: node.op.name().into(),
-                    msg: format!("stored shape {} but inputs give {inferred}", node.shape),
+                    source: ShapeError::Stored {
+                        stored: node.shape.clone(),
+                        inferred,
+                    },
                 });
             }
             if node.op.class() != OpClass::ClientOutput {

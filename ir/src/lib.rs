@@ -1,6 +1,11 @@
 //! Intermediate representation of secure 3D-CNN inference: shapes, ops, the graph, the
 //! fixed-point format, the plan and its file format, and two reference evaluators (float, and
-//! the fixed-point simulator every secure run is compared with). No crypto, no ONNX.
+//! the fixed-point simulator every secure run is compared with). No crypto, no ONNX: the HE
+//! parameters and noise arithmetic the passes and the runtime share are public numbers, kept
+//! in one module ([`he_model`]).
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod error;
 pub mod eval_float;
@@ -8,6 +13,7 @@ pub mod exec;
 pub mod fixed;
 pub mod format;
 pub mod graph;
+pub mod he_model;
 pub mod kernels;
 pub mod op;
 pub mod packing;
@@ -19,9 +25,10 @@ pub use error::{IrError, Result};
 pub use eval_float::{eval_float, FloatWeights, Model};
 pub use fixed::FixedPoint;
 pub use graph::{Graph, Node, NodeId};
+pub use he_model::{FloodBudget, HeModel, HeModelError, NoiseBudget};
 pub use kernels::Tensor;
-pub use op::{Conv3dParams, Op, OpClass, Window3d};
-pub use packing::{ConvShape, FloodBudget, HeModel, NoiseBudget, Packing};
+pub use op::{Conv3dParams, Op, OpClass, ShapeError, Window3d, WindowError};
+pub use packing::{ConvShape, GeometryError, Packing};
 pub use plan::{
     Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NodePlan, PassRecord, Plan,
     Preprocess, Protocol, Weights,

@@ -3,6 +3,142 @@
 use crate::shape::Shape;
 use serde::{Deserialize, Serialize};
 
+/// Why a window does not fit an axis.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// A kernel extent, stride or dilation of zero.
+    #[error("kernel, stride and dilation must be >= 1 (axis {axis})")]
+    ZeroExtent {
+        /// The axis (0 = D, 1 = H, 2 = W).
+        axis: usize,
+    },
+    /// Padding as wide as the (dilated) window.
+    #[error("padding ({begin},{end}) must be smaller than the window ({extent}) on axis {axis}")]
+    PadTooWide {
+        /// Padding before.
+        begin: usize,
+        /// Padding after.
+        end: usize,
+        /// The dilated window extent.
+        extent: usize,
+        /// The axis.
+        axis: usize,
+    },
+    /// Not even one window fits the padded input.
+    #[error("window {kernel} (dilated {extent}) does not fit input length {len} with padding ({begin},{end}) on axis {axis}")]
+    DoesNotFit {
+        /// Kernel extent.
+        kernel: usize,
+        /// The dilated window extent.
+        extent: usize,
+        /// Input length.
+        len: usize,
+        /// Padding before.
+        begin: usize,
+        /// Padding after.
+        end: usize,
+        /// The axis.
+        axis: usize,
+    },
+}
+
+/// Why an op cannot take the shapes it is given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    /// Wrong number of inputs.
+    #[error("expects {expected} inputs, got {got}")]
+    Arity {
+        /// Inputs the op takes.
+        expected: usize,
+        /// Inputs given.
+        got: usize,
+    },
+    /// No inputs for an op of variable arity.
+    #[error("expects at least one input")]
+    NoInputs,
+    /// Not a (N, C, D, H, W) tensor.
+    #[error("expects a 5-D (N,C,D,H,W) input, got {0}")]
+    NotVideo(Shape),
+    /// An input node without its declared shape.
+    #[error("input without a shape")]
+    InputWithoutShape,
+    /// A convolution given the wrong channel count.
+    #[error("expects {expected} input channels, got {got}")]
+    Channels {
+        /// Channels the convolution takes.
+        expected: usize,
+        /// Channels given.
+        got: usize,
+    },
+    /// The window does not fit the input.
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    /// A fully connected layer given the wrong input.
+    #[error("expects an (N, {in_features}) input, got {got}")]
+    LinearInput {
+        /// Features the layer takes.
+        in_features: usize,
+        /// The shape given.
+        got: Shape,
+    },
+    /// A reshape without its target.
+    #[error("reshape without a target shape")]
+    ReshapeWithoutTarget,
+    /// A reshape that changes the element count.
+    #[error("cannot reshape {from} into {to}")]
+    Reshape {
+        /// Input shape.
+        from: Shape,
+        /// Target shape.
+        to: Shape,
+    },
+    /// An axis past the input's rank.
+    #[error("axis {axis} out of range for {shape}")]
+    Axis {
+        /// The axis.
+        axis: usize,
+        /// The input shape.
+        shape: Shape,
+    },
+    /// Concatenated shapes that differ off the axis.
+    #[error("cannot concatenate {shape} with {first} on axis {axis}")]
+    Concat {
+        /// The shape that does not fit.
+        shape: Shape,
+        /// The first input's shape.
+        first: Shape,
+        /// The axis.
+        axis: usize,
+    },
+    /// Added shapes that differ.
+    #[error("adds tensors of different shapes {0} and {1} (broadcasting is not supported)")]
+    Add(Shape, Shape),
+    /// Pads for a different rank.
+    #[error("{pads} pads for a rank-{rank} input")]
+    PadRank {
+        /// Pads given.
+        pads: usize,
+        /// The input's rank.
+        rank: usize,
+    },
+    /// Reduction axes that are empty or out of range.
+    #[error("bad axes {axes:?} for {shape}")]
+    Axes {
+        /// The axes.
+        axes: Vec<usize>,
+        /// The input shape.
+        shape: Shape,
+    },
+    /// A stored shape that the inputs do not give.
+    #[error("stored shape {stored} but inputs give {inferred}")]
+    Stored {
+        /// The node's stored shape.
+        stored: Shape,
+        /// The shape its inputs give.
+        inferred: Shape,
+    },
+}
+
 /// A sliding window over (D, H, W), shared by convolutions and pools.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window3d {
@@ -37,19 +173,19 @@ impl Window3d {
 
     /// Output length along axis `a` for an input of length `len` (PyTorch's rule for ceil mode:
     /// a window that starts in the end padding is dropped).
-    pub fn out_len(&self, a: usize, len: usize) -> Result<usize, String> {
+    pub fn out_len(&self, a: usize, len: usize) -> Result<usize, WindowError> {
         let (k, s, d) = (self.kernel[a], self.stride[a], self.dilation[a]);
         if k == 0 || s == 0 || d == 0 {
-            return Err(format!(
-                "kernel, stride and dilation must be >= 1 (axis {a})"
-            ));
+            return Err(WindowError::ZeroExtent { axis: a });
         }
         let (pb, pe) = self.pads[a];
         if pb >= self.extent(a) || pe >= self.extent(a) {
-            return Err(format!(
-                "padding ({pb},{pe}) must be smaller than the window ({}) on axis {a}",
-                self.extent(a)
-            ));
+            return Err(WindowError::PadTooWide {
+                begin: pb,
+                end: pe,
+                extent: self.extent(a),
+                axis: a,
+            });
         }
         let num = (len + pb + pe) as i64 - self.extent(a) as i64;
         let s = s as i64;
@@ -62,17 +198,20 @@ impl Window3d {
             out -= 1;
         }
         if out < 1 {
-            return Err(format!(
-                "window {} (dilated {}) does not fit input length {len} with padding ({pb},{pe}) on axis {a}",
-                k,
-                self.extent(a)
-            ));
+            return Err(WindowError::DoesNotFit {
+                kernel: k,
+                extent: self.extent(a),
+                len,
+                begin: pb,
+                end: pe,
+                axis: a,
+            });
         }
         Ok(out as usize)
     }
 
     /// Output (D, H, W) for an input (D, H, W).
-    pub fn out_dims(&self, input: [usize; 3]) -> Result<[usize; 3], String> {
+    pub fn out_dims(&self, input: [usize; 3]) -> Result<[usize; 3], WindowError> {
         Ok([
             self.out_len(0, input[0])?,
             self.out_len(1, input[1])?,
@@ -260,29 +399,35 @@ impl Op {
 
     /// Infers the output shape from the input shapes. `target` is the node's declared shape,
     /// needed by `Reshape` (which has no parameters of its own).
-    pub fn infer_shape(&self, inputs: &[&Shape], target: Option<&Shape>) -> Result<Shape, String> {
+    pub fn infer_shape(
+        &self,
+        inputs: &[&Shape],
+        target: Option<&Shape>,
+    ) -> Result<Shape, ShapeError> {
         if let Some(n) = self.arity() {
             if inputs.len() != n {
-                return Err(format!("expects {n} inputs, got {}", inputs.len()));
+                return Err(ShapeError::Arity {
+                    expected: n,
+                    got: inputs.len(),
+                });
             }
         } else if inputs.is_empty() {
-            return Err("expects at least one input".into());
+            return Err(ShapeError::NoInputs);
         }
-        let video = |s: &Shape| {
-            s.ncdhw()
-                .ok_or_else(|| format!("expects a 5-D (N,C,D,H,W) input, got {s}"))
+        let video = |s: &Shape| s.ncdhw().ok_or_else(|| ShapeError::NotVideo(s.clone()));
+        let axis_err = |axis: usize, s: &Shape| ShapeError::Axis {
+            axis,
+            shape: s.clone(),
         };
         match self {
-            Op::Input => target
-                .cloned()
-                .ok_or_else(|| "input without a shape".to_string()),
+            Op::Input => target.cloned().ok_or(ShapeError::InputWithoutShape),
             Op::Conv3d(c) => {
                 let (n, ch, d, h, w) = video(inputs[0])?;
                 if ch != c.in_channels {
-                    return Err(format!(
-                        "expects {} input channels, got {ch}",
-                        c.in_channels
-                    ));
+                    return Err(ShapeError::Channels {
+                        expected: c.in_channels,
+                        got: ch,
+                    });
                 }
                 let [od, oh, ow] = c.window.out_dims([d, h, w])?;
                 Ok(Shape::new(vec![n, c.out_channels, od, oh, ow]))
@@ -292,10 +437,10 @@ impl Op {
                 out_features,
             } => match inputs[0].dims() {
                 [n, f] if f == in_features => Ok(Shape::new(vec![*n, *out_features])),
-                _ => Err(format!(
-                    "expects an (N, {in_features}) input, got {}",
-                    inputs[0]
-                )),
+                _ => Err(ShapeError::LinearInput {
+                    in_features: *in_features,
+                    got: inputs[0].clone(),
+                }),
             },
             Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win) | Op::AvgPool3d { window: win, .. } => {
                 let (n, ch, d, h, w) = video(inputs[0])?;
@@ -304,16 +449,19 @@ impl Op {
             }
             Op::Relu => Ok(inputs[0].clone()),
             Op::Reshape => {
-                let t = target.ok_or("reshape without a target shape")?;
+                let t = target.ok_or(ShapeError::ReshapeWithoutTarget)?;
                 if t.numel() != inputs[0].numel() {
-                    return Err(format!("cannot reshape {} into {t}", inputs[0]));
+                    return Err(ShapeError::Reshape {
+                        from: inputs[0].clone(),
+                        to: t.clone(),
+                    });
                 }
                 Ok(t.clone())
             }
             Op::Concat { axis } => {
                 let first = inputs[0];
                 if *axis >= first.rank() {
-                    return Err(format!("axis {axis} out of range for {first}"));
+                    return Err(axis_err(*axis, first));
                 }
                 let mut dims = first.0.clone();
                 dims[*axis] = 0;
@@ -325,9 +473,11 @@ impl Op {
                             .enumerate()
                             .any(|(i, (a, b))| i != *axis && a != b)
                     {
-                        return Err(format!(
-                            "cannot concatenate {s} with {first} on axis {axis}"
-                        ));
+                        return Err(ShapeError::Concat {
+                            shape: (*s).clone(),
+                            first: first.clone(),
+                            axis: *axis,
+                        });
                     }
                     dims[*axis] += s.0[*axis];
                 }
@@ -335,20 +485,16 @@ impl Op {
             }
             Op::Add => {
                 if inputs[0] != inputs[1] {
-                    return Err(format!(
-                        "adds tensors of different shapes {} and {} (broadcasting is not supported)",
-                        inputs[0], inputs[1]
-                    ));
+                    return Err(ShapeError::Add(inputs[0].clone(), inputs[1].clone()));
                 }
                 Ok(inputs[0].clone())
             }
             Op::Pad { pads } => {
                 if pads.len() != inputs[0].rank() {
-                    return Err(format!(
-                        "{} pads for a rank-{} input",
-                        pads.len(),
-                        inputs[0].rank()
-                    ));
+                    return Err(ShapeError::PadRank {
+                        pads: pads.len(),
+                        rank: inputs[0].rank(),
+                    });
                 }
                 Ok(Shape(
                     inputs[0]
@@ -362,19 +508,22 @@ impl Op {
             Op::Mean { axes, keepdims } => {
                 let s = inputs[0];
                 if axes.is_empty() || axes.iter().any(|&a| a >= s.rank()) {
-                    return Err(format!("bad axes {axes:?} for {s}"));
+                    return Err(ShapeError::Axes {
+                        axes: axes.clone(),
+                        shape: s.clone(),
+                    });
                 }
                 Ok(reduce_shape(s, axes, *keepdims))
             }
             Op::Softmax { axis } => {
                 if *axis >= inputs[0].rank() {
-                    return Err(format!("axis {axis} out of range for {}", inputs[0]));
+                    return Err(axis_err(*axis, inputs[0]));
                 }
                 Ok(inputs[0].clone())
             }
             Op::Argmax { axis, keepdims } => {
                 if *axis >= inputs[0].rank() {
-                    return Err(format!("axis {axis} out of range for {}", inputs[0]));
+                    return Err(axis_err(*axis, inputs[0]));
                 }
                 Ok(reduce_shape(inputs[0], &[*axis], *keepdims))
             }

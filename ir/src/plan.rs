@@ -136,7 +136,7 @@ pub struct LayerQuant {
     /// client divides when it decodes.
     pub divisor: u64,
     /// Fractional bits of the weights or public coefficients (0 where there are none).
-    pub weight_bits: u32,
+    pub weight_frac_bits: u32,
     /// Public bound on the quantized weights: every |weight| < 2^weight_mag_bits (0 where
     /// there are none). The HE noise budget of the layer is sized from it.
     pub weight_mag_bits: u32,
@@ -185,9 +185,10 @@ impl LayerQuant {
 }
 
 /// How a node runs in the two-party protocol. `Protocol::default_for` gives each op class
-/// its default; the compiler's protocol pass (`c3d_passes::protocol`) makes the final choice
-/// per non-linear layer, and `Protocol::runs` is the one rule of which protocol may run which
-/// op class (checked by `Plan::validate` and by the runtime's schedule).
+/// its default; the compiler's protocol pass (`c3d_passes::protocol::choose_protocols`) makes
+/// the final choice per non-linear layer, among the protocols that `Protocol::runs` allows and
+/// the user's options permit, by the cost model. `Protocol::runs` is the one rule of which
+/// protocol may run which op class (checked by `Plan::validate` and by the runtime's schedule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
     /// The client's input enters masked.
@@ -205,6 +206,16 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in declaration order (what a choice among candidates walks).
+    pub const ALL: [Protocol; 6] = [
+        Protocol::Input,
+        Protocol::Local,
+        Protocol::HeLinear,
+        Protocol::GarbledCircuit,
+        Protocol::BeaverSquare,
+        Protocol::Client,
+    ];
+
     /// The default protocol for an op class.
     pub fn default_for(class: OpClass) -> Self {
         match class {
@@ -367,7 +378,7 @@ impl Plan {
             }
             let bad_mult = q.in_mults.iter().any(|&m| m == 0 || m > 1 << 20);
             if q.out_scale > 62
-                || q.weight_bits > 40
+                || q.weight_frac_bits > 40
                 || q.in_shifts.iter().any(|&s| s > 40)
                 || bad_mult
                 || q.divisor == 0
@@ -418,7 +429,7 @@ impl Plan {
 /// only).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerWeights {
-    /// Weights at `weight_bits` fractional bits, in the op's weight layout.
+    /// Weights at `weight_frac_bits` fractional bits, in the op's weight layout.
     pub weight: Vec<i64>,
     /// Bias at the layer's output scale.
     pub bias: Vec<i64>,
@@ -507,6 +518,22 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_protocol_once_in_order() {
+        // A new variant breaks this match, and then the array must grow with it.
+        let index = |p: Protocol| match p {
+            Protocol::Input => 0,
+            Protocol::Local => 1,
+            Protocol::HeLinear => 2,
+            Protocol::GarbledCircuit => 3,
+            Protocol::BeaverSquare => 4,
+            Protocol::Client => 5,
+        };
+        for (i, p) in Protocol::ALL.into_iter().enumerate() {
+            assert_eq!(index(p), i);
+        }
+    }
 
     #[test]
     fn each_op_class_runs_under_its_default_protocol_and_no_other_class_does() {

@@ -4,9 +4,9 @@
 //!
 //! Semantics, per op (values are centred representatives of F_p):
 //! - Input: round(x * 2^f) mod p (ties away from zero).
-//! - Conv3d / Linear: sum(w * x) + b mod p; w at `weight_bits`, b at the output scale.
+//! - Conv3d / Linear: sum(w * x) + b mod p; w at `weight_frac_bits`, b at the output scale.
 //! - AvgPool3d / Mean: the window sum, with the count moved into the public divisor
-//!   (`weight_bits` 0); or, for windows of varying counts, sum * round(2^weight_bits / count).
+//!   (`weight_frac_bits` 0); or, for windows of varying counts, sum * round(2^weight_frac_bits / count).
 //! - Add / Concat: each input times mult * 2^shift mod p, then added / joined. Pad, Reshape:
 //!   moved.
 //! - Relu: floor(x / 2^t) then max(., 0); x^2 mod p instead where the plan squares it by
@@ -236,7 +236,7 @@ pub fn step_fixed(
             window,
             count_include_pad,
         } => {
-            let wb = q.weight_bits;
+            let wb = q.weight_frac_bits;
             kernels::pool3d(&x.data, &x.shape, window, out, |it, padded| {
                 let (s, n) = it.fold((0i128, 0usize), |(s, n), v| (s + v as i128, n + 1));
                 if wb == 0 {
@@ -250,10 +250,10 @@ pub fn step_fixed(
         Op::Mean { axes, .. } => {
             let xi: Vec<i128> = x.data.iter().map(|&v| v as i128).collect();
             let (s, n) = kernels::sum_axes(&xi, &x.shape, axes);
-            let m = if q.weight_bits == 0 {
+            let m = if q.weight_frac_bits == 0 {
                 1
             } else {
-                reciprocal(n, q.weight_bits) as i128
+                reciprocal(n, q.weight_frac_bits) as i128
             };
             center_all(s.into_iter().map(|v| v * m).collect())
         }
@@ -354,7 +354,7 @@ mod tests {
             divisor: 1,
             in_scales: ins,
             out_scale: out,
-            weight_bits: w,
+            weight_frac_bits: w,
             weight_mag_bits: if w > 0 { 62 } else { 0 },
             truncate_bits: t,
             bound_bits: 0,

@@ -96,7 +96,7 @@ pub fn alignment_from_plan(plan: &Plan) -> Result<Vec<(ConvShape, Packing)>, Str
                     n.starts_with(&format!("/{name}/"))
                 })
                 .ok_or_else(|| format!("the plan has no layer `{name}`: not a c3d-motion plan"))?;
-            let s = ConvShape::of_node(&plan.graph, l.node)?;
+            let s = ConvShape::of_node(&plan.graph, l.node).map_err(|e| e.to_string())?;
             let pk = l
                 .packing
                 .clone()

@@ -1,11 +1,44 @@
 //! Calibration: runs the float model on sample inputs and records each node's largest
 //! magnitude, the statistics the range analysis works from.
 
-use crate::quantize::{QuantConfig, QuantError};
+use crate::quantize::QuantConfig;
 use c3d_ir::{eval_float, Model, NodeId, Preprocess, Shape, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
+
+/// What to calibrate on.
+#[derive(Clone, Copy, Debug)]
+pub struct CalibConfig<'a> {
+    /// Generated inputs (uniform over the preprocessed pixel range).
+    pub samples: usize,
+    /// Seed of the generated inputs.
+    pub seed: u64,
+    /// Extra inputs from the user, run after the generated ones.
+    pub inputs: &'a [Tensor<f32>],
+}
+
+impl<'a> CalibConfig<'a> {
+    /// The calibration settings of a quantization config.
+    pub fn of(cfg: &'a QuantConfig) -> Self {
+        CalibConfig {
+            samples: cfg.calib_samples,
+            seed: cfg.seed,
+            inputs: &cfg.calib_inputs,
+        }
+    }
+}
+
+/// Why calibration could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibError {
+    /// Neither generated nor user inputs.
+    #[error("calibration needs at least one input")]
+    NoInputs,
+    /// The float model failed on an input.
+    #[error(transparent)]
+    Ir(#[from] c3d_ir::IrError),
+}
 
 /// Largest observed magnitudes.
 #[derive(Clone, Debug, Default)]
@@ -37,9 +70,9 @@ pub fn random_input(shape: &Shape, pp: &Preprocess, rng: &mut impl Rng) -> Tenso
 /// Runs the calibration inputs.
 pub fn calibrate(
     model: &Model,
-    cfg: &QuantConfig,
+    cfg: &CalibConfig,
     progress: &mut impl FnMut(&str),
-) -> Result<ActStats, QuantError> {
+) -> Result<ActStats, CalibError> {
     let pp = &model.meta.preprocess;
     let mut stats = ActStats {
         input_abs_max: (0..3)
@@ -54,17 +87,15 @@ pub fn calibrate(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let (inp, _) = model.graph.io()?;
     let shape = model.graph.node(inp).shape.clone();
-    let total = cfg.calib_samples + cfg.calib_inputs.len();
+    let total = cfg.samples + cfg.inputs.len();
     if total == 0 {
-        return Err(QuantError::Config(
-            "calibration needs at least one input".into(),
-        ));
+        return Err(CalibError::NoInputs);
     }
     for k in 0..total {
-        let input = if k < cfg.calib_samples {
+        let input = if k < cfg.samples {
             random_input(&shape, &model.meta.preprocess, &mut rng)
         } else {
-            cfg.calib_inputs[k - cfg.calib_samples].clone()
+            cfg.inputs[k - cfg.samples].clone()
         };
         for (c, m) in channel_abs_max(&input).into_iter().enumerate() {
             if let Some(s) = stats.input_abs_max.get_mut(c) {
@@ -100,4 +131,72 @@ pub fn channel_abs_max(t: &Tensor<f32>) -> Vec<f64> {
         out[ch] = out[ch].max(v.abs() as f64);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c3d_ir::{Graph, ModelMeta, Op};
+
+    #[test]
+    fn channel_maxima_are_taken_per_channel() {
+        // (1, 2, 1, 1, 3): channel 0 holds 1, -4, 2; channel 1 holds 0.5, 3, -3.5.
+        let t = Tensor::new(
+            Shape::new(vec![1, 2, 1, 1, 3]),
+            vec![1.0, -4.0, 2.0, 0.5, 3.0, -3.5],
+        );
+        assert_eq!(channel_abs_max(&t), vec![4.0, 3.5]);
+        let flat = Tensor::new(Shape::new(vec![3]), vec![1.0, -2.5, 2.0]);
+        assert_eq!(channel_abs_max(&flat), vec![2.5]);
+    }
+
+    fn relu_model() -> Model {
+        let shape = Shape::new(vec![1, 3, 1, 2, 2]);
+        let mut g = Graph::new();
+        let x = g.add_input("x", shape.clone());
+        let r = g.add("relu", Op::Relu, &[x], None).unwrap();
+        g.set_outputs(vec![r]);
+        Model {
+            graph: g,
+            weights: Default::default(),
+            meta: ModelMeta {
+                name: "relu".into(),
+                producer: String::new(),
+                preprocess: Preprocess::default_for(&shape),
+                class_names: vec![],
+                approx: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn user_inputs_count_and_widen_the_input_range() {
+        let m = relu_model();
+        let big = Tensor::new(Shape::new(vec![1, 3, 1, 2, 2]), vec![-9.0; 12]);
+        let cfg = CalibConfig {
+            samples: 2,
+            seed: 1,
+            inputs: std::slice::from_ref(&big),
+        };
+        let stats = calibrate(&m, &cfg, &mut |_| {}).unwrap();
+        assert_eq!(stats.samples, 3);
+        assert_eq!(stats.input_abs_max, vec![9.0; 3]);
+        let (_, out) = m.graph.io().unwrap();
+        // The ReLU of -9 is 0: its maximum comes from the generated inputs alone, below the
+        // preprocessing's range.
+        let pp = &m.meta.preprocess;
+        let range = (255.0 * pp.pixel_scale - pp.mean[0]) / pp.std[0];
+        assert!(stats.abs_max[&out][0] <= range as f64 + 1e-6);
+    }
+
+    #[test]
+    fn no_inputs_is_refused() {
+        let cfg = CalibConfig {
+            samples: 0,
+            seed: 1,
+            inputs: &[],
+        };
+        let e = calibrate(&relu_model(), &cfg, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, CalibError::NoInputs));
+    }
 }

@@ -7,11 +7,11 @@
 //! tests check the AND-gate formula against its circuit builder and the HE counts and bytes
 //! against a real run), except bytes of OT, which follow IKNP's message sizes.
 
-use c3d_ir::op::Op;
-use c3d_ir::packing::{
-    flood_bits, session_replies, switch_target_fits, ConvShape, FloodBudget, HeModel, NoiseBudget,
-    Packing,
+use c3d_ir::he_model::{
+    flood_bits, session_replies, switch_target_fits, FloodBudget, HeModel, NoiseBudget,
 };
+use c3d_ir::op::Op;
+use c3d_ir::packing::{ConvShape, Packing};
 use c3d_ir::{NodeId, Plan, Protocol, Weights};
 use serde::Serialize;
 
@@ -57,7 +57,7 @@ pub struct LayerCost {
     /// largest over the nodes in a total; 0 without HE).
     pub he_noise_bits: u32,
     /// The flooding width b of the layer's replies for the session's R
-    /// ([`c3d_ir::packing::flood_bits`]; the widest in a total; 0 without HE or when the
+    /// ([`c3d_ir::he_model::flood_bits`]; the widest in a total; 0 without HE or when the
     /// parameters cannot carry it).
     pub he_flood_bits: u32,
     /// Comparisons (two-input maxima and ReLUs).
@@ -116,7 +116,7 @@ pub struct PlanCost {
     /// Sum over the nodes.
     pub total: LayerCost,
     /// R: the ciphertexts the server floods and returns in a session
-    /// ([`c3d_ir::packing::session_replies`]; 0 when a layer has no packing yet).
+    /// ([`c3d_ir::he_model::session_replies`]; 0 when a layer has no packing yet).
     pub he_replies: u64,
     /// log2 of the bound on the statistical distance of everything flooded in a session from
     /// noise independent of the weights: sum over HE layers of N R_l 2^(B_l - b_l - 1), with
@@ -168,12 +168,60 @@ pub fn live_products(s: &ConvShape, pk: &Packing, weight: &[i64]) -> Vec<Vec<boo
     live
 }
 
+/// What a non-linear node costs under `protocol` (garbled circuits or Beaver squares; zero
+/// under any other) at the prime `p`, truncating `t` bits: the one formula the plan's cost and
+/// the protocol pass's choice ([`crate::protocol`]) both use.
+pub fn nonlinear_cost(
+    op: &Op,
+    shapes: &[&c3d_ir::Shape],
+    out: &c3d_ir::Shape,
+    protocol: Protocol,
+    p: u64,
+    t: u32,
+) -> LayerCost {
+    let n = width(p);
+    let outs = out.numel() as u64;
+    let mut c = LayerCost::default();
+    match protocol {
+        Protocol::GarbledCircuit => {
+            let (units, taps, relu) = match op {
+                Op::Relu => (outs, outs, true),
+                Op::MaxPool3d(_) => {
+                    let taps = op.comparisons(shapes, out) + outs;
+                    (outs, taps, false)
+                }
+                Op::MaxPoolRelu3d(_) => {
+                    let taps = op.comparisons(shapes, out);
+                    (outs, taps, true)
+                }
+                _ => (0, 0, false),
+            };
+            c.comparisons = op.comparisons(shapes, out);
+            // Every unit pays its fixed part once and 5 n per extra tap.
+            c.and_gates = units * gc_unit_ands(p, t, 1, relu) + (taps - units) * 5 * n;
+            // The client's inputs: its share of every tap and one output mask per unit.
+            let ot_bits = (taps + units) * n;
+            c.gc_bytes_offline = c.and_gates * AND_BYTES + ot_bits * OT_BYTES;
+            // Online: the server's labels for its shares, the client's output labels.
+            c.gc_bytes_online = (taps + units) * n * LABEL_BYTES;
+        }
+        Protocol::BeaverSquare => {
+            c.comparisons = 0;
+            // Gilboa: n OTs of n-bit messages per pair.
+            c.beaver_bytes_offline = outs * n * (OT_BYTES + n.div_ceil(8));
+            // Each party opens its share of x - a: 8 bytes each way.
+            c.beaver_bytes_online = outs * 16;
+        }
+        _ => {}
+    }
+    c
+}
+
 /// The cost of every node of a plan. With `weights`, zero kernels and weights are skipped as
 /// the runtime skips them; without, layers count as dense.
 pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
     let g = &plan.graph;
     let p = plan.fixed.p;
-    let n = width(p);
     let he = HeModel::for_prime(p);
     let replies = session_replies(plan).ok();
     let budget = replies.map(FloodBudget::new);
@@ -226,35 +274,15 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
                     };
                 }
             }
-            Protocol::GarbledCircuit => {
-                let t = l.quant.truncate_bits;
-                let (units, taps, relu) = match &node.op {
-                    Op::Relu => (outs, outs, true),
-                    Op::MaxPool3d(_) => {
-                        let taps = node.op.comparisons(&shapes, &node.shape) + outs;
-                        (outs, taps, false)
-                    }
-                    Op::MaxPoolRelu3d(_) => {
-                        let taps = node.op.comparisons(&shapes, &node.shape);
-                        (outs, taps, true)
-                    }
-                    _ => (0, 0, false),
-                };
-                c.comparisons = node.op.comparisons(&shapes, &node.shape);
-                // Every unit pays its fixed part once and 5 n per extra tap.
-                c.and_gates = units * gc_unit_ands(p, t, 1, relu) + (taps - units) * 5 * n;
-                // The client's inputs: its share of every tap and one output mask per unit.
-                let ot_bits = (taps + units) * n;
-                c.gc_bytes_offline = c.and_gates * AND_BYTES + ot_bits * OT_BYTES;
-                // Online: the server's labels for its shares, the client's output labels.
-                c.gc_bytes_online = (taps + units) * n * LABEL_BYTES;
-            }
-            Protocol::BeaverSquare => {
-                c.comparisons = 0;
-                // Gilboa: n OTs of n-bit messages per pair.
-                c.beaver_bytes_offline = outs * n * (OT_BYTES + n.div_ceil(8));
-                // Each party opens its share of x - a: 8 bytes each way.
-                c.beaver_bytes_online = outs * 16;
+            Protocol::GarbledCircuit | Protocol::BeaverSquare => {
+                c = nonlinear_cost(
+                    &node.op,
+                    &shapes,
+                    &node.shape,
+                    l.protocol,
+                    p,
+                    l.quant.truncate_bits,
+                );
             }
             Protocol::Input => c.input_bytes_online = outs * 8,
             Protocol::Local | Protocol::Client => {}

@@ -1,5 +1,21 @@
 //! Folding of BatchNormalization into the preceding convolution or fully connected layer.
 
+/// Why a BatchNorm cannot be folded into its layer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    /// Parameters for another channel count.
+    #[error(
+        "BatchNormalization has parameters for a different channel count than the layer's {0}"
+    )]
+    Channels(usize),
+    /// Weights that do not split into the bias's output channels.
+    #[error("layer weights do not split into output channels")]
+    Split,
+    /// A negative or non-finite variance.
+    #[error("BatchNormalization variance of channel {0} is negative or not finite")]
+    Variance(usize),
+}
+
 /// Inference-time BatchNorm parameters, one value per channel.
 #[derive(Clone, Debug)]
 pub struct BatchNorm {
@@ -17,23 +33,19 @@ pub struct BatchNorm {
 
 /// Rewrites `w` (out-channel major) and `b` so that the layer computes bn(layer(x)):
 /// w' = w * g / sqrt(var + eps), b' = (b - mean) * g / sqrt(var + eps) + beta.
-pub fn fold_batchnorm(w: &mut [f32], b: &mut [f32], bn: &BatchNorm) -> Result<(), String> {
+pub fn fold_batchnorm(w: &mut [f32], b: &mut [f32], bn: &BatchNorm) -> Result<(), FoldError> {
     let c = b.len();
     if [bn.gamma.len(), bn.beta.len(), bn.mean.len(), bn.var.len()] != [c; 4] {
-        return Err(format!(
-            "BatchNormalization has parameters for a different channel count than the layer's {c}"
-        ));
+        return Err(FoldError::Channels(c));
     }
     if c == 0 || !w.len().is_multiple_of(c) {
-        return Err("layer weights do not split into output channels".into());
+        return Err(FoldError::Split);
     }
     let per = w.len() / c;
     for o in 0..c {
         let denom = (bn.var[o] as f64 + bn.eps as f64).sqrt();
         if !(denom.is_finite() && denom > 0.0) {
-            return Err(format!(
-                "BatchNormalization variance of channel {o} is negative or not finite"
-            ));
+            return Err(FoldError::Variance(o));
         }
         let k = bn.gamma[o] as f64 / denom;
         for v in &mut w[o * per..(o + 1) * per] {
@@ -80,11 +92,17 @@ mod tests {
             var: vec![-2.0],
             eps: 1e-5,
         };
-        assert!(fold_batchnorm(&mut [1.0], &mut [0.0], &bn).is_err());
+        assert_eq!(
+            fold_batchnorm(&mut [1.0], &mut [0.0], &bn),
+            Err(FoldError::Variance(0))
+        );
         let bn2 = BatchNorm {
             var: vec![1.0, 1.0],
             ..bn
         };
-        assert!(fold_batchnorm(&mut [1.0], &mut [0.0], &bn2).is_err());
+        assert_eq!(
+            fold_batchnorm(&mut [1.0], &mut [0.0], &bn2),
+            Err(FoldError::Channels(1))
+        );
     }
 }

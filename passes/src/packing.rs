@@ -8,13 +8,39 @@
 //! counts the replies of what it chose, and chooses again under the larger count until the
 //! assumption covers the plan (the flooding margin only grows, by whole bits, so this ends).
 
-use c3d_ir::packing::{ceil_log2, session_replies, ConvShape, FloodBudget, HeModel, Packing};
+use c3d_ir::he_model::{ceil_log2, session_replies, FloodBudget, HeModel, HeModelError};
+use c3d_ir::packing::{ConvShape, GeometryError, Packing};
 use c3d_ir::{PassRecord, Plan, Protocol};
+
+/// Why a plan's layers could not be packed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackingError {
+    /// No packing of one layer fits the parameters.
+    #[error("layer `{layer}`: {source}{}", if *first_round {
+        " (R counted as one reply per HE layer: the plan's is at least that)"
+    } else {
+        ""
+    })]
+    NoFit {
+        /// The layer.
+        layer: String,
+        /// Whether R was still the first, lowest assumption (one reply per HE layer).
+        first_round: bool,
+        /// Why no packing fits.
+        source: HeModelError,
+    },
+    /// A layer is not a convolution the packing can cut.
+    #[error(transparent)]
+    Geometry(#[from] GeometryError),
+    /// The session's replies cannot be counted.
+    #[error(transparent)]
+    He(#[from] HeModelError),
+}
 
 /// Chooses the packing of every HE linear layer that has none yet (`keep` packings already
 /// in the plan if they still fit, so a plan pruned to match them stays aligned), so that every
 /// layer's flooding fits for the session's replies.
-pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, String> {
+pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, PackingError> {
     let he = HeModel::for_prime(plan.fixed.p);
     let given: Vec<Option<Packing>> = plan.layers.iter().map(|l| l.packing.clone()).collect();
     // Replies assumed: at least one per HE layer.
@@ -42,13 +68,12 @@ pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, String> {
                 }
                 _ => {
                     chosen += 1;
-                    Packing::choose(&s, &he, wb, &assumed).map_err(|e| {
-                        let lower = if first {
-                            " (R counted as one reply per HE layer: the plan's is at least that)"
-                        } else {
-                            ""
-                        };
-                        format!("layer `{name}`: {e}{lower}")
+                    Packing::choose(&s, &he, wb, &assumed).map_err(|source| {
+                        PackingError::NoFit {
+                            layer: name.clone(),
+                            first_round: first,
+                            source,
+                        }
                     })?
                 }
             };

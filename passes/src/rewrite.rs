@@ -18,23 +18,34 @@
 use c3d_ir::op::{Conv3dParams, Op, Window3d};
 use c3d_ir::{FloatWeights, Graph, Model, NodeId};
 use egg::{
-    define_language, rewrite as rw, Analysis, CostFunction, DidMerge, EGraph, Extractor, Id,
-    Language, RecExpr, Runner, Subst, Symbol, Var,
+    rewrite as rw, Analysis, CostFunction, DidMerge, EGraph, Extractor, Id, Language, RecExpr,
+    Rewrite, Runner, Subst, Symbol, Var,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-define_language! {
-    /// The model as an e-graph term. Leaves name original nodes (`n<index>`), whose ops give
-    /// the parameters; `Other` is any op the rules do not look into.
-    pub enum Net {
-        "relu" = Relu([Id; 2]),
-        "maxpool" = MaxPool([Id; 2]),
-        "poolrelu" = PoolRelu([Id; 2]),
-        "pad" = Pad([Id; 2]),
-        "conv" = Conv([Id; 2]),
-        "padwin" = PadWin([Id; 2]),
-        Leaf(Symbol),
-        Other(Symbol, Vec<Id>),
+pub use lang::Net;
+
+/// The term language (its own module: `define_language!` takes no docs on variants).
+mod lang {
+    #![allow(missing_docs)]
+    use egg::{define_language, Id, Symbol};
+
+    define_language! {
+        /// The model as an e-graph term: `(relu name x)`, `(maxpool window x)`,
+        /// `(poolrelu window x)` (max(0, max over the window)), `(pad name x)` (zero padding),
+        /// `(conv window x)`, `(padwin window pad)` (a window with a Pad node's padding folded
+        /// in). Leaves name original nodes (`n<index>`), whose ops give the parameters;
+        /// `Other` is any op the rules do not look into, with its inputs.
+        pub enum Net {
+            "relu" = Relu([Id; 2]),
+            "maxpool" = MaxPool([Id; 2]),
+            "poolrelu" = PoolRelu([Id; 2]),
+            "pad" = Pad([Id; 2]),
+            "conv" = Conv([Id; 2]),
+            "padwin" = PadWin([Id; 2]),
+            Leaf(Symbol),
+            Other(Symbol, Vec<Id>),
+        }
     }
 }
 
@@ -49,15 +60,47 @@ pub struct RewriteReport {
     pub nodes: (usize, usize),
 }
 
-/// Non-negativity of an e-class's value (sound: only ReLU outputs and ops that keep
-/// non-negative inputs non-negative).
-#[derive(Default)]
-struct NonNeg {
-    /// Opaque ops that keep non-negativity (Concat, Reshape), by symbol.
-    keeps: HashSet<Symbol>,
+/// Why a rewritten term could not be turned back into a graph.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    /// A leaf that names no node.
+    #[error("bad leaf {0}")]
+    BadLeaf(String),
+    /// A node parameter that is not a leaf.
+    #[error("expected a node leaf")]
+    ExpectedLeaf,
+    /// A window parameter that is neither a leaf nor a folded pad.
+    #[error("expected a window")]
+    ExpectedWindow,
+    /// A pad fold whose window no longer fits.
+    #[error("a pad fold that does not fit")]
+    PadFold,
+    /// A parameter where a tensor belongs.
+    #[error("a parameter used as a tensor")]
+    ParamAsTensor,
+    /// A conv term whose leaf is not a convolution.
+    #[error("a conv leaf names a convolution")]
+    ConvLeaf,
+    /// An opaque op whose symbol names no node.
+    #[error("bad node symbol {0}")]
+    BadSymbol(String),
+    /// The rebuilt graph is invalid.
+    #[error(transparent)]
+    Ir(#[from] c3d_ir::IrError),
 }
 
-impl Analysis<Net> for NonNeg {
+/// What the rules look up: non-negativity of each e-class's value (sound: only ReLU outputs
+/// and ops that keep non-negative inputs non-negative), and the original graph, whose nodes
+/// the leaves name (a pad fold must keep the window valid).
+#[derive(Default)]
+pub struct Facts {
+    /// Opaque ops that keep non-negativity (Concat, Reshape), by symbol.
+    keeps: HashSet<Symbol>,
+    /// The graph being rewritten.
+    graph: Graph,
+}
+
+impl Analysis<Net> for Facts {
     type Data = bool;
 
     fn make(eg: &mut EGraph<Net, Self>, n: &Net, _id: Id) -> bool {
@@ -88,7 +131,7 @@ fn node_of(s: Symbol) -> Option<NodeId> {
 }
 
 /// The original node a parameter e-class names (a plain leaf only).
-fn leaf_node(eg: &EGraph<Net, NonNeg>, id: Id) -> Option<NodeId> {
+fn leaf_node(eg: &EGraph<Net, Facts>, id: Id) -> Option<NodeId> {
     eg[id].nodes.iter().find_map(|n| match n {
         Net::Leaf(s) => node_of(*s),
         _ => None,
@@ -136,17 +179,42 @@ impl CostFunction<Net> for FewerLayers {
     }
 }
 
+/// Whether the pad fold `(padwin ?w ?ps)` keeps the window valid.
+fn pad_fits(eg: &EGraph<Net, Facts>, s: &Subst) -> bool {
+    let (w, ps) = ("?w".parse::<Var>().unwrap(), "?ps".parse::<Var>().unwrap());
+    match (leaf_node(eg, s[w]), leaf_node(eg, s[ps])) {
+        (Some(op), Some(pad)) => padded_window(&eg.analysis.graph, op, pad).is_some(),
+        _ => false,
+    }
+}
+
+/// The rewrite rules, each an exact identity (see the module header).
+pub fn rules() -> Vec<Rewrite<Net, Facts>> {
+    let x = "?x".parse::<Var>().unwrap();
+    vec![
+        rw!("relu-after-pool"; "(relu ?n (maxpool ?w ?x))" => "(poolrelu ?w ?x)"),
+        rw!("relu-before-pool"; "(maxpool ?w (relu ?n ?x))" => "(poolrelu ?w ?x)"),
+        rw!("pad-into-pool"; "(maxpool ?w (pad ?ps ?x))" => "(maxpool (padwin ?w ?ps) ?x)"
+            if move |eg: &mut EGraph<Net, Facts>, _: Id, s: &Subst| eg[s[x]].data && pad_fits(eg, s)),
+        rw!("pad-into-conv"; "(conv ?w (pad ?ps ?x))" => "(conv (padwin ?w ?ps) ?x)"
+            if |eg: &mut EGraph<Net, Facts>, _: Id, s: &Subst| pad_fits(eg, s)),
+    ]
+}
+
 /// Rewrites a model. `keep` names ReLUs that must stay as they are (squared later).
-pub fn rewrite(model: &Model, keep: &[String]) -> Result<(Model, RewriteReport), String> {
+pub fn rewrite(model: &Model, keep: &[String]) -> Result<(Model, RewriteReport), RewriteError> {
     let g = &model.graph;
-    let order = g.topo_order().map_err(|e| e.to_string())?;
-    let mut an = NonNeg::default();
+    let order = g.topo_order()?;
+    let mut an = Facts {
+        graph: g.clone(),
+        ..Facts::default()
+    };
     for &i in &order {
         if matches!(g.node(i).op, Op::Concat { .. } | Op::Reshape) {
             an.keeps.insert(leaf(i));
         }
     }
-    let mut eg: EGraph<Net, NonNeg> = EGraph::new(an);
+    let mut eg: EGraph<Net, Facts> = EGraph::new(an);
     let mut class: HashMap<NodeId, Id> = HashMap::new();
     for &i in &order {
         let n = g.node(i);
@@ -164,83 +232,56 @@ pub fn rewrite(model: &Model, keep: &[String]) -> Result<(Model, RewriteReport),
     let outs: Vec<Id> = g.outputs().iter().map(|o| class[o]).collect();
     let root = eg.add(Net::Other(Symbol::from("outputs"), outs));
 
-    let (w, x, ps) = (
-        "?w".parse::<Var>().unwrap(),
-        "?x".parse::<Var>().unwrap(),
-        "?ps".parse::<Var>().unwrap(),
-    );
-    let g2 = g.clone();
-    let pad_ok = move |eg: &mut EGraph<Net, NonNeg>, _: Id, s: &Subst| -> bool {
-        match (leaf_node(eg, s[w]), leaf_node(eg, s[ps])) {
-            (Some(op), Some(pad)) => padded_window(&g2, op, pad).is_some(),
-            _ => false,
-        }
-    };
-    let pad_ok2 = pad_ok.clone();
-    let rules: Vec<egg::Rewrite<Net, NonNeg>> = vec![
-        rw!("relu-after-pool"; "(relu ?n (maxpool ?w ?x))" => "(poolrelu ?w ?x)"),
-        rw!("relu-before-pool"; "(maxpool ?w (relu ?n ?x))" => "(poolrelu ?w ?x)"),
-        rw!("pad-into-pool"; "(maxpool ?w (pad ?ps ?x))" => "(maxpool (padwin ?w ?ps) ?x)"
-            if move |eg: &mut EGraph<Net, NonNeg>, id: Id, s: &Subst| eg[s[x]].data && pad_ok(eg, id, s)),
-        rw!("pad-into-conv"; "(conv ?w (pad ?ps ?x))" => "(conv (padwin ?w ?ps) ?x)"
-            if pad_ok2),
-    ];
     let runner = Runner::default()
         .with_egraph(eg)
         .with_iter_limit(8)
         .with_node_limit(200_000)
-        .run(&rules);
+        .run(&rules());
     let ext = Extractor::new(&runner.egraph, FewerLayers);
     let (_, best) = ext.find_best(root);
     materialize(model, &best)
 }
 
 /// Builds the IR graph of an extracted term.
-fn materialize(model: &Model, e: &RecExpr<Net>) -> Result<(Model, RewriteReport), String> {
+fn materialize(model: &Model, e: &RecExpr<Net>) -> Result<(Model, RewriteReport), RewriteError> {
     let g = &model.graph;
     let mut out = Graph::new();
     let mut weights: FloatWeights = BTreeMap::new();
     let mut map: Vec<Option<NodeId>> = Vec::with_capacity(e.len());
     let mut rep = RewriteReport::default();
     let nodes = e.as_ref();
-    let orig = |id: Id| -> Result<NodeId, String> {
+    let orig = |id: Id| -> Result<NodeId, RewriteError> {
         match &nodes[usize::from(id)] {
-            Net::Leaf(s) => node_of(*s).ok_or_else(|| format!("bad leaf {s}")),
-            _ => Err("expected a node leaf".into()),
+            Net::Leaf(s) => node_of(*s).ok_or_else(|| RewriteError::BadLeaf(s.to_string())),
+            _ => Err(RewriteError::ExpectedLeaf),
         }
     };
     // A window parameter: a pool or conv leaf, or one with a Pad folded in.
-    let window = |id: Id, rep: &mut RewriteReport| -> Result<(NodeId, Option<Window3d>), String> {
-        match &nodes[usize::from(id)] {
-            Net::Leaf(_) => Ok((orig(id)?, None)),
-            Net::PadWin([a, b]) => {
-                let (op, pad) = (orig(*a)?, orig(*b)?);
-                rep.pads_folded += 1;
-                let w = padded_window(g, op, pad).ok_or("a pad fold that does not fit")?;
-                Ok((op, Some(w)))
+    let window =
+        |id: Id, rep: &mut RewriteReport| -> Result<(NodeId, Option<Window3d>), RewriteError> {
+            match &nodes[usize::from(id)] {
+                Net::Leaf(_) => Ok((orig(id)?, None)),
+                Net::PadWin([a, b]) => {
+                    let (op, pad) = (orig(*a)?, orig(*b)?);
+                    rep.pads_folded += 1;
+                    let w = padded_window(g, op, pad).ok_or(RewriteError::PadFold)?;
+                    Ok((op, Some(w)))
+                }
+                _ => Err(RewriteError::ExpectedWindow),
             }
-            _ => Err("expected a window".into()),
-        }
-    };
-    let err = |e: c3d_ir::IrError| e.to_string();
+        };
     let mut outputs = Vec::new();
     for n in nodes {
-        let input = |c: &Id| map[usize::from(*c)].ok_or("a parameter used as a tensor".to_string());
+        let input = |c: &Id| map[usize::from(*c)].ok_or(RewriteError::ParamAsTensor);
         let id = match n {
             Net::Leaf(_) | Net::PadWin(_) => None,
             Net::Relu([name, x]) => {
                 let src = g.node(orig(*name)?);
-                Some(
-                    out.add(src.name.clone(), Op::Relu, &[input(x)?], None)
-                        .map_err(err)?,
-                )
+                Some(out.add(src.name.clone(), Op::Relu, &[input(x)?], None)?)
             }
             Net::Pad([p, x]) => {
                 let src = g.node(orig(*p)?);
-                Some(
-                    out.add(src.name.clone(), src.op.clone(), &[input(x)?], None)
-                        .map_err(err)?,
-                )
+                Some(out.add(src.name.clone(), src.op.clone(), &[input(x)?], None)?)
             }
             Net::MaxPool([w, x]) | Net::PoolRelu([w, x]) => {
                 let (pool, win) = window(*w, &mut rep)?;
@@ -255,21 +296,19 @@ fn materialize(model: &Model, e: &RecExpr<Net>) -> Result<(Model, RewriteReport)
                 } else {
                     (src.name.clone(), Op::MaxPool3d(win))
                 };
-                Some(out.add(name, op, &[input(x)?], None).map_err(err)?)
+                Some(out.add(name, op, &[input(x)?], None)?)
             }
             Net::Conv([w, x]) => {
                 let (conv, win) = window(*w, &mut rep)?;
                 let src = g.node(conv);
                 let Op::Conv3d(cp) = &src.op else {
-                    return Err("a conv leaf names a convolution".into());
+                    return Err(RewriteError::ConvLeaf);
                 };
                 let cp = Conv3dParams {
                     window: win.unwrap_or_else(|| cp.window.clone()),
                     ..cp.clone()
                 };
-                let id = out
-                    .add(src.name.clone(), Op::Conv3d(cp), &[input(x)?], None)
-                    .map_err(err)?;
+                let id = out.add(src.name.clone(), Op::Conv3d(cp), &[input(x)?], None)?;
                 if let Some(wb) = model.weights.get(&conv) {
                     weights.insert(id, wb.clone());
                 }
@@ -280,7 +319,7 @@ fn materialize(model: &Model, e: &RecExpr<Net>) -> Result<(Model, RewriteReport)
                 None
             }
             Net::Other(s, ch) => {
-                let src_id = node_of(*s).ok_or_else(|| format!("bad node symbol {s}"))?;
+                let src_id = node_of(*s).ok_or_else(|| RewriteError::BadSymbol(s.to_string()))?;
                 let src = g.node(src_id);
                 let id = if matches!(src.op, Op::Input) {
                     out.add_input(src.name.clone(), src.shape.clone())
@@ -291,8 +330,7 @@ fn materialize(model: &Model, e: &RecExpr<Net>) -> Result<(Model, RewriteReport)
                         src.op.clone(),
                         &ins,
                         Some(src.shape.clone()),
-                    )
-                    .map_err(err)?
+                    )?
                 };
                 if let Some(wb) = model.weights.get(&src_id) {
                     weights.insert(id, wb.clone());
@@ -303,7 +341,7 @@ fn materialize(model: &Model, e: &RecExpr<Net>) -> Result<(Model, RewriteReport)
         map.push(id);
     }
     out.set_outputs(outputs);
-    out.validate().map_err(err)?;
+    out.validate()?;
     rep.nodes = (g.len(), out.len());
     Ok((
         Model {
@@ -313,4 +351,105 @@ fn materialize(model: &Model, e: &RecExpr<Net>) -> Result<(Model, RewriteReport)
         },
         rep,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c3d_ir::Shape;
+
+    /// Runs the one rule named `name` on `start` over `graph`'s nodes and says whether `want`
+    /// ends in the same e-class.
+    fn fires(name: &str, graph: Graph, start: &str, want: &str) -> bool {
+        let rule: Vec<_> = rules()
+            .into_iter()
+            .filter(|r| r.name.as_str() == name)
+            .collect();
+        assert_eq!(rule.len(), 1, "one rule named {name}");
+        let facts = Facts {
+            graph,
+            ..Facts::default()
+        };
+        let (start, want): (RecExpr<Net>, RecExpr<Net>) =
+            (start.parse().unwrap(), want.parse().unwrap());
+        let mut eg = EGraph::new(facts);
+        let root = eg.add_expr(&start);
+        let runner = Runner::default()
+            .with_egraph(eg)
+            .with_iter_limit(4)
+            .run(&rule);
+        runner.egraph.lookup_expr(&want) == Some(runner.egraph.find(root))
+    }
+
+    /// x (1,1,2,4,4) -> relu n1 -> pad n2 (H, W by 1) -> maxpool n3 (1x3x3) and conv n4
+    /// (1x3x3); n5 is a pad of the channel axis, which no window can carry.
+    fn padded() -> Graph {
+        let mut g = Graph::new();
+        let x = g.add_input("x", Shape::new(vec![1, 1, 2, 4, 4]));
+        let r = g.add("r", Op::Relu, &[x], None).unwrap();
+        let pads = vec![(0, 0), (0, 0), (0, 0), (1, 1), (1, 1)];
+        let p = g.add("p", Op::Pad { pads }, &[r], None).unwrap();
+        let win = Window3d::dense([1, 3, 3]);
+        g.add("m", Op::MaxPool3d(win.clone()), &[p], None).unwrap();
+        let conv = Conv3dParams {
+            in_channels: 1,
+            out_channels: 1,
+            window: win,
+        };
+        g.add("c", Op::Conv3d(conv), &[p], None).unwrap();
+        let pads = vec![(0, 0), (1, 0), (0, 0), (0, 0), (0, 0)];
+        g.add("pc", Op::Pad { pads }, &[r], None).unwrap();
+        g
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn relu_after_pool() {
+        assert!(fires("relu-after-pool", Graph::new(), "(relu n9 (maxpool n1 n0))", "(poolrelu n1 n0)"));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn relu_before_pool() {
+        assert!(fires("relu-before-pool", Graph::new(), "(maxpool n1 (relu n9 n0))", "(poolrelu n1 n0)"));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn pad_into_pool() {
+        assert!(fires("pad-into-pool", padded(), "(maxpool n3 (pad n2 (relu n1 n0)))", "(maxpool (padwin n3 n2) (relu n1 n0))"));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn pad_into_pool_needs_a_non_negative_input() {
+        assert!(!fires("pad-into-pool", padded(), "(maxpool n3 (pad n2 n0))", "(maxpool (padwin n3 n2) n0)"));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn pad_into_conv() {
+        assert!(fires("pad-into-conv", padded(), "(conv n4 (pad n2 n0))", "(conv (padwin n4 n2) n0)"));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn pad_into_conv_needs_a_spatial_pad() {
+        assert!(!fires("pad-into-conv", padded(), "(conv n4 (pad n5 n0))", "(conv (padwin n4 n5) n0)"));
+    }
+
+    /// The rule set, by name: a new rule needs its test above.
+    #[test]
+    fn every_rule_has_a_test() {
+        let names: Vec<String> = rules().iter().map(|r| r.name.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "relu-after-pool",
+                "relu-before-pool",
+                "pad-into-pool",
+                "pad-into-conv"
+            ]
+        );
+    }
 }

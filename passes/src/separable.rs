@@ -86,14 +86,13 @@ fn plan_split(win: &Window3d, relu: bool, input: &Shape) -> Option<SplitPlan> {
 
 /// Splits every max-pool that the split makes cheaper. Node names stay: the last pass of a
 /// split pool keeps the pool's name, the others are named `POOL/max_w`, `POOL/max_h`.
-pub fn separate_pools(model: &Model) -> Result<(Model, SeparableReport), String> {
+pub fn separate_pools(model: &Model) -> Result<(Model, SeparableReport), c3d_ir::IrError> {
     let g = &model.graph;
-    let err = |e: c3d_ir::IrError| e.to_string();
     let mut out = Graph::new();
     let mut map: HashMap<NodeId, NodeId> = HashMap::new();
     let mut weights = std::collections::BTreeMap::new();
     let mut rep = SeparableReport::default();
-    for id in g.topo_order().map_err(err)? {
+    for id in g.topo_order()? {
         let node = g.node(id);
         let ins: Vec<NodeId> = g.inputs_of(id).iter().map(|i| map[i]).collect();
         let plan = match &node.op {
@@ -131,18 +130,16 @@ pub fn separate_pools(model: &Model) -> Result<(Model, SeparableReport), String>
                         )
                     };
                     let shape = last.then(|| node.shape.clone());
-                    x = out.add(name, op, &[x], shape).map_err(err)?;
+                    x = out.add(name, op, &[x], shape)?;
                 }
                 x
             }
-            _ => out
-                .add(
-                    node.name.clone(),
-                    node.op.clone(),
-                    &ins,
-                    Some(node.shape.clone()),
-                )
-                .map_err(err)?,
+            _ => out.add(
+                node.name.clone(),
+                node.op.clone(),
+                &ins,
+                Some(node.shape.clone()),
+            )?,
         };
         if let Some(wb) = model.weights.get(&id) {
             weights.insert(new, wb.clone());
@@ -150,7 +147,7 @@ pub fn separate_pools(model: &Model) -> Result<(Model, SeparableReport), String>
         map.insert(id, new);
     }
     out.set_outputs(g.outputs().iter().map(|o| map[o]).collect());
-    out.validate().map_err(err)?;
+    out.validate()?;
     Ok((
         Model {
             graph: out,

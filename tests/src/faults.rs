@@ -273,7 +273,7 @@ pub fn inject(fault: Fault, plan: &Plan, addr: &str, x: &Tensor<f32>) -> Result<
 /// BFV parameters as the runtime's fhe.rs backend builds them for `p`.
 fn bfv(p: u64) -> std::sync::Arc<fhe::bfv::BfvParameters> {
     fhe::bfv::BfvParametersBuilder::new()
-        .set_degree(c3d_ir::packing::DEGREE)
+        .set_degree(c3d_ir::he_model::DEGREE)
         .set_plaintext_modulus(p)
         .set_moduli_sizes(c3d_ir::HeModel::limb_bits(p))
         .build_arc()

@@ -6,7 +6,7 @@
 //! `session_replies`: by walking the steps both parties execute and listing each linear
 //! layer's tiles; b is the width the runtime floods with.
 
-use c3d_ir::packing::NoiseBudget;
+use c3d_ir::he_model::NoiseBudget;
 use c3d_passes::cost::plan_cost;
 use c3d_runtime::he::fhers::FheRs;
 use c3d_runtime::session::schedule::Kind;

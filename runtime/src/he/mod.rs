@@ -21,7 +21,7 @@ pub mod seal;
 
 use rand::{CryptoRng, RngCore};
 
-pub use c3d_ir::packing::{NoiseBudget, DEGREE, FLOOD_SIGMA};
+pub use c3d_ir::he_model::{NoiseBudget, DEGREE, FLOOD_SIGMA};
 
 /// How a vector of field elements sits in a plaintext.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,19 +130,19 @@ pub trait Backend: Send + Sync + NoiseBudget {
 
 /// Checks that noise of 2^`noise_bits` plus its flooding for a session of `budget`'s replies
 /// fits the backend's modulus and returns the flooding width
-/// ([`c3d_ir::packing::flood_bits`] with this module's error).
+/// ([`c3d_ir::he_model::flood_bits`] with this module's error).
 pub fn flood_bits<B: Backend + ?Sized>(
     be: &B,
     noise_bits: u32,
     budget: &FloodBudget,
 ) -> Result<u32> {
-    c3d_ir::packing::flood_bits(be, noise_bits, budget)
+    c3d_ir::he_model::flood_bits(be, noise_bits, budget)
         .map_err(|m| HeError::Params(format!("{m} ({})", be.name())))
 }
 
-pub use c3d_ir::packing::FloodBudget;
+pub use c3d_ir::he_model::FloodBudget;
 
-pub use c3d_ir::packing::product_noise_bits;
+pub use c3d_ir::he_model::product_noise_bits;
 
 /// log2 of the product of RNS limbs (rounded down).
 pub(crate) fn modulus_bits_of(moduli: &[u64]) -> u32 {
@@ -153,7 +153,7 @@ pub(crate) fn modulus_bits_of(moduli: &[u64]) -> u32 {
         .floor() as u32
 }
 
-pub(crate) use c3d_ir::packing::switch_target_fits;
+pub(crate) use c3d_ir::he_model::switch_target_fits;
 
 /// Refuses more than one plaintext's worth of values.
 pub(crate) fn check_len(n: usize) -> Result<()> {

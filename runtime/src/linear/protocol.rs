@@ -43,7 +43,7 @@ fn layer_flood<B: Backend>(
 ) -> Result<u32> {
     let flood = pk
         .check(shape, be, weight_bits, budget)
-        .map_err(LinearError::Shape)?;
+        .map_err(|e| LinearError::Shape(e.to_string()))?;
     if pk.cts_out(shape) as u64 > budget.replies() {
         return Err(LinearError::Shape(format!(
             "{} replies of one layer, but the session's flooding covers {}",

@@ -154,7 +154,7 @@ impl Schedule {
         }
         let g = &plan.graph;
         let reveal = revealed_node(plan)?;
-        let flood = FloodBudget::of_plan(plan).map_err(bad)?;
+        let flood = FloodBudget::of_plan(plan).map_err(|e| bad(e.to_string()))?;
         let order = g.topo_order().map_err(|e| bad(e.to_string()))?;
         let mut steps = Vec::new();
         let mut uses: HashMap<NodeId, usize> = HashMap::new();
@@ -192,7 +192,7 @@ impl Schedule {
                 (Op::Input, Protocol::Input) => Kind::Input { scale: q.out_scale },
                 (_, Protocol::Local) => Kind::Local,
                 (Op::Conv3d(_) | Op::Linear { .. }, Protocol::HeLinear) => {
-                    let shape = ConvShape::of_node(g, id).map_err(bad)?;
+                    let shape = ConvShape::of_node(g, id).map_err(|e| bad(e.to_string()))?;
                     let wb = q.weight_mag_bits;
                     linear(shape, l.packing.as_ref(), wb, be, &flood, &node.name)?
                 }
