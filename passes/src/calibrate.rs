@@ -1,7 +1,6 @@
 //! Calibration: runs the float model on sample inputs and records each node's largest
 //! magnitude, the statistics the range analysis works from.
 
-use crate::quantize::QuantConfig;
 use c3d_ir::{eval_float, Model, NodeId, Preprocess, Shape, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -16,17 +15,6 @@ pub struct CalibConfig<'a> {
     pub seed: u64,
     /// Extra inputs from the user, run after the generated ones.
     pub inputs: &'a [Tensor<f32>],
-}
-
-impl<'a> CalibConfig<'a> {
-    /// The calibration settings of a quantization config.
-    pub fn of(cfg: &'a QuantConfig) -> Self {
-        CalibConfig {
-            samples: cfg.calib_samples,
-            seed: cfg.seed,
-            inputs: &cfg.calib_inputs,
-        }
-    }
 }
 
 /// Why calibration could not run.

@@ -56,6 +56,17 @@ pub struct QuantConfig {
     pub approx: Vec<String>,
 }
 
+impl QuantConfig {
+    /// Its calibration settings (calibration knows nothing of quantization).
+    pub fn calibration(&self) -> CalibConfig<'_> {
+        CalibConfig {
+            samples: self.calib_samples,
+            seed: self.seed,
+            inputs: &self.calib_inputs,
+        }
+    }
+}
+
 impl Default for QuantConfig {
     fn default() -> Self {
         QuantConfig {
@@ -149,7 +160,7 @@ pub fn quantize(
             max: cfg.max_frac_bits,
         });
     }
-    let stats = calibrate(model, &CalibConfig::of(cfg), &mut progress)?;
+    let stats = calibrate(model, &cfg.calibration(), &mut progress)?;
     let primes = match cfg.prime {
         Some(p) => {
             if !c3d_ir::fixed::is_prime(p) || !(1u64 << 20..1u64 << 62).contains(&p) {

@@ -142,7 +142,7 @@ fn raise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibrate::{calibrate, CalibConfig};
+    use crate::calibrate::calibrate;
     use c3d_ir::{Conv3dParams, Model, ModelMeta, Op, Preprocess, Shape, Window3d};
 
     /// x -> conv -> relu -> conv -> add(relu, conv2) -> relu2: by hand, the knobs behind the
@@ -223,7 +223,7 @@ mod tests {
             frac_bits: None,
             ..QuantConfig::default()
         };
-        let stats = calibrate(&m, &CalibConfig::of(&cfg), &mut |_| {}).unwrap();
+        let stats = calibrate(&m, &cfg.calibration(), &mut |_| {}).unwrap();
         let protocols = HashMap::new();
         let inp = Inputs {
             model: &m,
