@@ -5,7 +5,7 @@
 //! the packing, then calibrate, quantize and packing again (the aligned packings are kept).
 
 use crate::diagnostics::ImportError;
-use crate::onnx_import::{import_file, ImportOptions};
+use crate::onnx::{import_file, ImportOptions};
 use c3d_ir::{Model, Op, PassRecord, Plan, Preprocess, Protocol, Weights};
 use c3d_passes::cost::plan_cost;
 use c3d_passes::packing::{choose_packings, shape_and_packing};

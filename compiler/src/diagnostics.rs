@@ -2,6 +2,18 @@
 
 use miette::Diagnostic;
 use thiserror::Error;
+use tract_onnx::prelude::{DatumType, TractError};
+
+/// Why an ONNX tensor could not be read as a constant.
+#[derive(Debug, Error)]
+pub enum TensorError {
+    /// tract could not load or cast the tensor (external data, a corrupt buffer).
+    #[error("{0:#}")]
+    Tract(#[from] TractError),
+    /// An element type with no constant counterpart (strings, complex numbers).
+    #[error("tensor of type {0:?} is not supported")]
+    ElementType(DatumType),
+}
 
 /// Why an ONNX model could not be imported.
 #[derive(Debug, Error, Diagnostic)]
@@ -14,6 +26,15 @@ pub enum ImportError {
         path: String,
         /// Why.
         msg: String,
+    },
+    /// An initializer that cannot be read as a constant.
+    #[error("initializer `{name}`: {source}")]
+    #[diagnostic(code(c3dc::model))]
+    Initializer {
+        /// The initializer's name.
+        name: String,
+        /// Why.
+        source: TensorError,
     },
     /// The model as a whole does not fit (inputs, outputs, shapes).
     #[error("{0}")]
