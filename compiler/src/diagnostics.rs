@@ -76,3 +76,72 @@ pub enum ImportError {
     #[diagnostic(code(c3dc::ir))]
     Ir(#[from] c3d_ir::IrError),
 }
+
+/// Renders a diagnostic with the causes its message does not already quote: the compiler's
+/// errors name their cause in their own message, so miette's chain would repeat it.
+struct Handler(miette::MietteHandler);
+
+impl miette::ReportHandler for Handler {
+    fn debug(&self, d: &dyn Diagnostic, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.debug(d, f)?;
+        let mut shown = d.to_string();
+        let mut cause = d.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !shown.contains(&text) {
+                writeln!(f, "  caused by: {text}")?;
+                shown.push_str(&text);
+            }
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+/// Makes miette render every later report so, each cause once (for the binaries).
+pub fn install_report_handler() {
+    // Fails only when a hook is already set, which then stays.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(Handler(
+            miette::MietteHandlerOpts::new()
+                .without_cause_chain()
+                .build(),
+        ))
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miette::ReportHandler;
+
+    #[derive(Debug, Error)]
+    #[error("the inner cause")]
+    struct Inner;
+
+    #[derive(Debug, Error, Diagnostic)]
+    #[error("outer: {0}")]
+    struct Quotes(#[source] Inner);
+
+    #[derive(Debug, Error, Diagnostic)]
+    #[error("outer")]
+    struct Silent(#[source] Inner);
+
+    fn render(d: &dyn Diagnostic) -> String {
+        struct Shown<'a>(&'a dyn Diagnostic);
+        impl std::fmt::Debug for Shown<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let opts = miette::MietteHandlerOpts::new().without_cause_chain();
+                Handler(opts.color(false).build()).debug(self.0, f)
+            }
+        }
+        format!("{:?}", Shown(d))
+    }
+
+    #[test]
+    fn a_cause_is_shown_once_whether_or_not_the_message_quotes_it() {
+        assert_eq!(render(&Quotes(Inner)).matches("the inner cause").count(), 1);
+        let silent = render(&Silent(Inner));
+        assert!(silent.contains("caused by: the inner cause"), "{silent}");
+    }
+}

@@ -138,40 +138,9 @@ impl<E: Into<Report>> From<E> for Failure {
     }
 }
 
-/// Renders a diagnostic with the causes its message does not already quote: the compiler's
-/// errors name their cause in their own message, so miette's chain would repeat it.
-struct Handler(miette::MietteHandler);
-
-impl miette::ReportHandler for Handler {
-    fn debug(
-        &self,
-        d: &dyn miette::Diagnostic,
-        f: &mut std::fmt::Formatter<'_>,
-    ) -> std::fmt::Result {
-        self.0.debug(d, f)?;
-        let mut shown = d.to_string();
-        let mut cause = d.source();
-        while let Some(c) = cause {
-            let text = c.to_string();
-            if !shown.contains(&text) {
-                writeln!(f, "  caused by: {text}")?;
-                shown.push_str(&text);
-            }
-            cause = c.source();
-        }
-        Ok(())
-    }
-}
-
 fn main() -> ExitCode {
     // Before any report exists: a report takes the handler when it is made.
-    let _ = miette::set_hook(Box::new(|_| {
-        Box::new(Handler(
-            miette::MietteHandlerOpts::new()
-                .without_cause_chain()
-                .build(),
-        ))
-    }));
+    c3d_compiler::diagnostics::install_report_handler();
     let cli = Cli::parse();
     let quiet = cli.quiet;
     let progress = move |s: &str| {
