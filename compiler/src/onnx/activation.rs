@@ -13,7 +13,7 @@ pub(super) fn register(reg: &mut OpRegistry) {
 
 /// max(0, x), elementwise.
 fn relu(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     imp.add_as_output(n, Op::Relu, &[x], None)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! before).
 
 use super::attr::attr_i;
-use super::importer::{Importer, Val};
+use super::importer::{Importer, Value};
 use super::registry::OpRegistry;
 use crate::const_fold::{self as cf, ConstData, ConstTensor};
 use crate::diagnostics::ImportError;
@@ -49,22 +49,22 @@ fn elementwise(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError
     if op == "Mod" && attr_i(n, "fmod") == Some(1) {
         return Err(imp.unsupported(n, "Mod with fmod=1"));
     }
-    let mut acc = imp.req_const(n, 0)?;
+    let mut acc = imp.required_const(n, 0)?;
     for k in 1..n.input.len() {
-        acc = binary(imp, n, op, &acc, &imp.req_const(n, k)?)?;
+        acc = binary(imp, n, op, &acc, &imp.required_const(n, k)?)?;
     }
     Ok(acc)
 }
 
 /// Logical not, as xor with true.
 fn not(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
-    let a = imp.req_const(n, 0)?;
+    let a = imp.required_const(n, 0)?;
     binary(imp, n, "Xor", &a, &scalar(ConstData::Bool(vec![true])))
 }
 
 /// Negation, as 0 - x.
 fn neg(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
-    let a = imp.req_const(n, 0)?;
+    let a = imp.required_const(n, 0)?;
     let zero = match a.data {
         ConstData::Float(_) => scalar(ConstData::Float(vec![0.0])),
         _ => ConstTensor::ints(vec![], vec![0]),
@@ -75,9 +75,9 @@ fn neg(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
 /// `cond ? a : b`, elementwise with broadcasting.
 fn where_(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
     let (cond, a, b) = (
-        imp.req_const(n, 0)?,
-        imp.req_const(n, 1)?,
-        imp.req_const(n, 2)?,
+        imp.required_const(n, 0)?,
+        imp.required_const(n, 1)?,
+        imp.required_const(n, 2)?,
     );
     let ca = binary(imp, n, "Equal", &cond, &scalar(ConstData::Bool(vec![true])))?;
     // where = a * cond + b * !cond, on integers or floats like `a`.
@@ -98,14 +98,14 @@ fn where_(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
 
 /// `Add` on video data: of two tensors, or of a per-channel constant to a layer's output.
 fn add(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let (a, b) = (imp.req(n, 0)?.clone(), imp.req(n, 1)?.clone());
+    let (a, b) = (imp.required(n, 0)?.clone(), imp.required(n, 1)?.clone());
     match (a, b) {
-        (Val::Data(x), Val::Data(y)) => {
+        (Value::Data(x), Value::Data(y)) => {
             imp.add_as_output(n, Op::Add, &[x, y], None)?;
         }
-        (Val::Data(x), Val::Const(c)) | (Val::Const(c), Val::Data(x)) => {
+        (Value::Data(x), Value::Const(c)) | (Value::Const(c), Value::Data(x)) => {
             fold_bias(imp, n, x, &c)?;
-            imp.set(n, Val::Data(x));
+            imp.set(n, Value::Data(x));
         }
         _ => unreachable!("constant Add folds earlier"),
     }
@@ -133,7 +133,7 @@ fn fold_bias(
     let data_name = n
         .input
         .iter()
-        .find(|i| matches!(imp.values.get(*i), Some(Val::Data(d)) if *d == x));
+        .find(|i| matches!(imp.values.get(*i), Some(Value::Data(d)) if *d == x));
     if data_name.is_none_or(|i| imp.uses.get(i) != Some(&1)) {
         return Err(imp.unsupported(n, "bias Add on a layer output that is also used elsewhere"));
     }

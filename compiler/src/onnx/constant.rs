@@ -2,7 +2,7 @@
 //! concrete), `ConstantOfShape`, `Range`, `Cast`.
 
 use super::attr::{attr, attr_i};
-use super::importer::{Importer, Val};
+use super::importer::{Importer, Value};
 use super::registry::OpRegistry;
 use super::tensor::load_tensor;
 use crate::const_fold::{ConstData, ConstTensor};
@@ -43,26 +43,26 @@ fn constant(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
         },
         other => return Err(imp.unsupported(n, format!("Constant with `{other}`"))),
     };
-    imp.set(n, Val::Const(c));
+    imp.set(n, Value::Const(c));
     Ok(())
 }
 
 /// The dims `start..end` of the input, which is known even for video data.
 fn shape(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let s = imp.shape_of(imp.req(n, 0)?);
+    let s = imp.shape_of(imp.required(n, 0)?);
     let (st, en) = (attr_i(n, "start").unwrap_or(0), attr_i(n, "end"));
     let r = s.len() as i64;
     let fix = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
     let (a, b) = (fix(st), en.map_or(s.len(), fix));
     let dims: Vec<i64> = s[a..b.max(a)].iter().map(|&d| d as i64).collect();
     imp.folded.constants += 1;
-    imp.set(n, Val::Const(ConstTensor::ints(vec![dims.len()], dims)));
+    imp.set(n, Value::Const(ConstTensor::ints(vec![dims.len()], dims)));
     Ok(())
 }
 
 /// A constant converted to the ONNX element type `to` (floats truncate to integers).
 fn cast(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
-    let a = imp.req_const(n, 0)?;
+    let a = imp.required_const(n, 0)?;
     let to = attr_i(n, "to").ok_or_else(|| imp.bad(n, "Cast without `to`"))?;
     let data = match to {
         1 | 10 | 11 | 16 => ConstData::Float(a.as_f32s()),
@@ -79,7 +79,7 @@ fn cast(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
 /// A tensor of the given dims filled with the `value` attribute (default 0.0).
 fn constant_of_shape(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
     let dims: Vec<usize> = imp
-        .req_const(n, 0)?
+        .required_const(n, 0)?
         .as_i64s()
         .map_err(|e| imp.bad(n, e.to_string()))?
         .iter()
@@ -104,7 +104,7 @@ fn constant_of_shape(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, Impor
 /// start, start + delta, ... up to `limit` (exclusive; at most 2^20 elements).
 fn range(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
     let first = |k: usize| -> Result<Vec<i64>, ImportError> {
-        imp.req_const(n, k)?
+        imp.required_const(n, k)?
             .as_i64s()
             .map_err(|e| imp.bad(n, e.to_string()))
     };

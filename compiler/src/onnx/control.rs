@@ -2,7 +2,7 @@
 //! `Dropout` and `Identity` (inference) disappear.
 
 use super::attr::attr;
-use super::importer::{Importer, Val};
+use super::importer::{Importer, Value};
 use super::registry::OpRegistry;
 use super::tensor::load_tensor;
 use crate::diagnostics::ImportError;
@@ -18,7 +18,7 @@ pub(super) fn register(reg: &mut OpRegistry) {
 
 /// The output is the input.
 fn pass_through(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let v = imp.req(n, 0)?.clone();
+    let v = imp.required(n, 0)?.clone();
     imp.folded.removed += 1;
     imp.set(n, v);
     Ok(())
@@ -27,7 +27,7 @@ fn pass_through(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 /// Imports the branch the constant condition takes, in place of the node.
 fn if_(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
     let cond = imp
-        .konst(n, 0)?
+        .const_input(n, 0)?
         .ok_or_else(|| imp.bad(n, "If without a condition"))?;
     let c = cond.as_bool().map_err(|e| imp.bad(n, e.to_string()))?;
     let branch = attr(n, if c { "then_branch" } else { "else_branch" })
@@ -35,7 +35,7 @@ fn if_(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
         .ok_or_else(|| imp.bad(n, "If without its branches"))?;
     for t in &branch.initializer {
         let v = load_tensor(t, imp.dir.as_deref()).map_err(|e| imp.bad(n, e.to_string()))?;
-        imp.values.insert(t.name.clone(), Val::Const(v));
+        imp.values.insert(t.name.clone(), Value::Const(v));
     }
     imp.run_nodes(&branch.node)?;
     if branch.output.len() != n.output.len() {

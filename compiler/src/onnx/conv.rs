@@ -2,7 +2,7 @@
 //! before it.
 
 use super::attr::{attr_f, attr_i, attr_ints};
-use super::importer::{Importer, Val};
+use super::importer::{Importer, Value};
 use super::registry::OpRegistry;
 use super::window::window;
 use crate::diagnostics::ImportError;
@@ -19,8 +19,8 @@ pub(super) fn register(reg: &mut OpRegistry) {
 
 /// A 3-D convolution with constant weights and bias.
 fn conv(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
-    let w = imp.req_const(n, 1)?;
+    let x = imp.data_input(n, 0)?;
+    let w = imp.required_const(n, 1)?;
     if attr_i(n, "group").unwrap_or(1) != 1 {
         return Err(imp.unsupported(n, "grouped convolution"));
     }
@@ -40,7 +40,7 @@ fn conv(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
         }
     }
     let (o, i) = (w.dims[0], w.dims[1]);
-    let b = match imp.konst(n, 2)? {
+    let b = match imp.const_input(n, 2)? {
         Some(b) if b.len() == o => b.as_f32s(),
         Some(_) => return Err(imp.bad(n, "bias length differs from the output channels")),
         None => vec![0.0; o],
@@ -57,9 +57,9 @@ fn conv(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 
 /// Inference-mode batch normalization, folded into the Conv or Gemm it follows.
 fn batch_normalization(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let p: Vec<Vec<f32>> = (1..5)
-        .map(|k| imp.req_const(n, k).map(|c| c.as_f32s()))
+        .map(|k| imp.required_const(n, k).map(|c| c.as_f32s()))
         .collect::<Result<_, _>>()?;
     let bn = BatchNorm {
         gamma: p[0].clone(),
@@ -85,6 +85,6 @@ fn batch_normalization(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportEr
         return Err(imp.bad(n, e.to_string()));
     }
     imp.folded.batchnorms += 1;
-    imp.set(n, Val::Data(x));
+    imp.set(n, Value::Data(x));
     Ok(())
 }

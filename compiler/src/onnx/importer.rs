@@ -12,7 +12,7 @@ use tract_onnx::pb::NodeProto;
 
 /// A value in the ONNX graph: a folded constant or an IR node's output.
 #[derive(Clone, Debug)]
-pub(super) enum Val {
+pub(super) enum Value {
     /// Known at compile time (weights, shapes, conditions).
     Const(ConstTensor),
     /// Depends on the video: the output of this IR node.
@@ -22,7 +22,7 @@ pub(super) enum Val {
 /// The import in progress.
 pub(super) struct Importer {
     /// The value of each ONNX name defined so far.
-    pub(super) values: HashMap<String, Val>,
+    pub(super) values: HashMap<String, Value>,
     /// How many nodes (and graph outputs) read each ONNX name.
     pub(super) uses: HashMap<String, usize>,
     /// The IR graph built so far.
@@ -85,14 +85,14 @@ impl Importer {
         let all_const = n
             .input
             .iter()
-            .all(|i| i.is_empty() || matches!(self.values.get(i), Some(Val::Const(_))));
+            .all(|i| i.is_empty() || matches!(self.values.get(i), Some(Value::Const(_))));
         if all_const {
             let Some(fold) = entry.and_then(|e| e.fold) else {
                 return Err(self.unsupported(n, "this op is not supported"));
             };
             let c = fold(self, n)?;
             self.folded.constants += 1;
-            self.set(n, Val::Const(c));
+            self.set(n, Value::Const(c));
             return Ok(());
         }
         match entry.and_then(|e| e.data) {
@@ -106,8 +106,8 @@ impl Importer {
         n.input
             .iter()
             .map(|i| match self.values.get(i) {
-                Some(Val::Const(c)) => format!("{i} (constant {:?})", c.dims),
-                Some(Val::Data(id)) => format!("{i} (tensor {})", self.graph.node(*id).shape),
+                Some(Value::Const(c)) => format!("{i} (constant {:?})", c.dims),
+                Some(Value::Data(id)) => format!("{i} (tensor {})", self.graph.node(*id).shape),
                 None if i.is_empty() => "(absent)".to_string(),
                 None => format!("{i} (undefined)"),
             })
@@ -137,7 +137,7 @@ impl Importer {
     }
 
     /// Input `k`, or None when it is absent (past the end or named "").
-    pub(super) fn input(&self, n: &NodeProto, k: usize) -> Result<Option<&Val>, ImportError> {
+    pub(super) fn input(&self, n: &NodeProto, k: usize) -> Result<Option<&Value>, ImportError> {
         match n.input.get(k) {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
@@ -150,21 +150,21 @@ impl Importer {
     }
 
     /// Input `k`, which must be present.
-    pub(super) fn req(&self, n: &NodeProto, k: usize) -> Result<&Val, ImportError> {
+    pub(super) fn required(&self, n: &NodeProto, k: usize) -> Result<&Value, ImportError> {
         self.input(n, k)?
             .ok_or_else(|| self.bad(n, format!("input {k} is missing")))
     }
 
     /// Input `k` as a constant, or None when absent; refused when it depends on the video.
-    pub(super) fn konst(
+    pub(super) fn const_input(
         &self,
         n: &NodeProto,
         k: usize,
     ) -> Result<Option<ConstTensor>, ImportError> {
         match self.input(n, k)? {
             None => Ok(None),
-            Some(Val::Const(c)) => Ok(Some(c.clone())),
-            Some(Val::Data(_)) => Err(self.unsupported(
+            Some(Value::Const(c)) => Ok(Some(c.clone())),
+            Some(Value::Data(_)) => Err(self.unsupported(
                 n,
                 format!("input {k} depends on the video; it must be a constant (weights, shapes)"),
             )),
@@ -172,16 +172,20 @@ impl Importer {
     }
 
     /// Input `k` as a constant, which must be present.
-    pub(super) fn req_const(&self, n: &NodeProto, k: usize) -> Result<ConstTensor, ImportError> {
-        self.konst(n, k)?
+    pub(super) fn required_const(
+        &self,
+        n: &NodeProto,
+        k: usize,
+    ) -> Result<ConstTensor, ImportError> {
+        self.const_input(n, k)?
             .ok_or_else(|| self.bad(n, format!("input {k} is missing")))
     }
 
     /// Input `k` as video data, which must be present.
-    pub(super) fn data_in(&self, n: &NodeProto, k: usize) -> Result<NodeId, ImportError> {
-        match self.req(n, k)? {
-            Val::Data(id) => Ok(*id),
-            Val::Const(_) => Err(self.unsupported(
+    pub(super) fn data_input(&self, n: &NodeProto, k: usize) -> Result<NodeId, ImportError> {
+        match self.required(n, k)? {
+            Value::Data(id) => Ok(*id),
+            Value::Const(_) => Err(self.unsupported(
                 n,
                 format!("input {k} is a constant where a tensor is expected"),
             )),
@@ -189,7 +193,7 @@ impl Importer {
     }
 
     /// Defines the node's first output.
-    pub(super) fn set(&mut self, n: &NodeProto, v: Val) {
+    pub(super) fn set(&mut self, n: &NodeProto, v: Value) {
         if let Some(o) = n.output.first() {
             self.values.insert(o.clone(), v);
         }
@@ -222,15 +226,15 @@ impl Importer {
         target: Option<Shape>,
     ) -> Result<NodeId, ImportError> {
         let id = self.add(n, op, ins, target)?;
-        self.set(n, Val::Data(id));
+        self.set(n, Value::Data(id));
         Ok(id)
     }
 
     /// The dims of a value.
-    pub(super) fn shape_of(&self, v: &Val) -> Vec<usize> {
+    pub(super) fn shape_of(&self, v: &Value) -> Vec<usize> {
         match v {
-            Val::Const(c) => c.dims.clone(),
-            Val::Data(id) => self.graph.node(*id).shape.dims().to_vec(),
+            Value::Const(c) => c.dims.clone(),
+            Value::Data(id) => self.graph.node(*id).shape.dims().to_vec(),
         }
     }
 

@@ -18,8 +18,8 @@ pub(super) fn register(reg: &mut OpRegistry) {
 
 /// alpha x W^T + beta b, with W constant.
 fn gemm(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
-    let w = imp.req_const(n, 1)?;
+    let x = imp.data_input(n, 0)?;
+    let w = imp.required_const(n, 1)?;
     if attr_i(n, "transA").unwrap_or(0) != 0 {
         return Err(imp.unsupported(n, "Gemm with transA"));
     }
@@ -34,7 +34,7 @@ fn gemm(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
         return Err(imp.bad(n, "Gemm weights are not a matrix"));
     }
     let (o, i) = (wt.dims[0], wt.dims[1]);
-    let b = match imp.konst(n, 2)? {
+    let b = match imp.const_input(n, 2)? {
         Some(b) if b.len() == o => b.as_f32s().iter().map(|v| v * beta).collect(),
         Some(b) if b.len() == 1 => vec![b.as_f32s()[0] * beta; o],
         Some(_) => return Err(imp.bad(n, "Gemm bias does not broadcast to the outputs")),
@@ -46,8 +46,8 @@ fn gemm(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 
 /// x W with W a constant matrix; no bias until an `Add` supplies one.
 fn mat_mul(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
-    let w = imp.req_const(n, 1)?;
+    let x = imp.data_input(n, 0)?;
+    let w = imp.required_const(n, 1)?;
     if w.dims.len() != 2 {
         return Err(imp.unsupported(n, "MatMul with a non-matrix right operand"));
     }

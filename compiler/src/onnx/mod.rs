@@ -24,7 +24,7 @@ mod window;
 
 use crate::diagnostics::ImportError;
 use c3d_ir::{FloatWeights, Graph, Model, ModelMeta, NodeId, Op, Preprocess, Shape};
-use importer::{Importer, Val};
+use importer::{Importer, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tract_onnx::pb;
@@ -96,7 +96,7 @@ pub fn import_proto(
             name: t.name.clone(),
             source,
         })?;
-        imp.values.insert(t.name.clone(), Val::Const(c));
+        imp.values.insert(t.name.clone(), Value::Const(c));
     }
     let data_inputs: Vec<&pb::ValueInfoProto> = g
         .input
@@ -126,7 +126,7 @@ pub fn import_proto(
         .graph
         .add_input(input.name.clone(), Shape::new(shape.clone()));
     imp.names.insert(input.name.clone(), 1);
-    imp.values.insert(input.name.clone(), Val::Data(id));
+    imp.values.insert(input.name.clone(), Value::Data(id));
     imp.run_nodes(&g.node)?;
     if g.output.len() != 1 {
         return Err(model_err(format!(
@@ -135,8 +135,8 @@ pub fn import_proto(
         )));
     }
     let out = match imp.values.get(&g.output[0].name) {
-        Some(Val::Data(id)) => *id,
-        Some(Val::Const(_)) => return Err(model_err("the model output is a constant".into())),
+        Some(Value::Data(id)) => *id,
+        Some(Value::Const(_)) => return Err(model_err("the model output is a constant".into())),
         None => {
             return Err(model_err(format!(
                 "output `{}` is never computed",
@@ -210,7 +210,7 @@ fn input_shape(
     if let Some(s) = &opts.input_shape {
         return Ok(s.clone());
     }
-    use pb::tensor_shape_proto::dimension::Value;
+    use pb::tensor_shape_proto::dimension::Value as Dim;
     let err = |m: String| ImportError::Model(format!("input `{}`: {m}", input.name));
     let Some(pb::type_proto::Value::TensorType(t)) =
         input.r#type.as_ref().and_then(|t| t.value.as_ref())
@@ -228,9 +228,9 @@ fn input_shape(
     dims.iter()
         .enumerate()
         .map(|(i, d)| match &d.value {
-            Some(Value::DimValue(v)) if *v > 0 => Ok(*v as usize),
+            Some(Dim::DimValue(v)) if *v > 0 => Ok(*v as usize),
             // A symbolic batch dimension becomes 1: one clip at a time.
-            Some(Value::DimParam(_)) | None if i == 0 => Ok(1),
+            Some(Dim::DimParam(_)) | None if i == 0 => Ok(1),
             _ => Err(err(format!(
                 "dimension {i} is not concrete; pass --input-shape"
             ))),

@@ -21,7 +21,7 @@ fn axis(imp: &Importer, n: &NodeProto, rank: usize, def: i64) -> Result<usize, I
 
 /// Softmax along `axis` (default the last).
 fn softmax(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let axis = axis(imp, n, imp.rank(x), -1)?;
     imp.add_as_output(n, Op::Softmax { axis }, &[x], None)?;
     Ok(())
@@ -29,7 +29,7 @@ fn softmax(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 
 /// The index of the first maximum along `axis` (default 0).
 fn arg_max(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let axis = axis(imp, n, imp.rank(x), 0)?;
     if attr_i(n, "select_last_index").unwrap_or(0) != 0 {
         return Err(imp.unsupported(n, "ArgMax with select_last_index"));

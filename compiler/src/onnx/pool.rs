@@ -19,7 +19,7 @@ pub(super) fn register(reg: &mut OpRegistry) {
 
 /// The max over each 3-D window (no indices output).
 fn max_pool(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     if n.output.len() > 1 && n.output[1..].iter().any(|o| !o.is_empty()) {
         return Err(imp.unsupported(n, "MaxPool with an indices output"));
     }
@@ -30,7 +30,7 @@ fn max_pool(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 
 /// The mean over each 3-D window, undilated.
 fn average_pool(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let win = window(imp, n, None)?;
     if win.dilation != [1; 3] {
         return Err(imp.unsupported(n, "dilated AveragePool"));
@@ -45,7 +45,7 @@ fn average_pool(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 
 /// The mean over D, H and W, kept as 1 x 1 x 1.
 fn global_average_pool(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let op = Op::Mean {
         axes: vec![2, 3, 4],
         keepdims: true,
@@ -56,9 +56,9 @@ fn global_average_pool(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportEr
 
 /// The mean over the given axes (all by default), never the batch axis.
 fn reduce_mean(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let rank = imp.rank(x);
-    let axes: Vec<i64> = match imp.konst(n, 1)? {
+    let axes: Vec<i64> = match imp.const_input(n, 1)? {
         Some(c) => c.as_i64s().map_err(|e| imp.bad(n, e.to_string()))?,
         None => attr_ints(n, "axes").unwrap_or_else(|| (0..rank as i64).collect()),
     };

@@ -34,7 +34,7 @@ type TargetFn = fn(&Importer, &NodeProto, &[usize]) -> Result<Vec<usize>, Import
 
 /// A reshape of video data.
 fn reshape_data(imp: &mut Importer, n: &NodeProto, target: TargetFn) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let dims = imp.graph.node(x).shape.dims().to_vec();
     let t = target(imp, n, &dims)?;
     imp.add_as_output(n, Op::Reshape, &[x], Some(Shape::new(t)))?;
@@ -47,7 +47,7 @@ fn reshape_fold(
     n: &NodeProto,
     target: TargetFn,
 ) -> Result<ConstTensor, ImportError> {
-    let mut a = imp.req_const(n, 0)?;
+    let mut a = imp.required_const(n, 0)?;
     a.dims = target(imp, n, &a.dims)?;
     Ok(a)
 }
@@ -59,7 +59,7 @@ fn reshape_target(
     dims: &[usize],
 ) -> Result<Vec<usize>, ImportError> {
     let e = |e: cf::FoldError| imp.bad(n, e.to_string());
-    let t = imp.req_const(n, 1)?.as_i64s().map_err(e)?;
+    let t = imp.required_const(n, 1)?.as_i64s().map_err(e)?;
     cf::reshape_dims(dims, &t, attr_i(n, "allowzero") == Some(1)).map_err(e)
 }
 
@@ -80,7 +80,7 @@ fn flatten_target(
 
 /// The axes of `Squeeze`/`Unsqueeze`: input 1 (opset 13) or the attribute.
 fn axes(imp: &Importer, n: &NodeProto) -> Result<Vec<i64>, ImportError> {
-    match imp.konst(n, 1)? {
+    match imp.const_input(n, 1)? {
         Some(c) => c.as_i64s().map_err(|e| imp.bad(n, e.to_string())),
         None => Ok(attr_ints(n, "axes").unwrap_or_default()),
     }
@@ -107,7 +107,7 @@ fn unsqueeze_target(
 /// `Concat` of video tensors along `axis`.
 fn concat_data(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
     let ins: Vec<NodeId> = (0..n.input.len())
-        .map(|k| imp.data_in(n, k))
+        .map(|k| imp.data_input(n, k))
         .collect::<Result<_, _>>()?;
     let rank = imp.rank(ins[0]);
     let axis = cf::norm_axis(attr_i(n, "axis").unwrap_or(0), rank)
@@ -119,7 +119,7 @@ fn concat_data(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 /// `Concat` of constants along `axis`.
 fn concat_fold(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
     let parts: Vec<ConstTensor> = (0..n.input.len())
-        .map(|k| imp.req_const(n, k))
+        .map(|k| imp.required_const(n, k))
         .collect::<Result<_, _>>()?;
     let refs: Vec<&ConstTensor> = parts.iter().collect();
     cf::concat(&refs, attr_i(n, "axis").unwrap_or(0)).map_err(|e| imp.bad(n, e.to_string()))
@@ -127,7 +127,7 @@ fn concat_fold(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError
 
 /// Zero padding of video data, pads from input 1 (opset 11) or the attribute.
 fn pad(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
-    let x = imp.data_in(n, 0)?;
+    let x = imp.data_input(n, 0)?;
     let mode = attr_s(n, "mode").unwrap_or_else(|| "constant".into());
     if mode != "constant" {
         return Err(imp.unsupported(
@@ -136,11 +136,11 @@ fn pad(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
         ));
     }
     let rank = imp.rank(x);
-    let pads = match imp.konst(n, 1)? {
+    let pads = match imp.const_input(n, 1)? {
         Some(p) => p.as_i64s().map_err(|e| imp.bad(n, e.to_string()))?,
         None => attr_ints(n, "pads").ok_or_else(|| imp.bad(n, "Pad without pads"))?,
     };
-    if let Some(v) = imp.konst(n, 2)? {
+    if let Some(v) = imp.const_input(n, 2)? {
         if v.as_f32s().iter().any(|&x| x != 0.0) {
             return Err(imp.unsupported(n, "Pad with a non-zero value"));
         }
@@ -163,29 +163,29 @@ fn pad(imp: &mut Importer, n: &NodeProto) -> Result<(), ImportError> {
 
 /// `Transpose` of a constant (reversed axes by default).
 fn transpose(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
-    let a = imp.req_const(n, 0)?;
+    let a = imp.required_const(n, 0)?;
     cf::transpose(&a, attr_ints(n, "perm").as_deref()).map_err(|e| imp.bad(n, e.to_string()))
 }
 
 /// `Gather` on constants (the dims of a `Shape`, usually).
 fn gather(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
-    let (data, idx) = (imp.req_const(n, 0)?, imp.req_const(n, 1)?);
+    let (data, idx) = (imp.required_const(n, 0)?, imp.required_const(n, 1)?);
     cf::gather(&data, &idx, attr_i(n, "axis").unwrap_or(0)).map_err(|e| imp.bad(n, e.to_string()))
 }
 
 /// `Slice` of a constant, with optional axes and steps (negative steps included).
 fn slice(imp: &Importer, n: &NodeProto) -> Result<ConstTensor, ImportError> {
     let e = |e: cf::FoldError| imp.bad(n, e.to_string());
-    let data = imp.req_const(n, 0)?;
-    let st = imp.req_const(n, 1)?.as_i64s().map_err(e)?;
-    let en = imp.req_const(n, 2)?.as_i64s().map_err(e)?;
+    let data = imp.required_const(n, 0)?;
+    let st = imp.required_const(n, 1)?.as_i64s().map_err(e)?;
+    let en = imp.required_const(n, 2)?.as_i64s().map_err(e)?;
     let ax = imp
-        .konst(n, 3)?
+        .const_input(n, 3)?
         .map(|a| a.as_i64s())
         .transpose()
         .map_err(e)?;
     let sp = imp
-        .konst(n, 4)?
+        .const_input(n, 4)?
         .map(|a| a.as_i64s())
         .transpose()
         .map_err(e)?;
