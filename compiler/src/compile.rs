@@ -5,7 +5,7 @@
 //! the packing, then calibrate, quantize and packing again (the aligned packings are kept).
 
 use crate::diagnostics::ImportError;
-use crate::onnx_import::{import_file, ImportOptions};
+use crate::onnx::{import_file, ImportOptions};
 use c3d_ir::{Model, Op, PassRecord, Plan, Preprocess, Protocol, Weights};
 use c3d_passes::cost::plan_cost;
 use c3d_passes::packing::{choose_packings, shape_and_packing};
@@ -49,6 +49,9 @@ pub struct Compiled {
     pub timings: Vec<(String, f64)>,
 }
 
+/// The error of a pass, whatever its type (each pass has its own).
+pub type PassError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why compilation failed.
 #[derive(Debug, Error, Diagnostic)]
 pub enum CompileError {
@@ -60,10 +63,46 @@ pub enum CompileError {
     #[error(transparent)]
     #[diagnostic(code(c3dc::quantize))]
     Quant(#[from] QuantError),
+    /// A pass failed on the model.
+    #[error("{pass}: {source}")]
+    #[diagnostic(code(c3dc::pass))]
+    Pass {
+        /// The pass, as its record names it (`rewrite`, `separable`, `packing`).
+        pass: &'static str,
+        /// The pass's own error.
+        #[source]
+        source: PassError,
+    },
+    /// No HE packing fits at the lowest fractional bits allowed (or the forced ones).
+    #[error("no HE packing fits {at}: {source}{hint}")]
+    #[diagnostic(code(c3dc::packing))]
+    NoPacking {
+        /// The fractional bits tried, in words.
+        at: String,
+        /// What to try, when the model squares activations ("" otherwise).
+        hint: &'static str,
+        /// The packing pass's error at those bits.
+        #[source]
+        source: PassError,
+    },
+    /// The preprocessing (from `--preprocess` or the model's metadata) does not fit the input.
+    #[error("preprocessing: {0}")]
+    #[diagnostic(code(c3dc::options))]
+    Preprocess(#[source] c3d_ir::IrError),
     /// Bad options.
     #[error("{0}")]
     #[diagnostic(code(c3dc::options))]
     Options(String),
+}
+
+impl CompileError {
+    /// Wraps the error of the pass `pass`.
+    fn pass<E: Into<PassError>>(pass: &'static str) -> impl FnOnce(E) -> CompileError {
+        move |e| CompileError::Pass {
+            pass,
+            source: e.into(),
+        }
+    }
 }
 
 /// Compiles an ONNX file. `progress` receives one line per step.
@@ -94,7 +133,7 @@ pub fn compile(
         .meta
         .preprocess
         .validate(&model.graph.node(inp).shape)
-        .map_err(|e| CompileError::Options(format!("preprocessing: {e}")))?;
+        .map_err(CompileError::Preprocess)?;
     let classes = model.graph.node(out).shape.numel();
     if !model.meta.class_names.is_empty() && model.meta.class_names.len() != classes {
         return Err(CompileError::Options(format!(
@@ -143,8 +182,8 @@ pub fn compile(
     };
     let t_rw = std::time::Instant::now();
     if !opts.no_rewrite {
-        let (m, rep) = rewrite(&model, &opts.quant.approx)
-            .map_err(|e| CompileError::Options(e.to_string()))?;
+        let (m, rep) =
+            rewrite(&model, &opts.quant.approx).map_err(CompileError::pass("rewrite"))?;
         model = m;
         let r = PassRecord {
             name: "rewrite".into(),
@@ -155,7 +194,7 @@ pub fn compile(
         };
         progress(&format!("{}: {}", r.name, r.detail));
         records.push(r);
-        let (m, rep) = separate_pools(&model).map_err(|e| CompileError::Options(e.to_string()))?;
+        let (m, rep) = separate_pools(&model).map_err(CompileError::pass("separable"))?;
         model = m;
         let r = PassRecord {
             name: "separable".into(),
@@ -176,8 +215,7 @@ pub fn compile(
         if let Some(r) = approx_for_budget(&model, &mut opts, &mut q, budget, &mut progress)? {
             progress(&format!("{}: {}", r.name, r.detail));
             records.push(r);
-            pack =
-                choose_packings(&mut q.plan).map_err(|e| CompileError::Options(e.to_string()))?;
+            pack = choose_packings(&mut q.plan).map_err(CompileError::pass("packing"))?;
         }
     }
     let opts = &opts;
@@ -212,8 +250,7 @@ pub fn compile(
                 l.sparsity = Some(z as f64 / lw.weight.len().max(1) as f64);
             }
         }
-        let pack =
-            choose_packings(&mut q.plan).map_err(|e| CompileError::Options(e.to_string()))?;
+        let pack = choose_packings(&mut q.plan).map_err(CompileError::pass("packing"))?;
         let r = PassRecord {
             name: "prune".into(),
             detail: format!(
@@ -264,14 +301,16 @@ fn quantize_and_pack(
                          which needs a larger field: try a lower --frac-bits or fewer --approx \
                          layers)"
                     };
-                    let why = if quant.frac_bits.is_some() {
+                    let at = if quant.frac_bits.is_some() {
                         format!("at the forced {f} fractional bits")
                     } else {
                         format!("even at {f} fractional bits, the lowest the scales may go")
                     };
-                    return Err(CompileError::Options(format!(
-                        "no HE packing fits {why}: {e}{hint}"
-                    )));
+                    return Err(CompileError::NoPacking {
+                        at,
+                        hint,
+                        source: e.into(),
+                    });
                 }
                 progress(&format!(
                     "packing: {e}; retrying with fractional bits at most {}",
@@ -384,4 +423,24 @@ fn approx_for_budget(
             mb(now)
         ),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_error_names_the_pass_and_keeps_its_cause() {
+        let e = CompileError::pass("rewrite")("no term extracted".to_string());
+        assert_eq!(e.to_string(), "rewrite: no term extracted");
+        let source = std::error::Error::source(&e).expect("the pass's error is the source");
+        assert_eq!(source.to_string(), "no term extracted");
+        assert!(matches!(
+            e,
+            CompileError::Pass {
+                pass: "rewrite",
+                ..
+            }
+        ));
+    }
 }

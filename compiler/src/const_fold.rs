@@ -1,43 +1,132 @@
 //! Constant folding of the small integer and float tensors exporters compute at run time
 //! (shapes, pads, axes, conditions). With the input shape concrete, every such chain folds.
 
+use thiserror::Error;
+
 /// Element data of a constant.
 #[derive(Clone, Debug, PartialEq)]
-pub enum CData {
+pub enum ConstData {
     /// Floats (float, double, half all become f32).
-    F(Vec<f32>),
+    Float(Vec<f32>),
     /// Integers (every integer type becomes i64).
-    I(Vec<i64>),
+    Int(Vec<i64>),
     /// Booleans.
-    B(Vec<bool>),
+    Bool(Vec<bool>),
 }
 
 /// A constant tensor.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ConstT {
+pub struct ConstTensor {
     /// Dimensions.
     pub dims: Vec<usize>,
     /// Elements, row-major.
-    pub data: CData,
+    pub data: ConstData,
 }
 
-type R<T> = Result<T, String>;
+/// Why a constant could not be folded.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum FoldError {
+    /// Integers were expected (shapes, axes, indices) and a float has a fraction.
+    #[error("expected integers, found {0}")]
+    NotIntegers(f32),
+    /// An `If` condition that is not a scalar.
+    #[error("condition has {0} elements, expected 1")]
+    ConditionLen(usize),
+    /// An axis outside the tensor's rank.
+    #[error("axis {axis} out of range for rank {rank}")]
+    AxisOutOfRange {
+        /// The axis as given.
+        axis: i64,
+        /// The rank.
+        rank: usize,
+    },
+    /// Two shapes that do not broadcast.
+    #[error("cannot broadcast {0:?} with {1:?}")]
+    Broadcast(Vec<usize>, Vec<usize>),
+    /// Integer `Div` by zero.
+    #[error("integer division by zero")]
+    DivisionByZero,
+    /// Integer `Mod` by zero.
+    #[error("integer modulo by zero")]
+    ModuloByZero,
+    /// A binary op that has no meaning on this element type.
+    #[error("{op} is not foldable on {on}")]
+    NotFoldable {
+        /// The ONNX op.
+        op: String,
+        /// The element type, in words ("integers", "floats", "booleans").
+        on: &'static str,
+    },
+    /// A binary op on constants of two element types.
+    #[error("{0} on constants of different element types")]
+    MixedTypes(String),
+    /// A `Gather` index past the axis.
+    #[error("Gather index {index} out of range for length {len}")]
+    GatherIndex {
+        /// The index as given.
+        index: i64,
+        /// The length of the gathered axis.
+        len: i64,
+    },
+    /// `Slice` starts, ends and axes of different lengths.
+    #[error("Slice starts, ends and axes differ in length")]
+    SliceLengths,
+    /// A `Slice` step of zero.
+    #[error("Slice step 0")]
+    SliceStep,
+    /// `Concat` with no input.
+    #[error("Concat of nothing")]
+    ConcatEmpty,
+    /// `Concat` of constants of different ranks.
+    #[error("Concat of constants of different ranks")]
+    ConcatRanks,
+    /// `Concat` of constants of different element types.
+    #[error("Concat of constants of different element types")]
+    ConcatTypes,
+    /// A `Transpose` permutation that is not one.
+    #[error("bad Transpose permutation {0:?}")]
+    Permutation(Vec<usize>),
+    /// A `Reshape` 0 (copy the input dim) past the input's rank.
+    #[error("Reshape 0 past the input rank")]
+    ReshapeZero,
+    /// A `Reshape` target with a second -1 or a negative dim.
+    #[error("bad Reshape target {0:?}")]
+    ReshapeTarget(Vec<i64>),
+    /// A `Reshape` that changes the number of elements.
+    #[error("cannot reshape {input:?} into {target:?}")]
+    Reshape {
+        /// The input dims.
+        input: Vec<usize>,
+        /// The target as given.
+        target: Vec<i64>,
+    },
+    /// `Squeeze` of an axis longer than 1.
+    #[error("cannot squeeze axis {axis} of length {len}")]
+    Squeeze {
+        /// The axis.
+        axis: usize,
+        /// Its length.
+        len: usize,
+    },
+}
 
-impl ConstT {
+type R<T> = Result<T, FoldError>;
+
+impl ConstTensor {
     /// An int64 tensor.
     pub fn ints(dims: Vec<usize>, v: Vec<i64>) -> Self {
-        ConstT {
+        ConstTensor {
             dims,
-            data: CData::I(v),
+            data: ConstData::Int(v),
         }
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
         match &self.data {
-            CData::F(v) => v.len(),
-            CData::I(v) => v.len(),
-            CData::B(v) => v.len(),
+            ConstData::Float(v) => v.len(),
+            ConstData::Int(v) => v.len(),
+            ConstData::Bool(v) => v.len(),
         }
     }
 
@@ -49,15 +138,15 @@ impl ConstT {
     /// The elements as integers (floats must be integral).
     pub fn as_i64s(&self) -> R<Vec<i64>> {
         match &self.data {
-            CData::I(v) => Ok(v.clone()),
-            CData::B(v) => Ok(v.iter().map(|&b| b as i64).collect()),
-            CData::F(v) => v
+            ConstData::Int(v) => Ok(v.clone()),
+            ConstData::Bool(v) => Ok(v.iter().map(|&b| b as i64).collect()),
+            ConstData::Float(v) => v
                 .iter()
                 .map(|&f| {
                     if f.fract() == 0.0 && f.is_finite() {
                         Ok(f as i64)
                     } else {
-                        Err(format!("expected integers, found {f}"))
+                        Err(FoldError::NotIntegers(f))
                     }
                 })
                 .collect(),
@@ -67,37 +156,37 @@ impl ConstT {
     /// The elements as floats.
     pub fn as_f32s(&self) -> Vec<f32> {
         match &self.data {
-            CData::F(v) => v.clone(),
-            CData::I(v) => v.iter().map(|&i| i as f32).collect(),
-            CData::B(v) => v.iter().map(|&b| b as u8 as f32).collect(),
+            ConstData::Float(v) => v.clone(),
+            ConstData::Int(v) => v.iter().map(|&i| i as f32).collect(),
+            ConstData::Bool(v) => v.iter().map(|&b| b as u8 as f32).collect(),
         }
     }
 
     /// A scalar boolean (for `If` conditions).
     pub fn as_bool(&self) -> R<bool> {
         if self.len() != 1 {
-            return Err(format!("condition has {} elements, expected 1", self.len()));
+            return Err(FoldError::ConditionLen(self.len()));
         }
         Ok(match &self.data {
-            CData::B(v) => v[0],
-            CData::I(v) => v[0] != 0,
-            CData::F(v) => v[0] != 0.0,
+            ConstData::Bool(v) => v[0],
+            ConstData::Int(v) => v[0] != 0,
+            ConstData::Float(v) => v[0] != 0.0,
         })
     }
 
-    fn map_idx(&self, idx: &[usize]) -> ConstT {
+    fn map_idx(&self, idx: &[usize]) -> ConstTensor {
         let data = match &self.data {
-            CData::F(v) => CData::F(idx.iter().map(|&i| v[i]).collect()),
-            CData::I(v) => CData::I(idx.iter().map(|&i| v[i]).collect()),
-            CData::B(v) => CData::B(idx.iter().map(|&i| v[i]).collect()),
+            ConstData::Float(v) => ConstData::Float(idx.iter().map(|&i| v[i]).collect()),
+            ConstData::Int(v) => ConstData::Int(idx.iter().map(|&i| v[i]).collect()),
+            ConstData::Bool(v) => ConstData::Bool(idx.iter().map(|&i| v[i]).collect()),
         };
-        ConstT {
+        ConstTensor {
             dims: vec![idx.len()],
             data,
         }
     }
 
-    fn with_dims(mut self, dims: Vec<usize>) -> ConstT {
+    fn with_dims(mut self, dims: Vec<usize>) -> ConstTensor {
         self.dims = dims;
         self
     }
@@ -116,7 +205,7 @@ pub fn norm_axis(a: i64, rank: usize) -> R<usize> {
     let r = rank as i64;
     let n = if a < 0 { a + r } else { a };
     if n < 0 || n >= r.max(1) {
-        return Err(format!("axis {a} out of range for rank {rank}"));
+        return Err(FoldError::AxisOutOfRange { axis: a, rank });
     }
     Ok(n as usize)
 }
@@ -136,7 +225,7 @@ fn broadcast(a: &[usize], b: &[usize]) -> R<Broadcast> {
     let mut out = Vec::with_capacity(r);
     for i in 0..r {
         if pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1 {
-            return Err(format!("cannot broadcast {a:?} with {b:?}"));
+            return Err(FoldError::Broadcast(a.to_vec(), b.to_vec()));
         }
         out.push(pa[i].max(pb[i]));
     }
@@ -156,50 +245,57 @@ fn broadcast(a: &[usize], b: &[usize]) -> R<Broadcast> {
     Ok((out, idx))
 }
 
+fn not_foldable(op: &str, on: &'static str) -> FoldError {
+    FoldError::NotFoldable {
+        op: op.to_string(),
+        on,
+    }
+}
+
 /// Elementwise binary op with broadcasting.
-pub fn binary(op: &str, a: &ConstT, b: &ConstT) -> R<ConstT> {
+pub fn binary(op: &str, a: &ConstTensor, b: &ConstTensor) -> R<ConstTensor> {
     let (dims, idx) = broadcast(&a.dims, &b.dims)?;
     let data = match (&a.data, &b.data) {
-        (CData::I(x), CData::I(y)) => {
-            let f = |p: i64, q: i64| -> R<CData> {
+        (ConstData::Int(x), ConstData::Int(y)) => {
+            let f = |p: i64, q: i64| -> R<ConstData> {
                 Ok(match op {
-                    "Add" => CData::I(vec![p.wrapping_add(q)]),
-                    "Sub" => CData::I(vec![p.wrapping_sub(q)]),
-                    "Mul" => CData::I(vec![p.wrapping_mul(q)]),
-                    "Div" if q == 0 => return Err("integer division by zero".into()),
-                    "Div" => CData::I(vec![p / q]),
-                    "Mod" if q == 0 => return Err("integer modulo by zero".into()),
+                    "Add" => ConstData::Int(vec![p.wrapping_add(q)]),
+                    "Sub" => ConstData::Int(vec![p.wrapping_sub(q)]),
+                    "Mul" => ConstData::Int(vec![p.wrapping_mul(q)]),
+                    "Div" if q == 0 => return Err(FoldError::DivisionByZero),
+                    "Div" => ConstData::Int(vec![p / q]),
+                    "Mod" if q == 0 => return Err(FoldError::ModuloByZero),
                     // ONNX Mod with fmod=0: the sign follows the divisor.
-                    "Mod" => CData::I(vec![((p % q) + q) % q]),
-                    "Max" => CData::I(vec![p.max(q)]),
-                    "Min" => CData::I(vec![p.min(q)]),
-                    "Equal" => CData::B(vec![p == q]),
-                    "Less" => CData::B(vec![p < q]),
-                    "Greater" => CData::B(vec![p > q]),
-                    _ => return Err(format!("{op} is not foldable on integers")),
+                    "Mod" => ConstData::Int(vec![((p % q) + q) % q]),
+                    "Max" => ConstData::Int(vec![p.max(q)]),
+                    "Min" => ConstData::Int(vec![p.min(q)]),
+                    "Equal" => ConstData::Bool(vec![p == q]),
+                    "Less" => ConstData::Bool(vec![p < q]),
+                    "Greater" => ConstData::Bool(vec![p > q]),
+                    _ => return Err(not_foldable(op, "integers")),
                 })
             };
             collect(idx.iter().map(|&(i, j)| f(x[i], y[j])))?
         }
-        (CData::F(x), CData::F(y)) => {
-            let f = |p: f32, q: f32| -> R<CData> {
+        (ConstData::Float(x), ConstData::Float(y)) => {
+            let f = |p: f32, q: f32| -> R<ConstData> {
                 Ok(match op {
-                    "Add" => CData::F(vec![p + q]),
-                    "Sub" => CData::F(vec![p - q]),
-                    "Mul" => CData::F(vec![p * q]),
-                    "Div" => CData::F(vec![p / q]),
-                    "Max" => CData::F(vec![p.max(q)]),
-                    "Min" => CData::F(vec![p.min(q)]),
-                    "Pow" => CData::F(vec![p.powf(q)]),
-                    "Equal" => CData::B(vec![p == q]),
-                    "Less" => CData::B(vec![p < q]),
-                    "Greater" => CData::B(vec![p > q]),
-                    _ => return Err(format!("{op} is not foldable on floats")),
+                    "Add" => ConstData::Float(vec![p + q]),
+                    "Sub" => ConstData::Float(vec![p - q]),
+                    "Mul" => ConstData::Float(vec![p * q]),
+                    "Div" => ConstData::Float(vec![p / q]),
+                    "Max" => ConstData::Float(vec![p.max(q)]),
+                    "Min" => ConstData::Float(vec![p.min(q)]),
+                    "Pow" => ConstData::Float(vec![p.powf(q)]),
+                    "Equal" => ConstData::Bool(vec![p == q]),
+                    "Less" => ConstData::Bool(vec![p < q]),
+                    "Greater" => ConstData::Bool(vec![p > q]),
+                    _ => return Err(not_foldable(op, "floats")),
                 })
             };
             collect(idx.iter().map(|&(i, j)| f(x[i], y[j])))?
         }
-        (CData::B(x), CData::B(y)) => {
+        (ConstData::Bool(x), ConstData::Bool(y)) => {
             let v: R<Vec<bool>> = idx
                 .iter()
                 .map(|&(i, j)| match op {
@@ -207,32 +303,32 @@ pub fn binary(op: &str, a: &ConstT, b: &ConstT) -> R<ConstT> {
                     "Or" => Ok(x[i] || y[j]),
                     "Xor" | "Not" => Ok(x[i] != y[j]),
                     "Equal" => Ok(x[i] == y[j]),
-                    _ => Err(format!("{op} is not foldable on booleans")),
+                    _ => Err(not_foldable(op, "booleans")),
                 })
                 .collect();
-            CData::B(v?)
+            ConstData::Bool(v?)
         }
-        _ => return Err(format!("{op} on constants of different element types")),
+        _ => return Err(FoldError::MixedTypes(op.to_string())),
     };
-    Ok(ConstT { dims, data })
+    Ok(ConstTensor { dims, data })
 }
 
-fn collect(it: impl Iterator<Item = R<CData>>) -> R<CData> {
-    let mut out: Option<CData> = None;
+fn collect(it: impl Iterator<Item = R<ConstData>>) -> R<ConstData> {
+    let mut out: Option<ConstData> = None;
     for v in it {
         match (out.as_mut(), v?) {
             (None, v) => out = Some(v),
-            (Some(CData::I(o)), CData::I(v)) => o.extend(v),
-            (Some(CData::F(o)), CData::F(v)) => o.extend(v),
-            (Some(CData::B(o)), CData::B(v)) => o.extend(v),
+            (Some(ConstData::Int(o)), ConstData::Int(v)) => o.extend(v),
+            (Some(ConstData::Float(o)), ConstData::Float(v)) => o.extend(v),
+            (Some(ConstData::Bool(o)), ConstData::Bool(v)) => o.extend(v),
             _ => unreachable!("one op gives one element type"),
         }
     }
-    Ok(out.unwrap_or(CData::I(vec![])))
+    Ok(out.unwrap_or(ConstData::Int(vec![])))
 }
 
 /// ONNX Gather on a constant.
-pub fn gather(data: &ConstT, indices: &ConstT, axis: i64) -> R<ConstT> {
+pub fn gather(data: &ConstTensor, indices: &ConstTensor, axis: i64) -> R<ConstTensor> {
     let ax = norm_axis(axis, data.dims.len())?;
     let n = data.dims[ax] as i64;
     let idx = indices.as_i64s()?;
@@ -243,7 +339,7 @@ pub fn gather(data: &ConstT, indices: &ConstT, axis: i64) -> R<ConstT> {
         for &i in &idx {
             let j = if i < 0 { i + n } else { i };
             if j < 0 || j >= n {
-                return Err(format!("Gather index {i} out of range for length {n}"));
+                return Err(FoldError::GatherIndex { index: i, len: n });
             }
             for k in 0..inner {
                 flat.push((o * n as usize + j as usize) * inner + k);
@@ -258,26 +354,26 @@ pub fn gather(data: &ConstT, indices: &ConstT, axis: i64) -> R<ConstT> {
 
 /// ONNX Slice on a constant.
 pub fn slice(
-    data: &ConstT,
+    data: &ConstTensor,
     starts: &[i64],
     ends: &[i64],
     axes: Option<&[i64]>,
     steps: Option<&[i64]>,
-) -> R<ConstT> {
+) -> R<ConstTensor> {
     let rank = data.dims.len();
     let axes: Vec<usize> = match axes {
         Some(a) => a.iter().map(|&x| norm_axis(x, rank)).collect::<R<_>>()?,
         None => (0..starts.len()).collect(),
     };
     if starts.len() != ends.len() || starts.len() != axes.len() {
-        return Err("Slice starts, ends and axes differ in length".into());
+        return Err(FoldError::SliceLengths);
     }
     let mut ranges: Vec<Vec<usize>> = data.dims.iter().map(|&d| (0..d).collect()).collect();
     for (k, &ax) in axes.iter().enumerate() {
         let d = data.dims[ax] as i64;
         let step = steps.map_or(1, |s| s[k]);
         if step == 0 {
-            return Err("Slice step 0".into());
+            return Err(FoldError::SliceStep);
         }
         let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
         let (s, e) = (fix(starts[k]), fix(ends[k]));
@@ -311,8 +407,8 @@ pub fn slice(
 }
 
 /// ONNX Concat on constants.
-pub fn concat(parts: &[&ConstT], axis: i64) -> R<ConstT> {
-    let first = parts.first().ok_or("Concat of nothing")?;
+pub fn concat(parts: &[&ConstTensor], axis: i64) -> R<ConstTensor> {
+    let first = parts.first().ok_or(FoldError::ConcatEmpty)?;
     let ax = norm_axis(axis, first.dims.len())?;
     let mut dims = first.dims.clone();
     dims[ax] = parts
@@ -320,41 +416,41 @@ pub fn concat(parts: &[&ConstT], axis: i64) -> R<ConstT> {
         .map(|p| p.dims.get(ax).copied().unwrap_or(0))
         .sum();
     let outer: usize = first.dims[..ax].iter().product();
-    let mut out: Option<CData> = None;
+    let mut out: Option<ConstData> = None;
     for o in 0..outer {
         for p in parts {
             if p.dims.len() != first.dims.len() {
-                return Err("Concat of constants of different ranks".into());
+                return Err(FoldError::ConcatRanks);
             }
             let inner: usize = p.dims[ax..].iter().product();
             let idx: Vec<usize> = (o * inner..(o + 1) * inner).collect();
             let piece = p.map_idx(&idx).data;
             out = Some(match (out, piece) {
                 (None, x) => x,
-                (Some(CData::I(mut a)), CData::I(b)) => {
+                (Some(ConstData::Int(mut a)), ConstData::Int(b)) => {
                     a.extend(b);
-                    CData::I(a)
+                    ConstData::Int(a)
                 }
-                (Some(CData::F(mut a)), CData::F(b)) => {
+                (Some(ConstData::Float(mut a)), ConstData::Float(b)) => {
                     a.extend(b);
-                    CData::F(a)
+                    ConstData::Float(a)
                 }
-                (Some(CData::B(mut a)), CData::B(b)) => {
+                (Some(ConstData::Bool(mut a)), ConstData::Bool(b)) => {
                     a.extend(b);
-                    CData::B(a)
+                    ConstData::Bool(a)
                 }
-                _ => return Err("Concat of constants of different element types".into()),
+                _ => return Err(FoldError::ConcatTypes),
             });
         }
     }
-    Ok(ConstT {
+    Ok(ConstTensor {
         dims,
-        data: out.unwrap_or(CData::I(vec![])),
+        data: out.unwrap_or(ConstData::Int(vec![])),
     })
 }
 
 /// ONNX Transpose on a constant.
-pub fn transpose(data: &ConstT, perm: Option<&[i64]>) -> R<ConstT> {
+pub fn transpose(data: &ConstTensor, perm: Option<&[i64]>) -> R<ConstTensor> {
     let rank = data.dims.len();
     let perm: Vec<usize> = match perm {
         Some(p) => p.iter().map(|&a| norm_axis(a, rank)).collect::<R<_>>()?,
@@ -363,7 +459,7 @@ pub fn transpose(data: &ConstT, perm: Option<&[i64]>) -> R<ConstT> {
     let mut sorted = perm.clone();
     sorted.sort_unstable();
     if sorted != (0..rank).collect::<Vec<_>>() {
-        return Err(format!("bad Transpose permutation {perm:?}"));
+        return Err(FoldError::Permutation(perm));
     }
     let dims: Vec<usize> = perm.iter().map(|&p| data.dims[p]).collect();
     let (si, so) = (strides(&data.dims), strides(&dims));
@@ -378,6 +474,13 @@ pub fn transpose(data: &ConstT, perm: Option<&[i64]>) -> R<ConstT> {
     Ok(data.map_idx(&idx).with_dims(dims))
 }
 
+fn cannot_reshape(input: &[usize], target: &[i64]) -> FoldError {
+    FoldError::Reshape {
+        input: input.to_vec(),
+        target: target.to_vec(),
+    }
+}
+
 /// Resolves an ONNX Reshape target (0 copies the input dim, -1 is inferred).
 pub fn reshape_dims(input: &[usize], target: &[i64], allowzero: bool) -> R<Vec<usize>> {
     let total: usize = input.iter().product();
@@ -389,20 +492,20 @@ pub fn reshape_dims(input: &[usize], target: &[i64], allowzero: bool) -> R<Vec<u
                 infer = Some(i);
                 dims.push(1);
             }
-            0 if !allowzero => dims.push(*input.get(i).ok_or("Reshape 0 past the input rank")?),
+            0 if !allowzero => dims.push(*input.get(i).ok_or(FoldError::ReshapeZero)?),
             t if t >= 0 => dims.push(t as usize),
-            _ => return Err(format!("bad Reshape target {target:?}")),
+            _ => return Err(FoldError::ReshapeTarget(target.to_vec())),
         }
     }
     let known: usize = dims.iter().product();
     if let Some(i) = infer {
         if known == 0 || !total.is_multiple_of(known) {
-            return Err(format!("cannot reshape {input:?} into {target:?}"));
+            return Err(cannot_reshape(input, target));
         }
         dims[i] = total / known;
     }
     if dims.iter().product::<usize>() != total {
-        return Err(format!("cannot reshape {input:?} into {target:?}"));
+        return Err(cannot_reshape(input, target));
     }
     Ok(dims)
 }
@@ -427,7 +530,10 @@ pub fn squeeze_dims(input: &[usize], axes: &[i64]) -> R<Vec<usize>> {
         .collect::<R<_>>()?;
     for &a in &ax {
         if input[a] != 1 {
-            return Err(format!("cannot squeeze axis {a} of length {}", input[a]));
+            return Err(FoldError::Squeeze {
+                axis: a,
+                len: input[a],
+            });
         }
     }
     Ok(input
@@ -451,8 +557,8 @@ mod tests {
     #[test]
     fn pytorch_pad_reorder_chain_folds() {
         // pads in F.pad order (w0,w1,h0,h1,d0,d1) = (1,2,3,4,5,6) -> ONNX begin/end order.
-        let pad = ConstT::ints(vec![6], vec![1, 2, 3, 4, 5, 6]);
-        let zeros = ConstT::ints(vec![4], vec![0; 4]);
+        let pad = ConstTensor::ints(vec![6], vec![1, 2, 3, 4, 5, 6]);
+        let zeros = ConstTensor::ints(vec![4], vec![0; 4]);
         let all = concat(&[&pad, &zeros], 0).unwrap();
         let r = all
             .clone()
@@ -464,15 +570,15 @@ mod tests {
 
     #[test]
     fn broadcasting_and_int_semantics() {
-        let a = ConstT::ints(vec![2, 1], vec![7, -7]);
-        let b = ConstT::ints(vec![2], vec![2, 3]);
+        let a = ConstTensor::ints(vec![2, 1], vec![7, -7]);
+        let b = ConstTensor::ints(vec![2], vec![2, 3]);
         let m = binary("Mod", &a, &b).unwrap();
         assert_eq!(m.dims, vec![2, 2]);
         assert_eq!(m.as_i64s().unwrap(), vec![1, 1, 1, 2]);
-        assert!(binary("Div", &a, &ConstT::ints(vec![], vec![0])).is_err());
+        assert!(binary("Div", &a, &ConstTensor::ints(vec![], vec![0])).is_err());
         let g = gather(
-            &ConstT::ints(vec![5], vec![1, 3, 16, 112, 112]),
-            &ConstT::ints(vec![], vec![-1]),
+            &ConstTensor::ints(vec![5], vec![1, 3, 16, 112, 112]),
+            &ConstTensor::ints(vec![], vec![-1]),
             0,
         )
         .unwrap();

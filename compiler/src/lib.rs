@@ -1,14 +1,17 @@
 //! The c3dc compiler: ONNX frontend, compile pipeline, plan inspection, and helpers for
 //! .npy tensors and tract's float reference.
 
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod compile;
 pub mod const_fold;
 pub mod diagnostics;
 pub mod inspect;
 pub mod npy;
-pub mod onnx_import;
+pub mod onnx;
 pub mod report;
 pub mod tract_ref;
 
 pub use compile::{compile, CompileError, CompileOptions, Compiled};
-pub use onnx_import::{import_file, ImportOptions};
+pub use onnx::{import_file, supported_ops, ImportOptions};

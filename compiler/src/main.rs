@@ -139,6 +139,8 @@ impl<E: Into<Report>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Before any report exists: a report takes the handler when it is made.
+    c3d_compiler::diagnostics::install_report_handler();
     let cli = Cli::parse();
     let quiet = cli.quiet;
     let progress = move |s: &str| {

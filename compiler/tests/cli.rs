@@ -412,3 +412,21 @@ fn bad_approx_budgets_are_refused_before_import() {
         "expected a positive number of MB",
     );
 }
+
+#[test]
+fn a_failing_pass_is_reported_with_its_cause_once_and_exit_1() {
+    // c3d-motion-sq at f >= 8 needs a field whose HE parameters cannot flood the session.
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/motion/c3d-motion-sq.onnx");
+    let d = tempfile::tempdir().unwrap();
+    let plan = d.path().join("plan.bin");
+    let o = c3dc(&["compile", s(&onnx), "-o", s(&plan)]);
+    refused(&o, "no HE packing fits even at 8 fractional bits");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        text(&o).matches("the parameters have 185 bits").count(),
+        1,
+        "the cause is named once: {}",
+        text(&o)
+    );
+    assert!(!plan.exists(), "no plan written");
+}

@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use thiserror::Error;
 use tract_onnx::pb::ModelProto;
 
 /// Output channels of the three convolutions.
@@ -50,6 +51,40 @@ fn fan_ins() -> [usize; 5] {
 pub fn features() -> usize {
     let d = conv_dims()[2];
     WIDTHS[2] * (0..3).map(|a| d[a] / POOLS[2][a]).product::<usize>()
+}
+
+/// Why [`Net::from_onnx`] could not read a network back.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The bytes are not an ONNX protobuf.
+    #[error("not an ONNX model: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// The model has no graph.
+    #[error("the model has no graph")]
+    NoGraph,
+    /// A parameter of c3d-motion is missing.
+    #[error("no initializer `{0}`: not a c3d-motion model")]
+    Missing(String),
+    /// A parameter has another shape than c3d-motion's.
+    #[error("`{name}` has shape {dims:?}, c3d-motion wants {want:?}")]
+    Shape {
+        /// The parameter.
+        name: String,
+        /// Its dims in the file.
+        dims: Vec<i64>,
+        /// c3d-motion's dims.
+        want: Vec<i64>,
+    },
+    /// A parameter holds another number of values than its shape.
+    #[error("`{name}` holds {len} values, wants {want}")]
+    Len {
+        /// The parameter.
+        name: String,
+        /// The values in the file.
+        len: usize,
+        /// The values its shape wants.
+        want: usize,
+    },
 }
 
 /// The network's parameters and its fc6 activation.
@@ -407,9 +442,9 @@ impl Net {
     }
 
     /// Reads the parameters back from an ONNX file written by [`Net::to_onnx`].
-    pub fn from_onnx(bytes: &[u8]) -> Result<Net, String> {
-        let m = ModelProto::decode(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
-        let g = m.graph.as_ref().ok_or("the model has no graph")?;
+    pub fn from_onnx(bytes: &[u8]) -> Result<Net, ReadError> {
+        let m = ModelProto::decode(bytes)?;
+        let g = m.graph.as_ref().ok_or(ReadError::NoGraph)?;
         let mut params = Vec::new();
         for (i, dims) in param_dims().iter().enumerate() {
             let name = format!(
@@ -421,13 +456,14 @@ impl Net {
                 .initializer
                 .iter()
                 .find(|t| t.name == name)
-                .ok_or_else(|| format!("no initializer `{name}`: not a c3d-motion model"))?;
+                .ok_or_else(|| ReadError::Missing(name.clone()))?;
             let want: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
             if t.dims != want {
-                return Err(format!(
-                    "`{name}` has shape {:?}, c3d-motion wants {want:?}",
-                    t.dims
-                ));
+                return Err(ReadError::Shape {
+                    name,
+                    dims: t.dims.clone(),
+                    want,
+                });
             }
             let n: usize = dims.iter().product();
             let v: Vec<f32> = if !t.float_data.is_empty() {
@@ -439,7 +475,11 @@ impl Net {
                     .collect()
             };
             if v.len() != n {
-                return Err(format!("`{name}` holds {} values, wants {n}", v.len()));
+                return Err(ReadError::Len {
+                    name,
+                    len: v.len(),
+                    want: n,
+                });
             }
             params.push(v);
         }

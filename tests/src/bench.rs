@@ -185,7 +185,7 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
     let sj = read_json(&o.work.join(format!("{name}-server-1.json")))?;
 
     let (plan, _) = Plan::load(&plan_path).map_err(|e| e.to_string())?;
-    let clip = read_f32(&clip_npy)?;
+    let clip = read_f32(&clip_npy).map_err(|e| e.to_string())?;
     eprintln!("[{name}] tract float inference");
     let mut tract_s = f64::INFINITY;
     for _ in 0..3 {
@@ -198,7 +198,7 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
             .load_weights(&c3d_ir::format::weights_path_for(&plan_path))
             .map_err(|e| e.to_string())?;
         let want = simulate(&plan, &w, &clip).map_err(|e| e.to_string())?;
-        let got = read_f32(&out_npy)?;
+        let got = read_f32(&out_npy).map_err(|e| e.to_string())?;
         Some(got.data == want.output.data)
     } else {
         None
