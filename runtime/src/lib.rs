@@ -13,3 +13,4 @@ pub mod session;
 pub mod tls;
 pub mod transport;
 pub mod video;
+pub mod wire;

@@ -6,12 +6,10 @@ use super::packing::{ConvShape, Packing};
 use super::{LinearError, Result};
 use crate::he::{Backend, CtLevel, Encoding, FloodBudget};
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
 use std::ops::Range;
-
-const TAG_IN: u8 = 0x40;
-const TAG_OUT: u8 = 0x41;
 
 /// One output group's reply and the server's mask at each output it holds.
 type GroupReply = (Vec<u8>, Vec<(usize, u64)>);
@@ -86,12 +84,12 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             let bytes = be.serialize(&ct)?;
             st.bytes_in += bytes.len() as u64;
             st.cts_in += 1;
-            ch.send(TAG_IN, &bytes)?;
+            ch.send(Tag::LinearIn, &bytes)?;
         }
         let groups = pk.out_groups(shape);
         let mut raw = Vec::with_capacity(groups);
         for _ in 0..groups {
-            let bytes = ch.recv(TAG_OUT)?;
+            let bytes = ch.recv(Tag::LinearOut)?;
             st.bytes_out += bytes.len() as u64;
             st.cts_out += 1;
             raw.push(bytes);
@@ -249,7 +247,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     for origin in pk.tiles(shape) {
         let mut cts = Vec::with_capacity(blocks);
         for _ in 0..blocks {
-            let bytes = ch.recv(TAG_IN)?;
+            let bytes = ch.recv(Tag::LinearIn)?;
             st.bytes_in += bytes.len() as u64;
             st.cts_in += 1;
             cts.push(be.deserialize_at(&bytes, CtLevel::Fresh)?);
@@ -303,7 +301,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
                 }
                 st.bytes_out += bytes.len() as u64;
                 st.cts_out += 1;
-                ch.send(TAG_OUT, &bytes)?;
+                ch.send(Tag::LinearOut, &bytes)?;
             }
         }
         st.products += products_per_tile;
@@ -578,7 +576,7 @@ pub(crate) mod tests {
         assert!(s2.validate().is_err());
         // Garbage instead of a ciphertext: the server says so.
         let w = vec![1u64; s.weight_len()];
-        b.send(TAG_IN, b"garbage").unwrap();
+        b.send(Tag::LinearIn, b"garbage").unwrap();
         let e = server_linear(&be, &mut a, &s, &pk, 8, &SESSION, &w, &key, &mut rng).unwrap_err();
         assert!(matches!(e, LinearError::He(HeError::Malformed(_))), "{e}");
     }

@@ -5,13 +5,14 @@ use super::garbled::{self, Layer};
 use super::report::{Event, Phase, Recorder, Report};
 use super::schedule::{Kind, Schedule};
 use super::spool::Spool;
-use super::{check_field, field_of, handshake, local_step, placement, release, tags, SessionError};
+use super::{check_field, field_of, handshake, local_step, placement, release, SessionError};
 use crate::beaver::{self, Squares};
 use crate::field::Field;
 use crate::he::Backend;
 use crate::linear;
 use crate::ot::OtReceiver;
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use c3d_ir::op::OpClass;
 use c3d_ir::{NodeId, Plan, Tensor};
 use rand::{CryptoRng, Rng, RngCore};
@@ -123,17 +124,17 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     ch.set_step("setup");
     let sk = be.keygen(rng)?;
     // The server re-randomises every ciphertext it returns with this key.
-    ch.send(tags::PUBLIC_KEY, &be.public_key(&sk, rng)?)?;
+    ch.send(Tag::PublicKey, &be.public_key(&sk, rng)?)?;
     let mut ot = OtReceiver::setup(ch, rng)?;
     let mut spool = Spool::new(opts.spool_dir.as_deref())?;
     // Garbled layers that fit neither the spool nor the server's memory are streamed online.
-    let keep_limit = ch.recv_u64s(tags::KEEP_LIMIT, 1)?[0];
+    let keep_limit = ch.recv_u64s(Tag::KeepLimit, 1)?[0];
     let streamed = placement::choose_streamed(
         &placement::garbled_costs(&sched, p),
         opts.spool_limit()?,
         keep_limit,
     );
-    ch.send(tags::STREAMED, &placement::encode(&streamed))?;
+    ch.send(Tag::Streamed, &placement::encode(&streamed))?;
     dl.arm_phase(ch, &sched, p, &streamed, Phase::Offline);
     rec.set_streamed(
         streamed
@@ -274,7 +275,7 @@ impl Prepared<'_> {
         self.deadlines
             .arm_phase(ch, &self.sched, p, &self.streamed_steps, Phase::Online);
         ch.set_step("start-online");
-        ch.send(tags::START_ONLINE, &[])?;
+        ch.send(Tag::StartOnline, &[])?;
         self.rec.begin_phase(Phase::Online);
         let total = self.sched.steps.len();
         for (i, step) in self.sched.steps.iter().enumerate() {
@@ -289,7 +290,7 @@ impl Prepared<'_> {
                         .collect();
                     let mut masked = x;
                     f.sub_assign(&mut masked, &self.input_mask);
-                    ch.send_u64s(tags::INPUT, &masked)?;
+                    ch.send_u64s(Tag::Input, &masked)?;
                 }
                 Kind::Local | Kind::Linear { .. } => {}
                 Kind::Garbled { .. } => {
@@ -310,13 +311,13 @@ impl Prepared<'_> {
                         .expect("offline material of every square step");
                     let mut y = beaver::square(&f, ch, false, &cx, sq)?;
                     f.sub_assign(&mut y, &r);
-                    ch.send_u64s(tags::RERANDOMISE, &y)?;
+                    ch.send_u64s(Tag::Rerandomise, &y)?;
                 }
             }
             self.rec.end(ch);
         }
         ch.set_step("reveal");
-        let s = ch.recv_u64s(tags::REVEAL, self.reveal_share.len())?;
+        let s = ch.recv_u64s(Tag::Reveal, self.reveal_share.len())?;
         check_field(p, &s, "revealed share")?;
         self.rec.end_phase();
         let revealed: Vec<i64> = f

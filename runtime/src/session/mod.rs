@@ -124,20 +124,6 @@ impl SessionError {
     }
 }
 
-/// Session message tags (the primitives use 0x30..0x5F).
-pub(crate) mod tags {
-    pub const HELLO: u8 = 0x01;
-    pub const ACCEPT: u8 = 0x02;
-    pub const REFUSE: u8 = 0x03;
-    pub const START_ONLINE: u8 = 0x04;
-    pub const PUBLIC_KEY: u8 = 0x05;
-    pub const KEEP_LIMIT: u8 = 0x06;
-    pub const STREAMED: u8 = 0x07;
-    pub const INPUT: u8 = 0x60;
-    pub const REVEAL: u8 = 0x61;
-    pub const RERANDOMISE: u8 = 0x62;
-}
-
 /// Runs one party's side of a session with panics caught at its boundary: a bug triggered by
 /// a peer's message ends this session with [`SessionError::Panic`], not the process, and the
 /// peer is told (a code only) where it can be.

@@ -4,12 +4,13 @@
 use super::garbled::{self, Layer, ServerLayer};
 use super::report::{Event, Phase, Recorder, Report};
 use super::schedule::{Kind, Schedule};
-use super::{check_field, field_of, handshake, local_step, placement, release, tags, SessionError};
+use super::{check_field, field_of, handshake, local_step, placement, release, SessionError};
 use crate::beaver::{self, Squares};
 use crate::he::Backend;
 use crate::linear;
 use crate::ot::OtSender;
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use c3d_ir::{NodeId, Plan, Weights};
 use rand::{CryptoRng, Rng, RngCore};
 use std::collections::HashMap;
@@ -184,11 +185,11 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     handshake::server(ch, &model.plan_hash, be.name())?;
     dl.arm_phase(ch, sched, p, &[], Phase::Offline);
     ch.set_step("setup");
-    let key = be.read_public_key(&ch.recv(tags::PUBLIC_KEY)?)?;
+    let key = be.read_public_key(&ch.recv(Tag::PublicKey)?)?;
     let mut ot = OtSender::setup(ch, rng)?;
-    ch.send_u64s(tags::KEEP_LIMIT, &[model.keep_limit])?;
+    ch.send_u64s(Tag::KeepLimit, &[model.keep_limit])?;
     let streamed = placement::decode(
-        &ch.recv(tags::STREAMED)?,
+        &ch.recv(Tag::Streamed)?,
         &placement::garbled_costs(sched, p),
         model.keep_limit,
     )?;
@@ -253,7 +254,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     // The client starts the online phase when it has its clip.
     ch.set_deadline(None, "");
     ch.set_step("start-online");
-    ch.recv(tags::START_ONLINE)?;
+    ch.recv(Tag::StartOnline)?;
     dl.arm_phase(ch, sched, p, &streamed, Phase::Online);
 
     rec.begin_phase(Phase::Online);
@@ -266,7 +267,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &shares[n][..]).collect();
             match &step.kind {
                 Kind::Input { .. } => {
-                    let v = ch.recv_u64s(tags::INPUT, step.len)?;
+                    let v = ch.recv_u64s(Tag::Input, step.len)?;
                     check_field(p, &v, "masked input")?;
                     v
                 }
@@ -306,7 +307,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     };
                     let mut y = beaver::square(&f, ch, true, ins[0], sq)?;
                     // The client re-randomises its share to its fresh mask r: it sends c - r.
-                    let d = ch.recv_u64s(tags::RERANDOMISE, step.len)?;
+                    let d = ch.recv_u64s(Tag::Rerandomise, step.len)?;
                     check_field(p, &d, "re-randomised share")?;
                     f.add_assign(&mut y, &d);
                     y
@@ -318,7 +319,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         rec.end(ch);
     }
     ch.set_step("reveal");
-    ch.send_u64s(tags::REVEAL, &shares[&sched.reveal])?;
+    ch.send_u64s(Tag::Reveal, &shares[&sched.reveal])?;
     rec.end_phase();
     Ok(rec.finish(ch))
 }
