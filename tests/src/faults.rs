@@ -147,7 +147,7 @@ pub fn client_session<S: Stream, R: rand::Rng + rand::CryptoRng>(
     rng: &mut R,
 ) -> Result<Vec<i64>, SessionError> {
     let be = FheRs::new(plan.fixed.p).map_err(SessionError::He)?;
-    let hash = plan.hash().map_err(|e| SessionError::Plan(e.to_string()))?;
+    let hash = plan.hash()?;
     let opts = ClientOptions::default();
     let prep = client::offline(plan, &hash, &be, ch, &opts, rng, &mut |_| {})?;
     let (out, _) = prep.online(ch, x, &mut |_| {})?;

@@ -5,7 +5,9 @@ use super::garbled::{self, Layer};
 use super::report::{Event, Phase, Recorder, Report};
 use super::schedule::{Kind, Schedule};
 use super::spool::Spool;
-use super::{check_field, field_of, handshake, local_step, placement, release, SessionError};
+use super::{
+    check_field, field_of, handshake, local_step, placement, release, PlanError, SessionError,
+};
 use crate::beaver::{self, Squares};
 use crate::field::Field;
 use crate::he::Backend;
@@ -106,8 +108,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Prepared<'a>, SessionError> {
     let t0 = Instant::now();
-    plan.validate()
-        .map_err(|e| SessionError::Plan(e.to_string()))?;
+    plan.validate()?;
     let sched = Schedule::new(plan, be)?;
     let p = plan.fixed.p;
     let f = field_of(plan)?;
@@ -259,7 +260,7 @@ impl Prepared<'_> {
         let p = fx.p;
         let f: Field = field_of(plan)?;
         let g = &plan.graph;
-        let (inp, _) = g.io().map_err(|e| SessionError::Plan(e.to_string()))?;
+        let (inp, _) = g.io()?;
         if input.shape != g.node(inp).shape {
             return Err(SessionError::Input(format!(
                 "clip tensor of shape {}, the model takes {}",
@@ -347,14 +348,12 @@ fn client_tail(
             .map(|&v| (fx.decode(v, scale) / divisor as f64) as f32)
             .collect(),
     );
-    let order = g
-        .topo_order()
-        .map_err(|e| SessionError::Plan(e.to_string()))?;
+    let order = g.topo_order()?;
     for id in order {
         let node = g.node(id);
         if node.op.class() == OpClass::ClientOutput {
             x = c3d_ir::eval_float::client_op(&node.op, &x, &node.shape).ok_or_else(|| {
-                SessionError::Plan(format!("`{}` is not a client-side op", node.name))
+                PlanError::Unsupported(format!("`{}` is not a client-side op", node.name))
             })?;
         }
     }

@@ -15,7 +15,7 @@
 
 use super::schedule::Units;
 use super::spool::Spool;
-use super::SessionError;
+use super::{PeerMisbehaved, SessionError};
 use crate::gc::circuit::from_bits;
 use crate::gc::halfgates::{evaluate_lockstep, garble_lockstep, garbler_labels, LOCKSTEP};
 use crate::gc::relu::{evaluator_input, garbler_input, width};
@@ -139,11 +139,9 @@ fn bytes_to_labels(b: &[u8]) -> Vec<Label> {
         .collect()
 }
 
-fn expect_len(what: &str, got: usize, want: usize) -> Result<(), SessionError> {
+fn expect_len(what: &'static str, got: usize, want: usize) -> Result<(), SessionError> {
     if got != want {
-        return Err(SessionError::Peer(format!(
-            "{what}: {got} bytes, expected {want}"
-        )));
+        return Err(PeerMisbehaved::WrongLength { what, got, want }.into());
     }
     Ok(())
 }
@@ -285,16 +283,16 @@ fn decode_chunk(
             } else if l == z ^ d {
                 true
             } else {
-                return Err(SessionError::Peer(format!(
-                    "output label {i} of window {u} is neither of its wire's labels"
-                )));
+                return Err(PeerMisbehaved::UnknownOutputLabel { wire: i, window: u }.into());
             });
         }
         let v = from_bits(&bits);
         if v >= p {
-            return Err(SessionError::Peer(format!(
-                "window {u} decoded to {v}, not a field element"
-            )));
+            return Err(PeerMisbehaved::OutputNotInField {
+                window: u,
+                value: v,
+            }
+            .into());
         }
         out.push(v);
     }

@@ -1,7 +1,7 @@
 //! The first exchange of a session: the client states the protocol version, the hash of its
 //! plan and the HE backend; the server accepts or says why not, and both stop on a mismatch.
 
-use super::SessionError;
+use super::{PeerMisbehaved, SessionError};
 use crate::transport::{sanitize, Channel, Stream};
 use crate::wire::Tag;
 
@@ -34,9 +34,7 @@ pub fn client<S: Stream>(
             "the server refused: {}",
             sanitize(&String::from_utf8_lossy(&body), 300)
         ))),
-        _ => Err(SessionError::Peer(format!(
-            "answer of tag {tag:#04x} to the handshake; is this a c3d-run server?"
-        ))),
+        _ => Err(PeerMisbehaved::HandshakeAnswer { tag }.into()),
     }
 }
 
@@ -52,7 +50,7 @@ pub fn server<S: Stream>(
     ch.set_max_frame(MAX_HELLO);
     let got = ch.recv(Tag::Hello);
     ch.set_max_frame(max);
-    let body = got.map_err(|e| SessionError::Peer(format!("no valid hello: {e}")))?;
+    let body = got.map_err(PeerMisbehaved::NoValidHello)?;
     let reason = if body.len() < 44 || &body[..8] != MAGIC {
         Some("not a c3d-run hello".to_string())
     } else {

@@ -119,13 +119,13 @@ pub struct Schedule {
 }
 
 fn bad(m: String) -> SessionError {
-    SessionError::Plan(m)
+    super::PlanError::Unsupported(m).into()
 }
 
 /// The node the client learns: the input of the client-side tail, or the graph's output.
 fn revealed_node(plan: &Plan) -> Result<NodeId, SessionError> {
     let g = &plan.graph;
-    let (_, mut out) = g.io().map_err(|e| bad(e.to_string()))?;
+    let (_, mut out) = g.io()?;
     while g.node(out).op.class() == OpClass::ClientOutput {
         out = *g
             .inputs_of(out)
@@ -155,7 +155,7 @@ impl Schedule {
         let g = &plan.graph;
         let reveal = revealed_node(plan)?;
         let flood = FloodBudget::of_plan(plan).map_err(bad)?;
-        let order = g.topo_order().map_err(|e| bad(e.to_string()))?;
+        let order = g.topo_order()?;
         let mut steps = Vec::new();
         let mut uses: HashMap<NodeId, usize> = HashMap::new();
         for &id in &order {

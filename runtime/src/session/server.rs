@@ -50,10 +50,8 @@ impl<B: Backend> ServerModel<B> {
         weights: &Weights,
         backend: B,
     ) -> Result<Self, SessionError> {
-        plan.validate()
-            .map_err(|e| SessionError::Plan(e.to_string()))?;
-        plan.check_weights(weights)
-            .map_err(|e| SessionError::Input(e.to_string()))?;
+        plan.validate()?;
+        plan.check_weights(weights).map_err(SessionError::Weights)?;
         let schedule = Schedule::new(&plan, &backend)?;
         let fx = plan.fixed;
         let mut field_weights = HashMap::new();
