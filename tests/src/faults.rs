@@ -4,7 +4,7 @@
 
 use c3d_ir::{Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
-use c3d_runtime::session::{client, ClientOptions, SessionError};
+use c3d_runtime::session::{client_offline, client_online, ClientOptions, SessionError};
 use c3d_runtime::transport::{Channel, Stream, Timed};
 use c3d_runtime::wire::Tag;
 use rand::SeedableRng;
@@ -149,8 +149,8 @@ pub fn client_session<S: Stream, R: rand::Rng + rand::CryptoRng>(
     let be = FheRs::new(plan.fixed.p).map_err(SessionError::He)?;
     let hash = plan.hash()?;
     let opts = ClientOptions::default();
-    let prep = client::offline(plan, &hash, &be, ch, &opts, rng, &mut |_| {})?;
-    let (out, _) = prep.online(ch, x, &mut |_| {})?;
+    let prep = client_offline(plan, &hash, &be, ch, &opts, rng, &mut |_| {})?;
+    let (out, _) = client_online(prep, ch, x, &mut |_| {})?;
     Ok(out.revealed.data)
 }
 

@@ -65,8 +65,8 @@ pub struct ClientOutcome {
     pub output: Tensor<f32>,
 }
 
-/// The client's offline material for one later clip. Consumed by [`Prepared::online`].
-pub struct Prepared<'a> {
+/// The client's offline material for one later clip. Consumed by [`client_online`].
+pub struct ClientPrepared<'a> {
     plan: &'a Plan,
     sched: Schedule,
     rec: Recorder,
@@ -84,7 +84,7 @@ pub struct Prepared<'a> {
 
 /// Connects the session and runs the offline phase: nothing here depends on the clip. On
 /// failure the server is told why (unless it is gone).
-pub fn offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+pub fn client_offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     plan: &'a Plan,
     plan_hash: &[u8; 32],
     be: &'a B,
@@ -92,7 +92,7 @@ pub fn offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     opts: &ClientOptions,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
-) -> Result<Prepared<'a>, SessionError> {
+) -> Result<ClientPrepared<'a>, SessionError> {
     super::guarded(ch, |ch| {
         offline_inner(plan, plan_hash, be, ch, opts, rng, progress)
     })
@@ -106,7 +106,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     opts: &ClientOptions,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
-) -> Result<Prepared<'a>, SessionError> {
+) -> Result<ClientPrepared<'a>, SessionError> {
     let t0 = Instant::now();
     plan.validate()?;
     let sched = Schedule::new(plan, be)?;
@@ -217,7 +217,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let reveal_share = c
         .remove(&sched.reveal)
         .expect("the revealed node is a step");
-    Ok(Prepared {
+    Ok(ClientPrepared {
         plan,
         sched,
         rec,
@@ -232,21 +232,21 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     })
 }
 
-impl Prepared<'_> {
+/// The online phase on one clip (floats in the model's input shape). Consumes the offline
+/// material. On failure the server is told why (unless it is gone).
+pub fn client_online<S: Stream>(
+    prepared: ClientPrepared<'_>,
+    ch: &mut Channel<S>,
+    input: &Tensor<f32>,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<(ClientOutcome, Report), SessionError> {
+    super::guarded(ch, |ch| prepared.online_inner(ch, input, progress))
+}
+
+impl ClientPrepared<'_> {
     /// Bytes of offline material spooled to disk.
     pub fn spooled_bytes(&self) -> u64 {
         self.spool.len()
-    }
-
-    /// The online phase on one clip (floats in the model's input shape). Consumes the
-    /// offline material. On failure the server is told why (unless it is gone).
-    pub fn online<S: Stream>(
-        self,
-        ch: &mut Channel<S>,
-        input: &Tensor<f32>,
-        progress: &mut dyn FnMut(&Event),
-    ) -> Result<(ClientOutcome, Report), SessionError> {
-        super::guarded(ch, |ch| self.online_inner(ch, input, progress))
     }
 
     fn online_inner<S: Stream>(

@@ -25,12 +25,12 @@ use c3d_ir::{FixedPoint, NodeId, Plan, Tensor, Weights};
 use schedule::Step;
 use std::collections::HashMap;
 
-pub use client::{ClientOptions, ClientOutcome};
+pub use client::{client_offline, client_online, ClientOptions, ClientOutcome, ClientPrepared};
 pub use deadline::Deadlines;
 pub use error::{PeerMisbehaved, PlanError, SessionError};
 pub use report::{Event, Phase, Report};
 pub use schedule::Schedule;
-pub use server::ServerModel;
+pub use server::{serve, server_offline, server_online, ServerModel, ServerPrepared};
 
 /// Runs one party's side of a session with panics caught at its boundary: a bug triggered by
 /// a peer's message ends this session with [`SessionError::Panic`], not the process, and the

@@ -151,23 +151,59 @@ enum Material {
     Square(Squares),
 }
 
-/// Serves one client over `ch`: handshake, offline, online. Returns this side's report. On
-/// failure the client is told why (unless it is gone).
+/// What the server keeps between its phases for one client: the offline material of every
+/// step, the OT state and the report so far. Consumed by [`server_online`].
+pub struct ServerPrepared<'a, B: Backend> {
+    model: &'a ServerModel<B>,
+    rec: Recorder,
+    mat: HashMap<NodeId, Material>,
+    ot: OtSender,
+    streamed: Vec<usize>,
+}
+
+/// Serves one client over `ch`: handshake, offline, online ([`server_offline`] then
+/// [`server_online`]). Returns this side's report. On failure the client is told why (unless
+/// it is gone).
 pub fn serve<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     model: &ServerModel<B>,
     ch: &mut Channel<S>,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Report, SessionError> {
-    super::guarded(ch, |ch| serve_inner(model, ch, rng, progress))
+    super::guarded(ch, |ch| {
+        let prepared = offline_inner(model, ch, rng, progress)?;
+        online_inner(prepared, ch, rng, progress)
+    })
 }
 
-fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
-    model: &ServerModel<B>,
+/// The handshake and the offline phase with one client: nothing here depends on its clip.
+/// On failure the client is told why (unless it is gone).
+pub fn server_offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    model: &'a ServerModel<B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<ServerPrepared<'a, B>, SessionError> {
+    super::guarded(ch, |ch| offline_inner(model, ch, rng, progress))
+}
+
+/// The online phase with one client, once it has its clip: consumes the offline material and
+/// returns this side's report. On failure the client is told why (unless it is gone).
+pub fn server_online<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    prepared: ServerPrepared<'_, B>,
     ch: &mut Channel<S>,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Report, SessionError> {
+    super::guarded(ch, |ch| online_inner(prepared, ch, rng, progress))
+}
+
+fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    model: &'a ServerModel<B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<ServerPrepared<'a, B>, SessionError> {
     let t0 = Instant::now();
     let (plan, sched, be) = (&model.plan, &model.schedule, &model.backend);
     let p = plan.fixed.p;
@@ -249,8 +285,36 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     }
     rec.end_phase();
 
-    // The client starts the online phase when it has its clip.
+    // Between the phases only the idle time-out applies (the client decodes its clip).
     ch.set_deadline(None, "");
+    Ok(ServerPrepared {
+        model,
+        rec,
+        mat,
+        ot,
+        streamed,
+    })
+}
+
+fn online_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    prepared: ServerPrepared<'_, B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<Report, SessionError> {
+    let ServerPrepared {
+        model,
+        mut rec,
+        mut mat,
+        mut ot,
+        streamed,
+    } = prepared;
+    let (plan, sched) = (&model.plan, &model.schedule);
+    let p = plan.fixed.p;
+    let f = field_of(plan)?;
+    let dl = model.deadlines;
+    let total = sched.steps.len();
+    // The client starts the online phase when it has its clip.
     ch.set_step("start-online");
     ch.recv(Tag::StartOnline)?;
     dl.arm_phase(ch, sched, p, &streamed, Phase::Online);
