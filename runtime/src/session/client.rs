@@ -2,7 +2,7 @@
 //! masks offline, and learns only the revealed logits.
 
 use super::garbled::{self, Layer};
-use super::report::{Event, Phase, Recorder, Report};
+use super::report::{Event, Phase, Recorder, Report, StepProtocol};
 use super::schedule::{Kind, Schedule};
 use super::spool::Spool;
 use super::{
@@ -183,7 +183,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     .0
                 }
                 Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
-                    rec.set_protocol("garbled-streamed");
+                    rec.set_protocol(StepProtocol::GarbledStreamed);
                     let r = f.random_vec(rng, step.len);
                     streamed_in.insert(step.node, (ins[0].to_vec(), r.clone()));
                     r
@@ -299,7 +299,7 @@ impl ClientPrepared<'_> {
                     let mut tick =
                         |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
                     if let Some((c_in, r)) = self.streamed.remove(&step.node) {
-                        self.rec.set_protocol("garbled-streamed");
+                        self.rec.set_protocol(StepProtocol::GarbledStreamed);
                         garbled::client_streamed(ch, &mut self.ot, &layer, &c_in, &r, &mut tick)?;
                     } else {
                         garbled::client_online(ch, &layer, &mut self.spool, &mut tick)?;

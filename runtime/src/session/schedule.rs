@@ -89,13 +89,14 @@ pub struct Step {
 
 impl Step {
     /// A short label of the step's protocol, for reports.
-    pub fn protocol(&self) -> &'static str {
+    pub fn protocol(&self) -> super::report::StepProtocol {
+        use super::report::StepProtocol;
         match self.kind {
-            Kind::Input { .. } => "input",
-            Kind::Local => "local",
-            Kind::Linear { .. } => "he-linear",
-            Kind::Garbled { .. } => "garbled",
-            Kind::Square => "beaver-square",
+            Kind::Input { .. } => StepProtocol::Input,
+            Kind::Local => StepProtocol::Local,
+            Kind::Linear { .. } => StepProtocol::HeLinear,
+            Kind::Garbled { .. } => StepProtocol::Garbled,
+            Kind::Square => StepProtocol::BeaverSquare,
         }
     }
 }

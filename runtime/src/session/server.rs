@@ -2,7 +2,7 @@
 //! requests, and online computes on masked values only.
 
 use super::garbled::{self, Layer, ServerLayer};
-use super::report::{Event, Phase, Recorder, Report};
+use super::report::{Event, Phase, Recorder, Report, StepProtocol};
 use super::schedule::{Kind, Schedule};
 use super::{check_field, field_of, handshake, local_step, placement, release, SessionError};
 use crate::beaver::{self, Squares};
@@ -108,18 +108,21 @@ impl<B: Backend> ServerModel<B> {
         shape: &linear::ConvShape,
         x: &[u64],
         weight_mag_bits: u32,
-    ) -> (Vec<u64>, &'static str) {
+    ) -> (Vec<u64>, StepProtocol) {
         let (w, b, _) = &self.weights[&step.node];
         let p = self.plan.fixed.p;
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu {
             match g.apply(shape, x, w, b, p, weight_mag_bits) {
-                Ok(y) => return (y, "he-linear-gpu"),
+                Ok(y) => return (y, StepProtocol::HeLinearGpu),
                 Err(e) => eprintln!("c3d-run server: `{}` runs on the CPU: {e}", step.name),
             }
         }
         let _ = weight_mag_bits;
-        (linear::online::apply(shape, x, w, b, p), "he-linear")
+        (
+            linear::online::apply(shape, x, w, b, p),
+            StepProtocol::HeLinear,
+        )
     }
 
     /// Sets the deadlines every session gets.
@@ -266,7 +269,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 mat.insert(step.node, Material::Linear(s));
             }
             Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
-                rec.set_protocol("garbled-streamed");
+                rec.set_protocol(StepProtocol::GarbledStreamed);
                 mat.insert(step.node, Material::Streamed);
             }
             Kind::Garbled { .. } => {
@@ -357,7 +360,7 @@ fn online_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                             garbled::server_online(ch, &layer, keep, ins[0], &mut tick)?
                         }
                         Some(Material::Streamed) => {
-                            rec.set_protocol("garbled-streamed");
+                            rec.set_protocol(StepProtocol::GarbledStreamed);
                             garbled::server_streamed(ch, &mut ot, &layer, ins[0], rng, &mut tick)?
                         }
                         _ => unreachable!("offline material of every garbled step"),
