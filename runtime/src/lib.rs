@@ -12,5 +12,6 @@ pub mod service;
 pub mod session;
 pub mod tls;
 pub mod transport;
+#[cfg(feature = "video")]
 pub mod video;
 pub mod wire;
