@@ -48,7 +48,8 @@ pub enum Tag {
     Reveal = 0x61,
     /// Client to server, online after a Beaver square: its share minus its fresh mask.
     Rerandomise = 0x62,
-    /// Server to client, garbled layer: the garbled tables.
+    /// Server to client, garbled layer: the garbled tables (offline; online for a layer the
+    /// client streams).
     GcTables = 0x70,
     /// Server to client, garbled layer online: the garbler's input labels.
     GcGarblerLabels = 0x71,
