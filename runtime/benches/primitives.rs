@@ -4,6 +4,7 @@
 use c3d_ir::fixed::DELPHI_PRIME;
 use c3d_runtime::field::Field;
 use c3d_runtime::transport::Channel;
+use c3d_runtime::wire::Tag;
 use rand::SeedableRng;
 use std::hint::black_box;
 use std::time::Instant;
@@ -48,11 +49,11 @@ fn main() {
         let p = payload.clone();
         let mut c = tx.take().expect("sender is back");
         let h = std::thread::spawn(move || {
-            c.send_u64s(1, &p).expect("send");
+            c.send_u64s(Tag::Input, &p).expect("send");
             c
         });
         let mut sum = 0u64;
-        rx.recv_u64s_with(1, n, |c| sum = sum.wrapping_add(c[0]))
+        rx.recv_u64s_with(Tag::Input, n, |c| sum = sum.wrapping_add(c[0]))
             .expect("recv");
         tx = Some(h.join().expect("sender"));
         black_box(sum);

@@ -14,11 +14,8 @@
 use crate::field::Field;
 use crate::he::{flood_bits, product_noise_bits, Backend, CtLevel, Encoding, FloodBudget, HeError};
 use crate::transport::{Channel, Stream, TransportError};
+use crate::wire::Tag;
 use rand::{CryptoRng, Rng, RngCore};
-
-const TAG_A: u8 = 0x50;
-const TAG_C: u8 = 0x51;
-const TAG_OPEN: u8 = 0x52;
 
 /// Why a Beaver step failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +115,7 @@ fn flood_for<B: Backend>(be: &B, n: usize, terms: u64, budget: &FloodBudget) -> 
 fn send_cts<B: Backend, S: Stream>(
     be: &B,
     ch: &mut Channel<S>,
-    tag: u8,
+    tag: Tag,
     cts: &[B::Ct],
 ) -> Result<()> {
     for ct in cts {
@@ -132,7 +129,7 @@ fn send_cts<B: Backend, S: Stream>(
 fn recv_ct<B: Backend, S: Stream>(
     be: &B,
     ch: &mut Channel<S>,
-    tag: u8,
+    tag: Tag,
     at: CtLevel,
 ) -> Result<B::Ct> {
     Ok(be.deserialize_at(&ch.recv(tag)?, at)?)
@@ -156,10 +153,10 @@ pub fn client_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             be.encrypt(sk, ac, Encoding::Slots, rng)?,
             be.encrypt(sk, bc, Encoding::Slots, rng)?,
         ];
-        send_cts(be, ch, TAG_A, &cts)?;
+        send_cts(be, ch, Tag::BeaverA, &cts)?;
         let d = be.decrypt(
             sk,
-            &recv_ct(be, ch, TAG_C, CtLevel::Reply)?,
+            &recv_ct(be, ch, Tag::BeaverC, CtLevel::Reply)?,
             Encoding::Slots,
         )?;
         c.extend(
@@ -189,8 +186,8 @@ pub fn server_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let z = f.random_vec(rng, n);
     let slots = be.degree();
     for ((as_, bs), zs) in a.chunks(slots).zip(b.chunks(slots)).zip(z.chunks(slots)) {
-        let enc_a = recv_ct(be, ch, TAG_A, CtLevel::Fresh)?;
-        let enc_b = recv_ct(be, ch, TAG_A, CtLevel::Fresh)?;
+        let enc_a = recv_ct(be, ch, Tag::BeaverA, CtLevel::Fresh)?;
+        let enc_b = recv_ct(be, ch, Tag::BeaverA, CtLevel::Fresh)?;
         let mut acc = be.mul_plain(&enc_a, &be.prepare(bs, Encoding::Slots)?)?;
         be.add_assign(
             &mut acc,
@@ -204,7 +201,7 @@ pub fn server_triples<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .collect();
         be.add_plain_assign(&mut acc, &plain, Encoding::Slots)?;
         be.flood(&mut acc, flood, key, rng)?;
-        send_cts(be, ch, TAG_C, &[acc])?;
+        send_cts(be, ch, Tag::BeaverC, &[acc])?;
     }
     Ok(Triples { a, b, c: z })
 }
@@ -221,10 +218,15 @@ pub fn client_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let a = f.random_vec(rng, n);
     let mut c = Vec::with_capacity(n);
     for ac in a.chunks(be.degree()) {
-        send_cts(be, ch, TAG_A, &[be.encrypt(sk, ac, Encoding::Slots, rng)?])?;
+        send_cts(
+            be,
+            ch,
+            Tag::BeaverA,
+            &[be.encrypt(sk, ac, Encoding::Slots, rng)?],
+        )?;
         let d = be.decrypt(
             sk,
-            &recv_ct(be, ch, TAG_C, CtLevel::Reply)?,
+            &recv_ct(be, ch, Tag::BeaverC, CtLevel::Reply)?,
             Encoding::Slots,
         )?;
         c.extend(ac.iter().zip(&d).map(|(&x, &z)| f.add(z, f.mul(x, x))));
@@ -246,7 +248,7 @@ pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let a = f.random_vec(rng, n);
     let z = f.random_vec(rng, n);
     for (as_, zs) in a.chunks(be.degree()).zip(z.chunks(be.degree())) {
-        let enc_a = recv_ct(be, ch, TAG_A, CtLevel::Fresh)?;
+        let enc_a = recv_ct(be, ch, Tag::BeaverA, CtLevel::Fresh)?;
         let two_a: Vec<u64> = as_.iter().map(|&x| f.add(x, x)).collect();
         let mut acc = be.mul_plain(&enc_a, &be.prepare(&two_a, Encoding::Slots)?)?;
         let plain: Vec<u64> = as_
@@ -256,7 +258,7 @@ pub fn server_squares<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .collect();
         be.add_plain_assign(&mut acc, &plain, Encoding::Slots)?;
         be.flood(&mut acc, flood, key, rng)?;
-        send_cts(be, ch, TAG_C, &[acc])?;
+        send_cts(be, ch, Tag::BeaverC, &[acc])?;
     }
     Ok(Squares { a, c: z })
 }
@@ -336,11 +338,11 @@ pub fn server_squares_ot<S: Stream, R: Rng + CryptoRng>(
 /// first and the client reads first, so large openings cannot deadlock on full buffers.
 fn open<S: Stream>(f: &Field, ch: &mut Channel<S>, server: bool, mine: &[u64]) -> Result<Vec<u64>> {
     let theirs = if server {
-        ch.send_u64s(TAG_OPEN, mine)?;
-        ch.recv_u64s(TAG_OPEN, mine.len())?
+        ch.send_u64s(Tag::BeaverOpen, mine)?;
+        ch.recv_u64s(Tag::BeaverOpen, mine.len())?
     } else {
-        let t = ch.recv_u64s(TAG_OPEN, mine.len())?;
-        ch.send_u64s(TAG_OPEN, mine)?;
+        let t = ch.recv_u64s(Tag::BeaverOpen, mine.len())?;
+        ch.send_u64s(Tag::BeaverOpen, mine)?;
         t
     };
     if let Some(v) = theirs.iter().find(|&&v| v >= f.p()) {

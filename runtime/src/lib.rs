@@ -2,6 +2,8 @@
 //! framed transport, oblivious transfer, garbled circuits, BFV homomorphic encryption, the
 //! offline linear-layer protocol and Beaver triples.
 
+#![warn(missing_docs)]
+
 pub mod beaver;
 pub mod field;
 pub mod gc;
@@ -12,4 +14,6 @@ pub mod service;
 pub mod session;
 pub mod tls;
 pub mod transport;
+#[cfg(feature = "video")]
 pub mod video;
+pub mod wire;

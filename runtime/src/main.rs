@@ -8,7 +8,9 @@
 use c3d_ir::{Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
 use c3d_runtime::service::{self, Outcome, OutcomeSink, ProgressSink, ServeOptions};
-use c3d_runtime::session::{client, ClientOptions, Deadlines, Event, Report, ServerModel};
+use c3d_runtime::session::{
+    client_offline, client_online, ClientOptions, Deadlines, Event, Report, ServerModel,
+};
 use c3d_runtime::tls::{self, NetStream};
 use c3d_runtime::transport::Channel;
 use clap::{Parser, ValueEnum};
@@ -480,14 +482,13 @@ fn run_client(args: &Args, plan: Plan, hash: [u8; 32]) -> Result<()> {
     };
     let mut progress = progress_printer(String::new());
     let t0 = Instant::now();
-    let prep = client::offline(&plan, &hash, &be, &mut ch, &opts, &mut rng, &mut progress)
+    let prep = client_offline(&plan, &hash, &be, &mut ch, &opts, &mut rng, &mut progress)
         .map_err(|e| miette!("offline phase: {e}"))?;
     let input = match clip.take() {
         Some(c) => c,
         None => load()?,
     };
-    let (out, rep) = prep
-        .online(&mut ch, &input, &mut progress)
+    let (out, rep) = client_online(prep, &mut ch, &input, &mut progress)
         .map_err(|e| miette!("online phase: {e}"))?;
     let total = t0.elapsed().as_secs_f64();
     if let Some(p) = &args.output {

@@ -5,7 +5,7 @@
 
 use c3d_ir::{simulate, Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
-use c3d_runtime::session::{client, ClientOptions};
+use c3d_runtime::session::{client_offline, client_online, ClientOptions};
 use c3d_runtime::transport::Channel;
 use rand::SeedableRng;
 use std::io::{Read, Write};
@@ -33,7 +33,7 @@ fn vanishing_client(plan: &Plan, addr: &str, online: bool, after: Duration) {
     };
     if !online {
         std::thread::spawn(cut);
-        let r = client::offline(
+        let r = client_offline(
             plan,
             &hash,
             &be,
@@ -45,7 +45,7 @@ fn vanishing_client(plan: &Plan, addr: &str, online: bool, after: Duration) {
         assert!(r.is_err(), "the cut client cannot finish");
         return;
     }
-    let prep = client::offline(
+    let prep = client_offline(
         plan,
         &hash,
         &be,
@@ -59,7 +59,7 @@ fn vanishing_client(plan: &Plan, addr: &str, online: bool, after: Duration) {
     let (_, inp) = (0, plan.graph.io().unwrap().0);
     let shape = plan.graph.node(inp).shape.clone();
     let x = Tensor::new(shape.clone(), vec![0.1; shape.numel()]);
-    assert!(prep.online(&mut ch, &x, &mut |_| {}).is_err());
+    assert!(client_online(prep, &mut ch, &x, &mut |_| {}).is_err());
 }
 
 #[test]

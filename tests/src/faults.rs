@@ -4,8 +4,9 @@
 
 use c3d_ir::{Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
-use c3d_runtime::session::{client, ClientOptions, SessionError};
+use c3d_runtime::session::{client_offline, client_online, ClientOptions, SessionError};
 use c3d_runtime::transport::{Channel, Stream, Timed};
+use c3d_runtime::wire::Tag;
 use rand::SeedableRng;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -146,10 +147,10 @@ pub fn client_session<S: Stream, R: rand::Rng + rand::CryptoRng>(
     rng: &mut R,
 ) -> Result<Vec<i64>, SessionError> {
     let be = FheRs::new(plan.fixed.p).map_err(SessionError::He)?;
-    let hash = plan.hash().map_err(|e| SessionError::Plan(e.to_string()))?;
+    let hash = plan.hash()?;
     let opts = ClientOptions::default();
-    let prep = client::offline(plan, &hash, &be, ch, &opts, rng, &mut |_| {})?;
-    let (out, _) = prep.online(ch, x, &mut |_| {})?;
+    let prep = client_offline(plan, &hash, &be, ch, &opts, rng, &mut |_| {})?;
+    let (out, _) = client_online(prep, ch, x, &mut |_| {})?;
     Ok(out.revealed.data)
 }
 
@@ -199,7 +200,7 @@ pub fn inject(fault: Fault, plan: &Plan, addr: &str, x: &Tensor<f32>) -> Result<
             let mut t = TcpStream::connect(addr).map_err(|e| e.to_string())?;
             t.set_read_timeout(Some(Duration::from_millis(200)))
                 .map_err(|e| e.to_string())?;
-            let h = frame(0x01, &hello(plan));
+            let h = frame(Tag::Hello as u8, &hello(plan));
             for k in 0..300 {
                 if fault == Fault::Trickle && t.write_all(&h[k % h.len()..][..1]).is_err() {
                     return Ok(());
@@ -222,24 +223,27 @@ pub fn inject(fault: Fault, plan: &Plan, addr: &str, x: &Tensor<f32>) -> Result<
             Ok(())
         }
         Fault::WrongTag => {
-            let mut b = frame(0x01, &hello(plan));
-            b.extend(frame(0x61, b"not the public key"));
+            let mut b = frame(Tag::Hello as u8, &hello(plan));
+            b.extend(frame(Tag::Reveal as u8, b"not the public key"));
             send_and_drain(addr, &b);
             Ok(())
         }
         Fault::BadKey => {
-            let mut b = frame(0x01, &hello(plan));
-            b.extend(frame(0x05, &[0x5Au8; 4096]));
+            let mut b = frame(Tag::Hello as u8, &hello(plan));
+            b.extend(frame(Tag::PublicKey as u8, &[0x5Au8; 4096]));
             send_and_drain(addr, &b);
             Ok(())
         }
         Fault::StallAfterHello => {
-            send_and_drain(addr, &frame(0x01, &hello(plan)));
+            send_and_drain(addr, &frame(Tag::Hello as u8, &hello(plan)));
             Ok(())
         }
         Fault::PowerBasisKey => {
-            let mut b = frame(0x01, &hello(plan));
-            b.extend(frame(0x05, &power_basis_public_key(plan.fixed.p)));
+            let mut b = frame(Tag::Hello as u8, &hello(plan));
+            b.extend(frame(
+                Tag::PublicKey as u8,
+                &power_basis_public_key(plan.fixed.p),
+            ));
             send_and_drain(addr, &b);
             Ok(())
         }
@@ -342,9 +346,9 @@ impl Write for Tamper {
             }
             let rest = self.pending.split_off(5 + len);
             let mut f = std::mem::replace(&mut self.pending, rest);
-            if f[4] == 0x40 && !self.done {
+            if f[4] == Tag::LinearIn as u8 && !self.done {
                 let bad = power_basis(&bfv(self.p), &f[5..], 1);
-                f = frame(0x40, &bad);
+                f = frame(Tag::LinearIn as u8, &bad);
                 self.done = true;
             }
             self.inner.write_all(&f)?;

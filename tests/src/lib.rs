@@ -9,7 +9,7 @@ use c3d_ir::{Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
 use c3d_runtime::session::client::ClientOutcome;
 use c3d_runtime::session::report::Report;
-use c3d_runtime::session::{client, server, ClientOptions, ServerModel};
+use c3d_runtime::session::{client_offline, client_online, serve, ClientOptions, ServerModel};
 use c3d_runtime::transport::Channel;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -67,12 +67,12 @@ pub fn run_secure_with(
     std::thread::scope(|s| {
         let srv = s.spawn(move || {
             let mut rng = ChaCha20Rng::seed_from_u64(server_seed);
-            server::serve(model, &mut a, &mut rng, &mut |_| {})
+            serve(model, &mut a, &mut rng, &mut |_| {})
         });
         let mut rng = ChaCha20Rng::seed_from_u64(client_seed);
-        let prep = client::offline(plan, plan_hash, &be, &mut b, opts, &mut rng, &mut |_| {})
+        let prep = client_offline(plan, plan_hash, &be, &mut b, opts, &mut rng, &mut |_| {})
             .expect("client offline");
-        let (out, crep) = prep.online(&mut b, x, &mut |_| {}).expect("client online");
+        let (out, crep) = client_online(prep, &mut b, x, &mut |_| {}).expect("client online");
         let srep = srv.join().expect("server thread").expect("server");
         (out, crep, srep)
     })

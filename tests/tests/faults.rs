@@ -190,7 +190,7 @@ fn phase_deadlines_cover_a_real_session_and_an_override_cuts_it() {
     std::thread::scope(|s| {
         let srv = s.spawn(|| {
             let mut rng = rand::SeedableRng::seed_from_u64(1);
-            c3d_runtime::session::server::serve::<_, _, rand_chacha::ChaCha20Rng>(
+            c3d_runtime::session::serve::<_, _, rand_chacha::ChaCha20Rng>(
                 &model,
                 &mut a,
                 &mut rng,
@@ -203,7 +203,7 @@ fn phase_deadlines_cover_a_real_session_and_an_override_cuts_it() {
         };
         let be = FheRs::new(c.plan.fixed.p).unwrap();
         let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(2);
-        let r = c3d_runtime::session::client::offline(
+        let r = c3d_runtime::session::client_offline(
             &c.plan,
             &hash,
             &be,

@@ -49,30 +49,47 @@ const ZSTD_BLOCK_MAX: u64 = 128 << 10;
 /// polynomials over every limb, the key level's), and one zstd block to spare.
 const MAX_INFLATED: u64 = 2 * (2 * MODULI_BITS.len() * DEGREE * 8) as u64 + ZSTD_BLOCK_MAX;
 
+/// Why bytes are no zstd stream whose inflated size can be bounded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ZstdError {
+    #[error("truncated zstd stream")]
+    Truncated,
+    #[error("no compressed data")]
+    Empty,
+    #[error("not a zstd frame")]
+    NotAFrame,
+    #[error("zstd frame header with its reserved bit set")]
+    ReservedBit,
+    #[error("a zstd block of {0} bytes")]
+    BlockSize(u64),
+    #[error("a zstd block of the reserved type")]
+    ReservedBlock,
+}
+
 /// An upper bound on what a zstd stream inflates to, read from its frame and block headers
 /// (RFC 8878) without decompressing: a raw or RLE block's size, at most [`ZSTD_BLOCK_MAX`] for
 /// a compressed one. Refuses anything but a sequence of well-formed zstd frames.
-fn zstd_bound(mut b: &[u8]) -> std::result::Result<u64, String> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> std::result::Result<&'a [u8], String> {
+fn zstd_bound(mut b: &[u8]) -> std::result::Result<u64, ZstdError> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> std::result::Result<&'a [u8], ZstdError> {
         if b.len() < n {
-            return Err("truncated zstd stream".into());
+            return Err(ZstdError::Truncated);
         }
         let (head, rest) = b.split_at(n);
         *b = rest;
         Ok(head)
     }
     if b.is_empty() {
-        return Err("no compressed data".into());
+        return Err(ZstdError::Empty);
     }
     let mut total = 0u64;
     while !b.is_empty() {
         let magic = take(&mut b, 4)?;
         if magic != [0x28, 0xb5, 0x2f, 0xfd] {
-            return Err("not a zstd frame".into());
+            return Err(ZstdError::NotAFrame);
         }
         let fhd = take(&mut b, 1)?[0];
         if fhd & 0x08 != 0 {
-            return Err("zstd frame header with its reserved bit set".into());
+            return Err(ZstdError::ReservedBit);
         }
         let single_segment = fhd & 0x20 != 0;
         let window = usize::from(!single_segment);
@@ -89,13 +106,13 @@ fn zstd_bound(mut b: &[u8]) -> std::result::Result<u64, String> {
             let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
             let (last, kind, size) = (h & 1 != 0, (h >> 1) & 3, u64::from(h >> 3));
             if size > ZSTD_BLOCK_MAX {
-                return Err(format!("a zstd block of {size} bytes"));
+                return Err(ZstdError::BlockSize(size));
             }
             let (inflated, stored) = match kind {
                 0 => (size, size),
                 1 => (size, 1),
                 2 => (ZSTD_BLOCK_MAX, size),
-                _ => return Err("a zstd block of the reserved type".into()),
+                _ => return Err(ZstdError::ReservedBlock),
             };
             take(&mut b, stored as usize)?;
             total += inflated;
@@ -150,7 +167,7 @@ fn check_envelope(bytes: &[u8], what: &str) -> Result<()> {
             bytes.len()
         )));
     }
-    let inflated = zstd_bound(&bytes[HEADER_LEN..]).map_err(bad)?;
+    let inflated = zstd_bound(&bytes[HEADER_LEN..]).map_err(|e| bad(e.to_string()))?;
     if inflated > MAX_INFLATED {
         return Err(bad(format!(
             "the zstd payload may inflate to {inflated} bytes, more than {MAX_INFLATED}"

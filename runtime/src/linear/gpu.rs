@@ -84,32 +84,74 @@ pub fn limb_width(p: u64, weight_mag_bits: u32, terms: usize) -> Option<u32> {
     (weight_mag_bits + limb + log_terms <= 62 && bits <= 62).then_some(limb)
 }
 
+/// Why there is no usable GPU, or why it cannot run a layer (the caller then runs it on the
+/// CPU).
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// The driver library does not load.
+    #[error("no CUDA driver library (libcuda) found")]
+    NoDriver,
+    /// NVRTC does not load.
+    #[error("no NVRTC library found (needed to compile the kernel)")]
+    NoNvrtc,
+    /// The driver failed to count devices.
+    #[error("CUDA driver: {0}")]
+    Driver(#[source] cudarc::driver::DriverError),
+    /// The driver sees no device.
+    #[error("the CUDA driver sees no device")]
+    NoDevice,
+    /// No context on device 0.
+    #[error("CUDA context: {0}")]
+    Context(#[source] cudarc::driver::DriverError),
+    /// NVRTC refused the kernel.
+    #[error("compiling the kernel: {0}")]
+    Compile(#[source] cudarc::nvrtc::CompileError),
+    /// The compiled kernel does not load.
+    #[error("loading the kernel: {0}")]
+    Load(#[source] cudarc::driver::DriverError),
+    /// The driver panicked inside cudarc while opening.
+    #[error("the CUDA driver failed to initialise")]
+    InitPanic,
+    /// Operands of the wrong lengths for the layer.
+    #[error("operand lengths do not match the layer")]
+    Lengths,
+    /// The layer's sums do not fit the GPU's exact limbs.
+    #[error("{terms} terms of {weight_mag_bits}-bit weights overflow the GPU's limbs")]
+    LimbOverflow {
+        /// Products summed per output.
+        terms: usize,
+        /// Magnitude bits of the weights.
+        weight_mag_bits: u32,
+    },
+    /// A weight over its public magnitude bound.
+    #[error("weights exceed their public bound")]
+    WeightBound,
+    /// A copy or the launch failed on the device.
+    #[error("GPU: {0}")]
+    Device(#[source] cudarc::driver::DriverError),
+}
+
 impl Gpu {
     /// Opens GPU 0: checks that the driver and NVRTC libraries load and a device exists
     /// before making a context (cudarc panics without them), then compiles the kernel.
-    pub fn open() -> Result<Gpu, String> {
+    pub fn open() -> Result<Gpu, GpuError> {
         // SAFETY: these only try to load the shared libraries.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
-            return Err("no CUDA driver library (libcuda) found".into());
+            return Err(GpuError::NoDriver);
         }
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-            return Err("no NVRTC library found (needed to compile the kernel)".into());
+            return Err(GpuError::NoNvrtc);
         }
-        let open = || -> Result<Gpu, String> {
-            let n = CudaContext::device_count().map_err(|e| format!("CUDA driver: {e}"))?;
+        let open = || -> Result<Gpu, GpuError> {
+            let n = CudaContext::device_count().map_err(GpuError::Driver)?;
             if n < 1 {
-                return Err("the CUDA driver sees no device".into());
+                return Err(GpuError::NoDevice);
             }
-            let ctx = CudaContext::new(0).map_err(|e| format!("CUDA context: {e}"))?;
+            let ctx = CudaContext::new(0).map_err(GpuError::Context)?;
             let name = ctx.name().unwrap_or_else(|_| "GPU 0".into());
-            let ptx = cudarc::nvrtc::compile_ptx(KERNEL)
-                .map_err(|e| format!("compiling the kernel: {e}"))?;
-            let module = ctx
-                .load_module(ptx)
-                .map_err(|e| format!("loading the kernel: {e}"))?;
-            let kernel = module
-                .load_function("conv_modp")
-                .map_err(|e| format!("loading the kernel: {e}"))?;
+            let ptx = cudarc::nvrtc::compile_ptx(KERNEL).map_err(GpuError::Compile)?;
+            let module = ctx.load_module(ptx).map_err(GpuError::Load)?;
+            let kernel = module.load_function("conv_modp").map_err(GpuError::Load)?;
             Ok(Gpu {
                 name,
                 stream: ctx.default_stream(),
@@ -117,8 +159,7 @@ impl Gpu {
             })
         };
         // A driver that loads but fails inside cudarc must not take the server down.
-        std::panic::catch_unwind(open)
-            .unwrap_or_else(|_| Err("the CUDA driver failed to initialise".into()))
+        std::panic::catch_unwind(open).unwrap_or_else(|_| Err(GpuError::InitPanic))
     }
 
     /// The device's name.
@@ -137,14 +178,15 @@ impl Gpu {
         bias: &[u64],
         p: u64,
         weight_mag_bits: u32,
-    ) -> Result<Vec<u64>, String> {
+    ) -> Result<Vec<u64>, GpuError> {
         if x.len() != s.input_len() || w.len() != s.weight_len() || bias.len() != s.c_out {
-            return Err("operand lengths do not match the layer".into());
+            return Err(GpuError::Lengths);
         }
         let per = if s.depthwise { 1 } else { s.c_in };
         let terms = per * s.kernel.iter().product::<usize>();
-        let limb = limb_width(p, weight_mag_bits, terms).ok_or_else(|| {
-            format!("{terms} terms of {weight_mag_bits}-bit weights overflow the GPU's limbs")
+        let limb = limb_width(p, weight_mag_bits, terms).ok_or(GpuError::LimbOverflow {
+            terms,
+            weight_mag_bits,
         })?;
         let half = p / 2;
         let centred: Vec<i64> = w
@@ -161,11 +203,11 @@ impl Gpu {
             .iter()
             .any(|v| v.unsigned_abs() >> weight_mag_bits != 0)
         {
-            return Err("weights exceed their public bound".into());
+            return Err(GpuError::WeightBound);
         }
         let [od, oh, ow] = s.output();
         let n = s.output_len();
-        let e = |x: cudarc::driver::DriverError| format!("GPU: {x}");
+        let e = GpuError::Device;
         let dx = self.stream.clone_htod(x).map_err(e)?;
         let dw = self.stream.clone_htod(&centred).map_err(e)?;
         let db = self.stream.clone_htod(bias).map_err(e)?;

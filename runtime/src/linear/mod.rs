@@ -28,6 +28,9 @@ pub enum LinearError {
     /// The channel failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The plan's packing does not fit this backend's parameters or noise budget.
+    #[error("linear layer: {0}")]
+    Packing(#[from] c3d_ir::he_model::HeModelError),
     /// The layer description or an operand does not fit.
     #[error("linear layer: {0}")]
     Shape(String),

@@ -6,12 +6,10 @@ use super::packing::{ConvShape, Packing};
 use super::{LinearError, Result};
 use crate::he::{Backend, CtLevel, Encoding, FloodBudget};
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
 use std::ops::Range;
-
-const TAG_IN: u8 = 0x40;
-const TAG_OUT: u8 = 0x41;
 
 /// One output group's reply and the server's mask at each output it holds.
 type GroupReply = (Vec<u8>, Vec<(usize, u64)>);
@@ -37,17 +35,15 @@ pub struct LinearStats {
 fn layer_flood<B: Backend>(
     be: &B,
     shape: &ConvShape,
-    pk: &Packing,
-    weight_bits: u32,
+    packing: &Packing,
+    weight_mag_bits: u32,
     budget: &FloodBudget,
 ) -> Result<u32> {
-    let flood = pk
-        .check(shape, be, weight_bits, budget)
-        .map_err(|e| LinearError::Shape(e.to_string()))?;
-    if pk.cts_out(shape) as u64 > budget.replies() {
+    let flood = packing.check(shape, be, weight_mag_bits, budget)?;
+    if packing.cts_out(shape) as u64 > budget.replies() {
         return Err(LinearError::Shape(format!(
             "{} replies of one layer, but the session's flooding covers {}",
-            pk.cts_out(shape),
+            packing.cts_out(shape),
             budget.replies()
         )));
     }
@@ -63,13 +59,13 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     ch: &mut Channel<S>,
     sk: &B::Sk,
     shape: &ConvShape,
-    pk: &Packing,
-    weight_bits: u32,
+    packing: &Packing,
+    weight_mag_bits: u32,
     budget: &FloodBudget,
     r: &[u64],
     rng: &mut R,
 ) -> Result<(Vec<u64>, LinearStats)> {
-    layer_flood(be, shape, pk, weight_bits, budget)?;
+    layer_flood(be, shape, packing, weight_mag_bits, budget)?;
     if r.len() != shape.input_len() {
         return Err(LinearError::Shape(format!(
             "mask of {} values for an input of {}",
@@ -79,19 +75,19 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     }
     let mut out = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
-    for origin in pk.tiles(shape) {
-        for b in 0..pk.in_blocks(shape) {
-            let v = pk.encode_input(shape, origin, b, r);
+    for origin in packing.tiles(shape) {
+        for b in 0..packing.in_blocks(shape) {
+            let v = packing.encode_input(shape, origin, b, r);
             let ct = be.encrypt(sk, &v, Encoding::Coeff, rng)?;
             let bytes = be.serialize(&ct)?;
             st.bytes_in += bytes.len() as u64;
             st.cts_in += 1;
-            ch.send(TAG_IN, &bytes)?;
+            ch.send(Tag::LinearIn, &bytes)?;
         }
-        let groups = pk.out_groups(shape);
+        let groups = packing.out_groups(shape);
         let mut raw = Vec::with_capacity(groups);
         for _ in 0..groups {
-            let bytes = ch.recv(TAG_OUT)?;
+            let bytes = ch.recv(Tag::LinearOut)?;
             st.bytes_out += bytes.len() as u64;
             st.cts_out += 1;
             raw.push(bytes);
@@ -105,7 +101,7 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .collect();
         for (g, dec) in decs.into_iter().enumerate() {
             let dec = dec?;
-            for (coeff, idx) in pk.outputs(shape, origin, g) {
+            for (coeff, idx) in packing.outputs(shape, origin, g) {
                 out[idx] = dec[coeff];
             }
         }
@@ -123,7 +119,7 @@ const KERNEL_CACHE_BYTES: usize = 1 << 30;
 const KERNEL_BYTES_PER_COEFF: usize = 64;
 
 /// Server side: multiplies the client's ciphertexts by the weights (layout C_out, C_in or 1,
-/// kd, kh, kw; field elements whose centred values are below 2^`weight_bits`), masks every
+/// kd, kh, kw; field elements whose centred values are below 2^`weight_mag_bits`), masks every
 /// coefficient with fresh randomness, re-randomises with the client's public `key`, floods
 /// the noise for a session of `budget`'s replies ([`FloodBudget::of_plan`]) and returns s
 /// (layout C_out, D', H', W').
@@ -132,8 +128,8 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
     ch: &mut Channel<S>,
     shape: &ConvShape,
-    pk: &Packing,
-    weight_bits: u32,
+    packing: &Packing,
+    weight_mag_bits: u32,
     budget: &FloodBudget,
     weights: &[u64],
     key: &B::Pk,
@@ -143,8 +139,8 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         be,
         ch,
         shape,
-        pk,
-        weight_bits,
+        packing,
+        weight_mag_bits,
         budget,
         weights,
         key,
@@ -159,15 +155,15 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     be: &B,
     ch: &mut Channel<S>,
     shape: &ConvShape,
-    pk: &Packing,
-    weight_bits: u32,
+    packing: &Packing,
+    weight_mag_bits: u32,
     budget: &FloodBudget,
     weights: &[u64],
     key: &B::Pk,
     rng: &mut R,
     cache_bytes: usize,
 ) -> Result<(Vec<u64>, LinearStats)> {
-    let flood = layer_flood(be, shape, pk, weight_bits, budget)?;
+    let flood = layer_flood(be, shape, packing, weight_mag_bits, budget)?;
     let p = be.plain_modulus();
     if weights.len() != shape.weight_len() {
         return Err(LinearError::Shape(format!(
@@ -176,17 +172,17 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
             shape.weight_len()
         )));
     }
-    let bound = 1u64 << weight_bits;
+    let bound = 1u64 << weight_mag_bits;
     if let Some(w) = weights
         .iter()
         .find(|&&w| w >= p || crate::he::centred(w, p).unsigned_abs() >= bound)
     {
         return Err(LinearError::Shape(format!(
-            "weight {w} is outside the public bound of {weight_bits} bits the noise budget assumes"
+            "weight {w} is outside the public bound of {weight_mag_bits} bits the noise budget assumes"
         )));
     }
-    let blocks = pk.in_blocks(shape);
-    let groups = pk.out_groups(shape);
+    let blocks = packing.in_blocks(shape);
+    let groups = packing.out_groups(shape);
     // Kernel plaintexts depend on (block, group) only: prepared once for all tiles.
     let pairs: Vec<(usize, usize)> = if shape.depthwise {
         (0..blocks).map(|b| (b, b)).collect()
@@ -200,7 +196,8 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     let mut live: Vec<bool> = pairs
         .par_iter()
         .map(|&(b, g)| {
-            pk.encode_kernel(shape, b, g, weights)
+            packing
+                .encode_kernel(shape, b, g, weights)
                 .iter()
                 .any(|&v| v != 0)
         })
@@ -224,7 +221,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
             .zip(&live)
             .filter(|(&(_, g), &l)| l && range.contains(&g))
             .map(|(&(b, g), _)| {
-                let k = pk.encode_kernel(shape, b, g, weights);
+                let k = packing.encode_kernel(shape, b, g, weights);
                 Ok((b, g, be.prepare(&k, Encoding::Coeff)?))
             })
             .collect::<Result<_>>()?;
@@ -237,7 +234,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     // Kernels depend on (block, group) only, so they are prepared once for all tiles when
     // they fit the cache; otherwise again for each tile, a batch of groups at a time, so a
     // wide layer (C3D's conv4b has 52 k of them, 27 GB) never sits in memory whole.
-    let per_group = blocks.max(1) * KERNEL_BYTES_PER_COEFF * pk.degree;
+    let per_group = blocks.max(1) * KERNEL_BYTES_PER_COEFF * packing.degree;
     let batch = (cache_bytes / per_group).clamp(1, groups.max(1));
     let cached = if batch >= groups {
         Some(prepare(0..groups)?)
@@ -246,10 +243,10 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     };
     let mut s = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
-    for origin in pk.tiles(shape) {
+    for origin in packing.tiles(shape) {
         let mut cts = Vec::with_capacity(blocks);
         for _ in 0..blocks {
-            let bytes = ch.recv(TAG_IN)?;
+            let bytes = ch.recv(Tag::LinearIn)?;
             st.bytes_in += bytes.len() as u64;
             st.cts_in += 1;
             cts.push(be.deserialize_at(&bytes, CtLevel::Fresh)?);
@@ -284,11 +281,13 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
                         acc.ok_or_else(|| LinearError::Shape("empty output group".into()))?;
                     // Mask every coefficient: the outputs with s, the rest (partial sums that
                     // would reveal weights) with throw-away randomness.
-                    let u: Vec<u64> = (0..pk.degree).map(|_| grng.random_range(0..p)).collect();
+                    let u: Vec<u64> = (0..packing.degree)
+                        .map(|_| grng.random_range(0..p))
+                        .collect();
                     let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
                     be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
                     be.flood(&mut acc, flood, key, &mut grng)?;
-                    let outs = pk
+                    let outs = packing
                         .outputs(shape, origin, g)
                         .into_iter()
                         .map(|(coeff, idx)| (idx, u[coeff]))
@@ -303,7 +302,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
                 }
                 st.bytes_out += bytes.len() as u64;
                 st.cts_out += 1;
-                ch.send(TAG_OUT, &bytes)?;
+                ch.send(Tag::LinearOut, &bytes)?;
             }
         }
         st.products += products_per_tile;
@@ -338,11 +337,11 @@ pub(crate) mod tests {
         }
     }
 
-    fn run(shape: &ConvShape, pk: Option<Packing>, wbits: u32, seed: u64) -> LinearStats {
+    fn run(shape: &ConvShape, packing: Option<Packing>, wbits: u32, seed: u64) -> LinearStats {
         run_with(
             Arc::new(FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap()),
             shape,
-            pk,
+            packing,
             wbits,
             seed,
         )
@@ -352,25 +351,25 @@ pub(crate) mod tests {
     pub(crate) fn run_with<B: Backend + 'static>(
         be: Arc<B>,
         shape: &ConvShape,
-        pk: Option<Packing>,
+        packing: Option<Packing>,
         wbits: u32,
         seed: u64,
     ) -> LinearStats {
-        run_cached(be, shape, pk, wbits, seed, KERNEL_CACHE_BYTES)
+        run_cached(be, shape, packing, wbits, seed, KERNEL_CACHE_BYTES)
     }
 
     /// [`run_with`] with the server's kernel cache limited to `cache` bytes.
     pub(crate) fn run_cached<B: Backend + 'static>(
         be: Arc<B>,
         shape: &ConvShape,
-        pk: Option<Packing>,
+        packing: Option<Packing>,
         wbits: u32,
         seed: u64,
         cache: usize,
     ) -> LinearStats {
         let p = be.plain_modulus();
-        let pk =
-            pk.unwrap_or_else(|| Packing::choose(shape, be.as_ref(), wbits, &SESSION).unwrap());
+        let packing = packing
+            .unwrap_or_else(|| Packing::choose(shape, be.as_ref(), wbits, &SESSION).unwrap());
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let r: Vec<u64> = (0..shape.input_len())
             .map(|_| rng.random_range(0..p))
@@ -392,14 +391,14 @@ pub(crate) mod tests {
         let key = be
             .read_public_key(&be.public_key(&sk, &mut rng).unwrap())
             .unwrap();
-        let (be2, shape2, pk2, w2) = (be.clone(), shape.clone(), pk.clone(), w.clone());
+        let (be2, shape2, packing2, w2) = (be.clone(), shape.clone(), packing.clone(), w.clone());
         let server = std::thread::spawn(move || {
             let mut rng = ChaCha20Rng::seed_from_u64(seed + 1);
             server_linear_cached(
                 be2.as_ref(),
                 &mut a,
                 &shape2,
-                &pk2,
+                &packing2,
                 wbits,
                 &SESSION,
                 &w2,
@@ -414,7 +413,7 @@ pub(crate) mod tests {
             &mut b,
             &sk,
             shape,
-            &pk,
+            &packing,
             wbits,
             &SESSION,
             &r,
@@ -428,7 +427,7 @@ pub(crate) mod tests {
             assert_eq!(
                 (c[i] + s[i]) % p,
                 want[i],
-                "output {i} of {shape:?} with {pk:?}"
+                "output {i} of {shape:?} with {packing:?}"
             );
         }
         assert!(
@@ -436,9 +435,9 @@ pub(crate) mod tests {
             "client share is masked"
         );
         assert_eq!((cst.cts_in, cst.cts_out), (sst.cts_in, sst.cts_out));
-        assert_eq!(sst.cts_in, pk.cts_in(shape));
-        assert_eq!(sst.cts_out, pk.cts_out(shape));
-        assert_eq!(sst.products, pk.products(shape));
+        assert_eq!(sst.cts_in, packing.cts_in(shape));
+        assert_eq!(sst.cts_out, packing.cts_out(shape));
+        assert_eq!(sst.products, packing.products(shape));
         sst
     }
 
@@ -452,20 +451,20 @@ pub(crate) mod tests {
         // Small tiles, 2 channels per block and 3 outputs per group force every loop to turn,
         // including ragged last tiles, blocks and groups.
         let s = conv(5, 7, [4, 6, 5], [3, 3, 3]);
-        let pk = Packing {
+        let packing = Packing {
             tile: [3, 4, 2],
             c_t: 2,
             m_o: 3,
             degree: 8192,
         };
-        let st = run(&s, Some(pk.clone()), 10, 2);
+        let st = run(&s, Some(packing.clone()), 10, 2);
         assert!(st.cts_out > 10);
         // Kernels too many for the cache: prepared again per tile, one group at a time (and
         // two at a time); the same products, the same result.
         let be = Arc::new(FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
         let per_group = 3 * KERNEL_BYTES_PER_COEFF * 8192;
         for cache in [0, 2 * per_group] {
-            let batched = run_cached(be.clone(), &s, Some(pk.clone()), 10, 2, cache);
+            let batched = run_cached(be.clone(), &s, Some(packing.clone()), 10, 2, cache);
             assert_eq!(batched.products, st.products, "cache {cache}");
             assert_eq!(batched.cts_out, st.cts_out, "cache {cache}");
         }
@@ -546,7 +545,7 @@ pub(crate) mod tests {
         let be = FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap();
         let p = be.plain_modulus();
         let s = conv(2, 2, [2, 2, 2], [3, 3, 3]);
-        let pk = Packing::choose(&s, &be, 8, &SESSION).unwrap();
+        let packing = Packing::choose(&s, &be, 8, &SESSION).unwrap();
         let (mut a, mut b) = Channel::pair().unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let sk = be.keygen(&mut rng).unwrap();
@@ -556,13 +555,26 @@ pub(crate) mod tests {
         // A weight beyond the public bound would break the noise budget: refused.
         let mut w = vec![1u64; s.weight_len()];
         w[3] = p - 300;
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &SESSION, &w, &key, &mut rng).unwrap_err();
+        let e =
+            server_linear(&be, &mut a, &s, &packing, 8, &SESSION, &w, &key, &mut rng).unwrap_err();
         assert!(e.to_string().contains("outside the public bound"), "{e}");
-        let e =
-            server_linear(&be, &mut a, &s, &pk, 8, &SESSION, &w[1..], &key, &mut rng).unwrap_err();
+        let e = server_linear(
+            &be,
+            &mut a,
+            &s,
+            &packing,
+            8,
+            &SESSION,
+            &w[1..],
+            &key,
+            &mut rng,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("weights for a layer"), "{e}");
-        let e =
-            client_linear(&be, &mut b, &sk, &s, &pk, 8, &SESSION, &[0; 3], &mut rng).unwrap_err();
+        let e = client_linear(
+            &be, &mut b, &sk, &s, &packing, 8, &SESSION, &[0; 3], &mut rng,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("mask of 3"), "{e}");
         // A packing that overflows the ring, and a kernel larger than the input.
         let big = Packing {
@@ -578,8 +590,9 @@ pub(crate) mod tests {
         assert!(s2.validate().is_err());
         // Garbage instead of a ciphertext: the server says so.
         let w = vec![1u64; s.weight_len()];
-        b.send(TAG_IN, b"garbage").unwrap();
-        let e = server_linear(&be, &mut a, &s, &pk, 8, &SESSION, &w, &key, &mut rng).unwrap_err();
+        b.send(Tag::LinearIn, b"garbage").unwrap();
+        let e =
+            server_linear(&be, &mut a, &s, &packing, 8, &SESSION, &w, &key, &mut rng).unwrap_err();
         assert!(matches!(e, LinearError::He(HeError::Malformed(_))), "{e}");
     }
 }

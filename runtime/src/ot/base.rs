@@ -6,6 +6,7 @@
 
 use super::{OtError, Result};
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
@@ -14,9 +15,6 @@ use sha2::{Digest, Sha256};
 
 /// A 32-byte key produced by a base OT.
 pub type Key = [u8; 32];
-
-const TAG_A: u8 = 0x30;
-const TAG_B: u8 = 0x31;
 
 fn random_scalar<R: Rng + CryptoRng>(rng: &mut R) -> Scalar {
     let mut w = [0u8; 64];
@@ -55,8 +53,8 @@ pub fn send<S: Stream, R: Rng + CryptoRng>(
     let a = random_scalar(rng);
     let big_a = RistrettoPoint::mul_base(&a);
     let ca = big_a.compress();
-    ch.send(TAG_A, ca.as_bytes())?;
-    let bs = ch.recv(TAG_B)?;
+    ch.send(Tag::OtBaseA, ca.as_bytes())?;
+    let bs = ch.recv(Tag::OtBaseB)?;
     if bs.len() != 32 * n {
         return Err(OtError::Malformed(format!(
             "expected {n} receiver points ({} bytes), got {} bytes",
@@ -81,7 +79,7 @@ pub fn receive<S: Stream, R: Rng + CryptoRng>(
     choices: &[bool],
     rng: &mut R,
 ) -> Result<Vec<Key>> {
-    let a_bytes = ch.recv(TAG_A)?;
+    let a_bytes = ch.recv(Tag::OtBaseA)?;
     let big_a = decode_point(&a_bytes)?;
     let ca = big_a.compress();
     let mut msg = Vec::with_capacity(32 * choices.len());
@@ -95,7 +93,7 @@ pub fn receive<S: Stream, R: Rng + CryptoRng>(
         msg.extend_from_slice(big_b.compress().as_bytes());
         secrets.push(b);
     }
-    ch.send(TAG_B, &msg)?;
+    ch.send(Tag::OtBaseB, &msg)?;
     Ok(secrets
         .iter()
         .zip(msg.chunks_exact(32))
@@ -131,13 +129,13 @@ mod tests {
     fn invalid_points_are_refused() {
         let (mut a, mut b) = Channel::pair().unwrap();
         // The identity and a non-canonical encoding, as the sender's point.
-        a.send(TAG_A, &[0u8; 32]).unwrap();
+        a.send(Tag::OtBaseA, &[0u8; 32]).unwrap();
         let e = receive(&mut b, &[true], &mut ChaCha20Rng::seed_from_u64(3)).unwrap_err();
         assert!(e.to_string().contains("identity"), "{e}");
-        a.send(TAG_A, &[0xffu8; 32]).unwrap();
+        a.send(Tag::OtBaseA, &[0xffu8; 32]).unwrap();
         let e = receive(&mut b, &[true], &mut ChaCha20Rng::seed_from_u64(3)).unwrap_err();
         assert!(e.to_string().contains("Ristretto"), "{e}");
-        a.send(TAG_A, &[1u8; 5]).unwrap();
+        a.send(Tag::OtBaseA, &[1u8; 5]).unwrap();
         let e = receive(&mut b, &[true], &mut ChaCha20Rng::seed_from_u64(3)).unwrap_err();
         assert!(e.to_string().contains("32 bytes"), "{e}");
     }

@@ -9,12 +9,10 @@ use super::transpose::columns_to_rows;
 use super::{base, OtError, Result, KAPPA};
 use crate::gc::hash::{Hasher, Label, MAX_BATCH};
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use rand::{CryptoRng, Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use rayon::prelude::*;
-
-const TAG_U: u8 = 0x32;
-const TAG_Y: u8 = 0x33;
 
 /// OTs per chunk: 2 MiB of receiver matrix, 4 MiB of sender replies.
 pub const CHUNK: usize = 1 << 17;
@@ -89,7 +87,7 @@ impl OtSender {
     /// The rows q_j = t_j xor r_j * s of one chunk of `n` OTs.
     fn extend_chunk<S: Stream>(&mut self, ch: &mut Channel<S>, n: usize) -> Result<Vec<u128>> {
         let words = n.div_ceil(128);
-        let u = ch.recv(TAG_U)?;
+        let u = ch.recv(Tag::IknpU)?;
         if u.len() != KAPPA * words * 16 {
             return Err(OtError::Malformed(format!(
                 "extension matrix of {} bytes, expected {} for {n} OTs",
@@ -141,7 +139,7 @@ impl OtSender {
                 .iter()
                 .zip(hs.chunks_exact(2))
                 .flat_map(|(&(x0, x1), h)| [x0 ^ h[0], x1 ^ h[1]]);
-            ch.send(TAG_Y, &to_bytes(ys, 2 * chunk.len()))?;
+            ch.send(Tag::IknpY, &to_bytes(ys, 2 * chunk.len()))?;
             self.counter += chunk.len() as u128;
         }
         Ok(())
@@ -213,7 +211,7 @@ impl OtReceiver {
             cols.push(t);
         }
         let cols: [Vec<u128>; KAPPA] = cols.try_into().expect("KAPPA columns");
-        ch.send(TAG_U, &u)?;
+        ch.send(Tag::IknpU, &u)?;
         Ok(columns_to_rows(&cols, choices.len()))
     }
 
@@ -231,7 +229,7 @@ impl OtReceiver {
         let mut out = Vec::with_capacity(choices.len());
         for chunk in choices.chunks(CHUNK) {
             let t = self.extend_chunk(ch, chunk)?;
-            let y = ch.recv(TAG_Y)?;
+            let y = ch.recv(Tag::IknpY)?;
             if y.len() != 32 * chunk.len() {
                 return Err(OtError::Malformed(format!(
                     "OT replies of {} bytes, expected {} for {} OTs",
@@ -334,7 +332,7 @@ mod tests {
         let p2 = pairs.clone();
         let t = std::thread::spawn(move || snd.send(&mut a, &p2).unwrap());
         let rows = rcv.extend_chunk(&mut b, &choices).unwrap();
-        let y: Vec<u128> = from_bytes(&b.recv(TAG_Y).unwrap()).collect();
+        let y: Vec<u128> = from_bytes(&b.recv(Tag::IknpY).unwrap()).collect();
         t.join().unwrap();
         for (j, ((&tj, &c), (m0, m1))) in rows.iter().zip(&choices).zip(&pairs).enumerate() {
             let h = rcv.hasher.hash([tj], [j as u128])[0];
@@ -371,7 +369,7 @@ mod tests {
     #[test]
     fn a_short_extension_matrix_is_refused() {
         let ((mut snd, mut a), (_rcv, mut b)) = setup();
-        b.send(TAG_U, &[0u8; 100]).unwrap();
+        b.send(Tag::IknpU, &[0u8; 100]).unwrap();
         let e = snd.send(&mut a, &[(1, 2)]).unwrap_err();
         assert!(e.to_string().contains("expected 2048"), "{e}");
     }

@@ -2,16 +2,19 @@
 //! masks offline, and learns only the revealed logits.
 
 use super::garbled::{self, Layer};
-use super::report::{Event, Phase, Recorder, Report};
+use super::report::{Event, Phase, Recorder, Report, StepProtocol};
 use super::schedule::{Kind, Schedule};
 use super::spool::Spool;
-use super::{check_field, field_of, handshake, local_step, placement, release, tags, SessionError};
+use super::{
+    check_field, field_of, handshake, local_step, placement, release, PlanError, SessionError,
+};
 use crate::beaver::{self, Squares};
 use crate::field::Field;
 use crate::he::Backend;
 use crate::linear;
 use crate::ot::OtReceiver;
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use c3d_ir::op::OpClass;
 use c3d_ir::{NodeId, Plan, Tensor};
 use rand::{CryptoRng, Rng, RngCore};
@@ -62,8 +65,8 @@ pub struct ClientOutcome {
     pub output: Tensor<f32>,
 }
 
-/// The client's offline material for one later clip. Consumed by [`Prepared::online`].
-pub struct Prepared<'a> {
+/// The client's offline material for one later clip. Consumed by [`client_online`].
+pub struct ClientPrepared<'a> {
     plan: &'a Plan,
     sched: Schedule,
     rec: Recorder,
@@ -81,7 +84,7 @@ pub struct Prepared<'a> {
 
 /// Connects the session and runs the offline phase: nothing here depends on the clip. On
 /// failure the server is told why (unless it is gone).
-pub fn offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+pub fn client_offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     plan: &'a Plan,
     plan_hash: &[u8; 32],
     be: &'a B,
@@ -89,7 +92,7 @@ pub fn offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     opts: &ClientOptions,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
-) -> Result<Prepared<'a>, SessionError> {
+) -> Result<ClientPrepared<'a>, SessionError> {
     super::guarded(ch, |ch| {
         offline_inner(plan, plan_hash, be, ch, opts, rng, progress)
     })
@@ -103,10 +106,9 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     opts: &ClientOptions,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
-) -> Result<Prepared<'a>, SessionError> {
+) -> Result<ClientPrepared<'a>, SessionError> {
     let t0 = Instant::now();
-    plan.validate()
-        .map_err(|e| SessionError::Plan(e.to_string()))?;
+    plan.validate()?;
     let sched = Schedule::new(plan, be)?;
     let p = plan.fixed.p;
     let f = field_of(plan)?;
@@ -123,17 +125,17 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     ch.set_step("setup");
     let sk = be.keygen(rng)?;
     // The server re-randomises every ciphertext it returns with this key.
-    ch.send(tags::PUBLIC_KEY, &be.public_key(&sk, rng)?)?;
+    ch.send(Tag::PublicKey, &be.public_key(&sk, rng)?)?;
     let mut ot = OtReceiver::setup(ch, rng)?;
     let mut spool = Spool::new(opts.spool_dir.as_deref())?;
     // Garbled layers that fit neither the spool nor the server's memory are streamed online.
-    let keep_limit = ch.recv_u64s(tags::KEEP_LIMIT, 1)?[0];
+    let keep_limit = ch.recv_u64s(Tag::KeepLimit, 1)?[0];
     let streamed = placement::choose_streamed(
         &placement::garbled_costs(&sched, p),
         opts.spool_limit()?,
         keep_limit,
     );
-    ch.send(tags::STREAMED, &placement::encode(&streamed))?;
+    ch.send(Tag::Streamed, &placement::encode(&streamed))?;
     dl.arm_phase(ch, &sched, p, &streamed, Phase::Offline);
     rec.set_streamed(
         streamed
@@ -181,7 +183,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     .0
                 }
                 Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
-                    rec.set_protocol("garbled-streamed");
+                    rec.set_protocol(StepProtocol::GarbledStreamed);
                     let r = f.random_vec(rng, step.len);
                     streamed_in.insert(step.node, (ins[0].to_vec(), r.clone()));
                     r
@@ -215,7 +217,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let reveal_share = c
         .remove(&sched.reveal)
         .expect("the revealed node is a step");
-    Ok(Prepared {
+    Ok(ClientPrepared {
         plan,
         sched,
         rec,
@@ -230,21 +232,21 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     })
 }
 
-impl Prepared<'_> {
+/// The online phase on one clip (floats in the model's input shape). Consumes the offline
+/// material. On failure the server is told why (unless it is gone).
+pub fn client_online<S: Stream>(
+    prepared: ClientPrepared<'_>,
+    ch: &mut Channel<S>,
+    input: &Tensor<f32>,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<(ClientOutcome, Report), SessionError> {
+    super::guarded(ch, |ch| prepared.online_inner(ch, input, progress))
+}
+
+impl ClientPrepared<'_> {
     /// Bytes of offline material spooled to disk.
     pub fn spooled_bytes(&self) -> u64 {
         self.spool.len()
-    }
-
-    /// The online phase on one clip (floats in the model's input shape). Consumes the
-    /// offline material. On failure the server is told why (unless it is gone).
-    pub fn online<S: Stream>(
-        self,
-        ch: &mut Channel<S>,
-        input: &Tensor<f32>,
-        progress: &mut dyn FnMut(&Event),
-    ) -> Result<(ClientOutcome, Report), SessionError> {
-        super::guarded(ch, |ch| self.online_inner(ch, input, progress))
     }
 
     fn online_inner<S: Stream>(
@@ -258,7 +260,7 @@ impl Prepared<'_> {
         let p = fx.p;
         let f: Field = field_of(plan)?;
         let g = &plan.graph;
-        let (inp, _) = g.io().map_err(|e| SessionError::Plan(e.to_string()))?;
+        let (inp, _) = g.io()?;
         if input.shape != g.node(inp).shape {
             return Err(SessionError::Input(format!(
                 "clip tensor of shape {}, the model takes {}",
@@ -274,7 +276,7 @@ impl Prepared<'_> {
         self.deadlines
             .arm_phase(ch, &self.sched, p, &self.streamed_steps, Phase::Online);
         ch.set_step("start-online");
-        ch.send(tags::START_ONLINE, &[])?;
+        ch.send(Tag::StartOnline, &[])?;
         self.rec.begin_phase(Phase::Online);
         let total = self.sched.steps.len();
         for (i, step) in self.sched.steps.iter().enumerate() {
@@ -289,7 +291,7 @@ impl Prepared<'_> {
                         .collect();
                     let mut masked = x;
                     f.sub_assign(&mut masked, &self.input_mask);
-                    ch.send_u64s(tags::INPUT, &masked)?;
+                    ch.send_u64s(Tag::Input, &masked)?;
                 }
                 Kind::Local | Kind::Linear { .. } => {}
                 Kind::Garbled { .. } => {
@@ -297,7 +299,7 @@ impl Prepared<'_> {
                     let mut tick =
                         |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
                     if let Some((c_in, r)) = self.streamed.remove(&step.node) {
-                        self.rec.set_protocol("garbled-streamed");
+                        self.rec.set_protocol(StepProtocol::GarbledStreamed);
                         garbled::client_streamed(ch, &mut self.ot, &layer, &c_in, &r, &mut tick)?;
                     } else {
                         garbled::client_online(ch, &layer, &mut self.spool, &mut tick)?;
@@ -310,13 +312,13 @@ impl Prepared<'_> {
                         .expect("offline material of every square step");
                     let mut y = beaver::square(&f, ch, false, &cx, sq)?;
                     f.sub_assign(&mut y, &r);
-                    ch.send_u64s(tags::RERANDOMISE, &y)?;
+                    ch.send_u64s(Tag::Rerandomise, &y)?;
                 }
             }
             self.rec.end(ch);
         }
         ch.set_step("reveal");
-        let s = ch.recv_u64s(tags::REVEAL, self.reveal_share.len())?;
+        let s = ch.recv_u64s(Tag::Reveal, self.reveal_share.len())?;
         check_field(p, &s, "revealed share")?;
         self.rec.end_phase();
         let revealed: Vec<i64> = f
@@ -346,14 +348,12 @@ fn client_tail(
             .map(|&v| (fx.decode(v, scale) / divisor as f64) as f32)
             .collect(),
     );
-    let order = g
-        .topo_order()
-        .map_err(|e| SessionError::Plan(e.to_string()))?;
+    let order = g.topo_order()?;
     for id in order {
         let node = g.node(id);
         if node.op.class() == OpClass::ClientOutput {
             x = c3d_ir::eval_float::client_op(&node.op, &x, &node.shape).ok_or_else(|| {
-                SessionError::Plan(format!("`{}` is not a client-side op", node.name))
+                PlanError::Unsupported(format!("`{}` is not a client-side op", node.name))
             })?;
         }
     }

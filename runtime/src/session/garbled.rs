@@ -15,22 +15,19 @@
 
 use super::schedule::Units;
 use super::spool::Spool;
-use super::SessionError;
+use super::{PeerMisbehaved, SessionError};
 use crate::gc::circuit::from_bits;
 use crate::gc::halfgates::{evaluate_lockstep, garble_lockstep, garbler_labels, LOCKSTEP};
 use crate::gc::relu::{evaluator_input, garbler_input, width};
 use crate::gc::{Circuit, Hasher, Label};
 use crate::ot::{OtReceiver, OtSender};
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use rand::{CryptoRng, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::ops::Range;
-
-const TAG_TABLES: u8 = 0x70;
-const TAG_GARBLER_LABELS: u8 = 0x71;
-const TAG_OUTPUT_LABELS: u8 = 0x72;
 
 /// AND gates per chunk (8 MiB of tables).
 const CHUNK_ANDS: usize = 1 << 18;
@@ -142,11 +139,9 @@ fn bytes_to_labels(b: &[u8]) -> Vec<Label> {
         .collect()
 }
 
-fn expect_len(what: &str, got: usize, want: usize) -> Result<(), SessionError> {
+fn expect_len(what: &'static str, got: usize, want: usize) -> Result<(), SessionError> {
     if got != want {
-        return Err(SessionError::Peer(format!(
-            "{what}: {got} bytes, expected {want}"
-        )));
+        return Err(PeerMisbehaved::WrongLength { what, got, want }.into());
     }
     Ok(())
 }
@@ -288,16 +283,16 @@ fn decode_chunk(
             } else if l == z ^ d {
                 true
             } else {
-                return Err(SessionError::Peer(format!(
-                    "output label {i} of window {u} is neither of its wire's labels"
-                )));
+                return Err(PeerMisbehaved::UnknownOutputLabel { wire: i, window: u }.into());
             });
         }
         let v = from_bits(&bits);
         if v >= p {
-            return Err(SessionError::Peer(format!(
-                "window {u} decoded to {v}, not a field element"
-            )));
+            return Err(PeerMisbehaved::OutputNotInField {
+                window: u,
+                value: v,
+            }
+            .into());
         }
         out.push(v);
     }
@@ -378,7 +373,7 @@ fn send_chunk<S: Stream>(
     r: &Range<usize>,
 ) -> Result<Vec<u64>, SessionError> {
     let gc = garble_chunk(layer, seed, r);
-    ch.send(TAG_TABLES, &gc.tables)?;
+    ch.send(Tag::GcTables, &gc.tables)?;
     drop(gc.tables);
     ot.send(ch, &gc.pairs)?;
     Ok(gc.out_zero)
@@ -394,7 +389,7 @@ fn receive_chunk<S: Stream>(
     c_in: &[u64],
     r_out: &[u64],
 ) -> Result<(Vec<u8>, Vec<u8>), SessionError> {
-    let tables = ch.recv(TAG_TABLES)?;
+    let tables = ch.recv(Tag::GcTables)?;
     expect_len(
         "garbled tables",
         tables.len(),
@@ -461,8 +456,8 @@ pub fn server_online<S: Stream>(
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
         let (b, deltas) = garbler_chunk_labels(layer, &keep.seed, &r, s_in);
-        ch.send(TAG_GARBLER_LABELS, &b)?;
-        let back = ch.recv(TAG_OUTPUT_LABELS)?;
+        ch.send(Tag::GcGarblerLabels, &b)?;
+        let back = ch.recv(Tag::GcOutputLabels)?;
         let zeros = &keep.out_zero[r.start * n..r.end * n];
         decode_chunk(layer, &r, &back, zeros, &deltas, &mut out)?;
     }
@@ -480,7 +475,7 @@ pub fn client_online<S: Stream>(
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
-        let g = ch.recv(TAG_GARBLER_LABELS)?;
+        let g = ch.recv(Tag::GcGarblerLabels)?;
         expect_len(
             "garbler labels",
             g.len(),
@@ -489,7 +484,7 @@ pub fn client_online<S: Stream>(
         let tables = spool.read(layer.bytes(&r, |c| c.and_count() * 32))?;
         let mine = spool.read(layer.bytes(&r, |c| c.evaluator_inputs as usize * 16))?;
         ch.send(
-            TAG_OUTPUT_LABELS,
+            Tag::GcOutputLabels,
             &evaluate_chunk(layer, &r, &g, &tables, &mine),
         )?;
     }
@@ -515,8 +510,8 @@ pub fn server_streamed<S: Stream, R: Rng + CryptoRng>(
         tick(k, chunks.len());
         let out_zero = send_chunk(ch, ot, layer, &seed, &r)?;
         let (b, deltas) = garbler_chunk_labels(layer, &seed, &r, s_in);
-        ch.send(TAG_GARBLER_LABELS, &b)?;
-        let back = ch.recv(TAG_OUTPUT_LABELS)?;
+        ch.send(Tag::GcGarblerLabels, &b)?;
+        let back = ch.recv(Tag::GcOutputLabels)?;
         decode_chunk(layer, &r, &back, &out_zero, &deltas, &mut out)?;
     }
     Ok(out)
@@ -537,14 +532,14 @@ pub fn client_streamed<S: Stream>(
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
         let (tables, mine) = receive_chunk(ch, ot, layer, &r, c_in, r_out)?;
-        let g = ch.recv(TAG_GARBLER_LABELS)?;
+        let g = ch.recv(Tag::GcGarblerLabels)?;
         expect_len(
             "garbler labels",
             g.len(),
             layer.bytes(&r, |c| c.garbler_inputs as usize * 16),
         )?;
         ch.send(
-            TAG_OUTPUT_LABELS,
+            Tag::GcOutputLabels,
             &evaluate_chunk(layer, &r, &g, &tables, &mine),
         )?;
     }

@@ -1,8 +1,9 @@
 //! The first exchange of a session: the client states the protocol version, the hash of its
 //! plan and the HE backend; the server accepts or says why not, and both stop on a mismatch.
 
-use super::{tags, SessionError};
+use super::{PeerMisbehaved, SessionError};
 use crate::transport::{sanitize, Channel, Stream};
+use crate::wire::Tag;
 
 /// Version of the session protocol; bumped whenever a message changes.
 pub const PROTOCOL_VERSION: u32 = 3;
@@ -25,17 +26,15 @@ pub fn client<S: Stream>(
     backend: &str,
 ) -> Result<(), SessionError> {
     ch.set_step("handshake");
-    ch.send(tags::HELLO, &hello(plan_hash, backend))?;
+    ch.send(Tag::Hello, &hello(plan_hash, backend))?;
     let (tag, body) = ch.recv_any()?;
-    match tag {
-        tags::ACCEPT if body.is_empty() => Ok(()),
-        tags::REFUSE => Err(SessionError::Handshake(format!(
+    match Tag::from_u8(tag) {
+        Some(Tag::Accept) if body.is_empty() => Ok(()),
+        Some(Tag::Refuse) => Err(SessionError::Handshake(format!(
             "the server refused: {}",
             sanitize(&String::from_utf8_lossy(&body), 300)
         ))),
-        t => Err(SessionError::Peer(format!(
-            "answer of tag {t:#04x} to the handshake; is this a c3d-run server?"
-        ))),
+        _ => Err(PeerMisbehaved::HandshakeAnswer { tag }.into()),
     }
 }
 
@@ -49,9 +48,9 @@ pub fn server<S: Stream>(
     ch.set_step("handshake");
     let max = crate::transport::DEFAULT_MAX_FRAME;
     ch.set_max_frame(MAX_HELLO);
-    let got = ch.recv(tags::HELLO);
+    let got = ch.recv(Tag::Hello);
     ch.set_max_frame(max);
-    let body = got.map_err(|e| SessionError::Peer(format!("no valid hello: {e}")))?;
+    let body = got.map_err(PeerMisbehaved::NoValidHello)?;
     let reason = if body.len() < 44 || &body[..8] != MAGIC {
         Some("not a c3d-run hello".to_string())
     } else {
@@ -79,12 +78,12 @@ pub fn server<S: Stream>(
     };
     match reason {
         None => {
-            ch.send(tags::ACCEPT, &[])?;
+            ch.send(Tag::Accept, &[])?;
             Ok(())
         }
         Some(r) => {
             // Best effort: the client may already be gone.
-            let _ = ch.send(tags::REFUSE, r.as_bytes());
+            let _ = ch.send(Tag::Refuse, r.as_bytes());
             Err(SessionError::Handshake(r))
         }
     }
@@ -101,15 +100,15 @@ mod tests {
         let mut body = hello(&hash, "fhe.rs");
         body.truncate(44);
         body.extend_from_slice("x\x1b[2J\x1b]0;owned\x07\n2026 fake log line".as_bytes());
-        c.send(tags::HELLO, &body).unwrap();
+        c.send(Tag::Hello, &body).unwrap();
         let e = server(&mut s, &hash, "fhe.rs").unwrap_err().to_string();
         assert!(!e.chars().any(|ch| ch.is_control()), "{e:?}");
         assert!(e.contains("\\u{1b}"), "{e}");
         // The refusal the client reads is escaped as well.
         let (tag, _) = c.recv_any().unwrap();
-        assert_eq!(tag, tags::REFUSE);
+        assert_eq!(Tag::from_u8(tag), Some(Tag::Refuse));
         let (mut c2, mut s2) = Channel::pair().unwrap();
-        s2.send(tags::REFUSE, b"\x1b[31mred\x1b[0m").unwrap();
+        s2.send(Tag::Refuse, b"\x1b[31mred\x1b[0m").unwrap();
         let e = client(&mut c2, &hash, "fhe.rs").unwrap_err().to_string();
         assert!(!e.chars().any(|ch| ch.is_control()), "{e:?}");
     }

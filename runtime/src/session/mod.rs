@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod deadline;
+mod error;
 pub mod garbled;
 pub mod handshake;
 pub mod placement;
@@ -20,123 +21,16 @@ pub mod server;
 pub mod spool;
 
 use crate::field::Field;
-use crate::transport::{AbortCode, TransportError};
 use c3d_ir::{FixedPoint, NodeId, Plan, Tensor, Weights};
 use schedule::Step;
 use std::collections::HashMap;
 
-pub use client::{ClientOptions, ClientOutcome};
+pub use client::{client_offline, client_online, ClientOptions, ClientOutcome, ClientPrepared};
 pub use deadline::Deadlines;
-pub use report::{Event, Phase, Report};
+pub use error::{PeerMisbehaved, PlanError, SessionError};
+pub use report::{Event, Phase, Report, StepProtocol};
 pub use schedule::Schedule;
-pub use server::ServerModel;
-
-/// Why a session failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// The plan cannot run (unsupported shape or protocol, inconsistent entries).
-    #[error("plan: {0}")]
-    Plan(String),
-    /// The two sides do not run the same protocol version, plan or backend.
-    #[error("handshake: {0}")]
-    Handshake(String),
-    /// The peer sent something the protocol does not allow.
-    #[error("the peer misbehaved: {0}")]
-    Peer(String),
-    /// Bad input (clip, weights).
-    #[error("input: {0}")]
-    Input(String),
-    /// The connection failed.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// Oblivious transfer failed.
-    #[error(transparent)]
-    Ot(#[from] crate::ot::OtError),
-    /// Homomorphic encryption failed.
-    #[error(transparent)]
-    He(#[from] crate::he::HeError),
-    /// The offline linear protocol failed.
-    #[error(transparent)]
-    Linear(#[from] crate::linear::LinearError),
-    /// Beaver material or openings failed.
-    #[error(transparent)]
-    Beaver(#[from] crate::beaver::BeaverError),
-    /// The client's spool failed.
-    #[error("spool: {0}")]
-    Spool(#[from] std::io::Error),
-    /// A bug: a panic inside the session, caught at its boundary.
-    #[error("internal error: {0}")]
-    Panic(String),
-}
-
-/// The transport failure inside a session error, if that is what it is.
-fn transport_of(e: &SessionError) -> Option<&TransportError> {
-    match e {
-        SessionError::Transport(t) => Some(t),
-        SessionError::Ot(crate::ot::OtError::Transport(t)) => Some(t),
-        SessionError::Linear(crate::linear::LinearError::Transport(t)) => Some(t),
-        SessionError::Beaver(crate::beaver::BeaverError::Transport(t)) => Some(t),
-        _ => None,
-    }
-}
-
-impl SessionError {
-    /// Whether the peer should be told (it is still there and did not stop first).
-    pub fn tells_peer(&self) -> bool {
-        if matches!(self, SessionError::Handshake(_)) {
-            return false;
-        }
-        !matches!(
-            transport_of(self),
-            Some(
-                TransportError::Closed
-                    | TransportError::Aborted(_)
-                    | TransportError::Timeout(_)
-                    | TransportError::Deadline(_)
-                    | TransportError::Tls(_)
-                    | TransportError::Io(_)
-            )
-        )
-    }
-
-    /// What the peer is told: a code, never this error's text (it can hold local paths or
-    /// text the peer sent).
-    pub fn abort_code(&self) -> AbortCode {
-        match transport_of(self) {
-            Some(TransportError::Timeout(_) | TransportError::Deadline(_)) => AbortCode::Timeout,
-            Some(_) => AbortCode::Protocol,
-            None => match self {
-                SessionError::Plan(_) => AbortCode::Plan,
-                SessionError::Input(_) | SessionError::Spool(_) => AbortCode::Input,
-                SessionError::He(_)
-                | SessionError::Ot(_)
-                | SessionError::Linear(_)
-                | SessionError::Beaver(_) => AbortCode::Crypto,
-                SessionError::Panic(_) => AbortCode::Internal,
-                _ => AbortCode::Protocol,
-            },
-        }
-    }
-
-    /// Whether the failure is the connection going away (a disconnect, not a protocol bug).
-    pub fn is_disconnect(&self) -> bool {
-        matches!(transport_of(self), Some(TransportError::Closed))
-    }
-}
-
-/// Session message tags (the primitives use 0x30..0x5F).
-pub(crate) mod tags {
-    pub const HELLO: u8 = 0x01;
-    pub const ACCEPT: u8 = 0x02;
-    pub const REFUSE: u8 = 0x03;
-    pub const START_ONLINE: u8 = 0x04;
-    pub const PUBLIC_KEY: u8 = 0x05;
-    pub const KEEP_LIMIT: u8 = 0x06;
-    pub const STREAMED: u8 = 0x07;
-    pub const INPUT: u8 = 0x60;
-    pub const REVEAL: u8 = 0x61;
-    pub const RERANDOMISE: u8 = 0x62;
-}
+pub use server::{serve, server_offline, server_online, ServerModel, ServerPrepared};
 
 /// Runs one party's side of a session with panics caught at its boundary: a bug triggered by
 /// a peer's message ends this session with [`SessionError::Panic`], not the process, and the
@@ -166,11 +60,9 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Checks values from the peer are field elements.
-fn check_field(p: u64, v: &[u64], what: &str) -> Result<(), SessionError> {
+fn check_field(p: u64, v: &[u64], what: &'static str) -> Result<(), SessionError> {
     match v.iter().find(|&&x| x >= p) {
-        Some(x) => Err(SessionError::Peer(format!(
-            "{what}: {x} is not an element of the field"
-        ))),
+        Some(&value) => Err(PeerMisbehaved::NotInField { what, value }.into()),
         None => Ok(()),
     }
 }
@@ -194,7 +86,7 @@ fn local_step(plan: &Plan, step: &Step, ins: &[&[u64]]) -> Result<Vec<u64>, Sess
     let refs: Vec<&Tensor<i64>> = tensors.iter().collect();
     let l = plan
         .layer(step.node)
-        .ok_or_else(|| SessionError::Plan(format!("no entry for `{}`", step.name)))?;
+        .ok_or_else(|| PlanError::Unsupported(format!("no entry for `{}`", step.name)))?;
     let out = c3d_ir::simulate::step_fixed(
         &fx,
         step.node,
@@ -202,8 +94,7 @@ fn local_step(plan: &Plan, step: &Step, ins: &[&[u64]]) -> Result<Vec<u64>, Sess
         l,
         &Weights::default(),
         &refs,
-    )
-    .map_err(|e| SessionError::Plan(e.to_string()))?;
+    )?;
     Ok(out.into_iter().map(|v| fx.to_field(v)).collect())
 }
 
@@ -220,5 +111,5 @@ fn release<T>(left: &mut HashMap<NodeId, usize>, live: &mut HashMap<NodeId, T>, 
 
 /// The field of a plan.
 fn field_of(plan: &Plan) -> Result<Field, SessionError> {
-    Field::of(&plan.fixed).map_err(|e| SessionError::Plan(e.to_string()))
+    Ok(Field::of(&plan.fixed)?)
 }

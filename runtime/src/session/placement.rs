@@ -10,7 +10,7 @@
 
 use super::garbled::Layer;
 use super::schedule::Schedule;
-use super::SessionError;
+use super::{PeerMisbehaved, SessionError};
 
 /// What a garbled layer costs when prepared offline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,24 +74,17 @@ pub fn decode(
     keep_limit: u64,
 ) -> Result<Vec<usize>, SessionError> {
     if !b.len().is_multiple_of(4) {
-        return Err(SessionError::Peer(format!(
-            "streamed-layer list of {} bytes, not whole u32s",
-            b.len()
-        )));
+        return Err(PeerMisbehaved::StreamedListRagged { len: b.len() }.into());
     }
     let steps: Vec<usize> = b
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
         .collect();
     if steps.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(SessionError::Peer(
-            "streamed-layer list is not strictly ascending".into(),
-        ));
+        return Err(PeerMisbehaved::StreamedListUnordered.into());
     }
-    if let Some(s) = steps.iter().find(|&&s| !costs.iter().any(|c| c.step == s)) {
-        return Err(SessionError::Peer(format!(
-            "streamed-layer list names step {s}, which is not a garbled layer"
-        )));
+    if let Some(&step) = steps.iter().find(|&&s| !costs.iter().any(|c| c.step == s)) {
+        return Err(PeerMisbehaved::StreamedNotGarbled { step }.into());
     }
     let keep: u64 = costs
         .iter()
@@ -99,12 +92,11 @@ pub fn decode(
         .map(|c| c.keep)
         .sum();
     if keep > keep_limit {
-        return Err(SessionError::Peer(format!(
-            "the client left {:.1} MB of garbled material to keep offline; this server keeps at \
-             most {:.1} MB per session (--memory-limit)",
-            keep as f64 / 1e6,
-            keep_limit as f64 / 1e6
-        )));
+        return Err(PeerMisbehaved::KeepsTooMuch {
+            keep,
+            limit: keep_limit,
+        }
+        .into());
     }
     Ok(steps)
 }

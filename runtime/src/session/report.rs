@@ -26,6 +26,53 @@ impl Phase {
     }
 }
 
+/// How a step ran, as the reports name it (the JSON strings are the serde names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum StepProtocol {
+    /// The client's masked input.
+    #[serde(rename = "input")]
+    Input,
+    /// A public-coefficient step each party runs on its own share.
+    #[serde(rename = "local")]
+    Local,
+    /// A linear layer: HE offline, plaintext arithmetic online on the CPU.
+    #[serde(rename = "he-linear")]
+    HeLinear,
+    /// A linear layer whose online arithmetic ran on the GPU.
+    #[serde(rename = "he-linear-gpu")]
+    HeLinearGpu,
+    /// A garbled layer prepared offline.
+    #[serde(rename = "garbled")]
+    Garbled,
+    /// A garbled layer streamed in the online phase.
+    #[serde(rename = "garbled-streamed")]
+    GarbledStreamed,
+    /// x^2 with Beaver square pairs.
+    #[serde(rename = "beaver-square")]
+    BeaverSquare,
+}
+
+impl StepProtocol {
+    /// The name in reports and progress lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepProtocol::Input => "input",
+            StepProtocol::Local => "local",
+            StepProtocol::HeLinear => "he-linear",
+            StepProtocol::HeLinearGpu => "he-linear-gpu",
+            StepProtocol::Garbled => "garbled",
+            StepProtocol::GarbledStreamed => "garbled-streamed",
+            StepProtocol::BeaverSquare => "beaver-square",
+        }
+    }
+}
+
+impl std::fmt::Display for StepProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A progress event: step `index` of `total` in `phase` is starting.
 #[derive(Clone, Debug)]
 pub struct Event<'a> {
@@ -38,7 +85,7 @@ pub struct Event<'a> {
     /// Layer name.
     pub name: &'a str,
     /// Protocol of the step.
-    pub protocol: &'a str,
+    pub protocol: StepProtocol,
     /// Chunks of the step done so far, of how many (long garbled layers report these).
     pub part: Option<(usize, usize)>,
 }
@@ -71,7 +118,7 @@ pub struct LayerReport {
     /// Layer (node) name.
     pub layer: String,
     /// How it ran.
-    pub protocol: String,
+    pub protocol: StepProtocol,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Bytes this party sent.
@@ -157,7 +204,7 @@ fn proc_status_kb(key: &str) -> u64 {
 pub struct Recorder {
     report: Report,
     phase: Option<(Phase, Instant, usize)>,
-    step: Option<(String, String, &'static str, Instant)>,
+    step: Option<(String, String, StepProtocol, Instant)>,
     work: u64,
 }
 
@@ -197,7 +244,7 @@ impl Recorder {
     }
 
     /// Names the current step's protocol (a streamed garbled layer, say).
-    pub fn set_protocol(&mut self, protocol: &'static str) {
+    pub fn set_protocol(&mut self, protocol: StepProtocol) {
         if let Some(s) = self.step.as_mut() {
             s.2 = protocol;
         }
@@ -227,7 +274,7 @@ impl Recorder {
         self.report.layers.push(LayerReport {
             phase: self.phase.map_or(Phase::Offline, |p| p.0),
             layer: name,
-            protocol: protocol.into(),
+            protocol,
             seconds: t0.elapsed().as_secs_f64(),
             bytes_sent: st.sent,
             bytes_received: st.received,
@@ -260,5 +307,28 @@ impl Recorder {
         self.report.bytes_received = t.received;
         self.report.peak_memory = peak_memory();
         self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepProtocol;
+
+    #[test]
+    fn step_protocols_serialise_to_their_report_names() {
+        use StepProtocol::*;
+        for p in [
+            Input,
+            Local,
+            HeLinear,
+            HeLinearGpu,
+            Garbled,
+            GarbledStreamed,
+            BeaverSquare,
+        ] {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()), "{p:?}");
+        }
+        assert_eq!(StepProtocol::GarbledStreamed.as_str(), "garbled-streamed");
     }
 }

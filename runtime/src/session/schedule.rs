@@ -89,13 +89,14 @@ pub struct Step {
 
 impl Step {
     /// A short label of the step's protocol, for reports.
-    pub fn protocol(&self) -> &'static str {
+    pub fn protocol(&self) -> super::report::StepProtocol {
+        use super::report::StepProtocol;
         match self.kind {
-            Kind::Input { .. } => "input",
-            Kind::Local => "local",
-            Kind::Linear { .. } => "he-linear",
-            Kind::Garbled { .. } => "garbled",
-            Kind::Square => "beaver-square",
+            Kind::Input { .. } => StepProtocol::Input,
+            Kind::Local => StepProtocol::Local,
+            Kind::Linear { .. } => StepProtocol::HeLinear,
+            Kind::Garbled { .. } => StepProtocol::Garbled,
+            Kind::Square => StepProtocol::BeaverSquare,
         }
     }
 }
@@ -119,13 +120,13 @@ pub struct Schedule {
 }
 
 fn bad(m: String) -> SessionError {
-    SessionError::Plan(m)
+    super::PlanError::Unsupported(m).into()
 }
 
 /// The node the client learns: the input of the client-side tail, or the graph's output.
 fn revealed_node(plan: &Plan) -> Result<NodeId, SessionError> {
     let g = &plan.graph;
-    let (_, mut out) = g.io().map_err(|e| bad(e.to_string()))?;
+    let (_, mut out) = g.io()?;
     while g.node(out).op.class() == OpClass::ClientOutput {
         out = *g
             .inputs_of(out)
@@ -154,8 +155,8 @@ impl Schedule {
         }
         let g = &plan.graph;
         let reveal = revealed_node(plan)?;
-        let flood = FloodBudget::of_plan(plan).map_err(|e| bad(e.to_string()))?;
-        let order = g.topo_order().map_err(|e| bad(e.to_string()))?;
+        let flood = FloodBudget::of_plan(plan)?;
+        let order = g.topo_order()?;
         let mut steps = Vec::new();
         let mut uses: HashMap<NodeId, usize> = HashMap::new();
         for &id in &order {
@@ -192,7 +193,7 @@ impl Schedule {
                 (Op::Input, Protocol::Input) => Kind::Input { scale: q.out_scale },
                 (_, Protocol::Local) => Kind::Local,
                 (Op::Conv3d(_) | Op::Linear { .. }, Protocol::HeLinear) => {
-                    let shape = ConvShape::of_node(g, id).map_err(|e| bad(e.to_string()))?;
+                    let shape = ConvShape::of_node(g, id).map_err(super::PlanError::from)?;
                     let wb = q.weight_mag_bits;
                     linear(shape, l.packing.as_ref(), wb, be, &flood, &node.name)?
                 }

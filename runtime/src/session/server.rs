@@ -2,14 +2,15 @@
 //! requests, and online computes on masked values only.
 
 use super::garbled::{self, Layer, ServerLayer};
-use super::report::{Event, Phase, Recorder, Report};
+use super::report::{Event, Phase, Recorder, Report, StepProtocol};
 use super::schedule::{Kind, Schedule};
-use super::{check_field, field_of, handshake, local_step, placement, release, tags, SessionError};
+use super::{check_field, field_of, handshake, local_step, placement, release, SessionError};
 use crate::beaver::{self, Squares};
 use crate::he::Backend;
 use crate::linear;
 use crate::ot::OtSender;
 use crate::transport::{Channel, Stream};
+use crate::wire::Tag;
 use c3d_ir::{NodeId, Plan, Weights};
 use rand::{CryptoRng, Rng, RngCore};
 use std::collections::HashMap;
@@ -49,10 +50,8 @@ impl<B: Backend> ServerModel<B> {
         weights: &Weights,
         backend: B,
     ) -> Result<Self, SessionError> {
-        plan.validate()
-            .map_err(|e| SessionError::Plan(e.to_string()))?;
-        plan.check_weights(weights)
-            .map_err(|e| SessionError::Input(e.to_string()))?;
+        plan.validate()?;
+        plan.check_weights(weights).map_err(SessionError::Weights)?;
         let schedule = Schedule::new(&plan, &backend)?;
         let fx = plan.fixed;
         let mut field_weights = HashMap::new();
@@ -109,18 +108,21 @@ impl<B: Backend> ServerModel<B> {
         shape: &linear::ConvShape,
         x: &[u64],
         weight_mag_bits: u32,
-    ) -> (Vec<u64>, &'static str) {
+    ) -> (Vec<u64>, StepProtocol) {
         let (w, b, _) = &self.weights[&step.node];
         let p = self.plan.fixed.p;
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu {
             match g.apply(shape, x, w, b, p, weight_mag_bits) {
-                Ok(y) => return (y, "he-linear-gpu"),
+                Ok(y) => return (y, StepProtocol::HeLinearGpu),
                 Err(e) => eprintln!("c3d-run server: `{}` runs on the CPU: {e}", step.name),
             }
         }
         let _ = weight_mag_bits;
-        (linear::online::apply(shape, x, w, b, p), "he-linear")
+        (
+            linear::online::apply(shape, x, w, b, p),
+            StepProtocol::HeLinear,
+        )
     }
 
     /// Sets the deadlines every session gets.
@@ -152,23 +154,59 @@ enum Material {
     Square(Squares),
 }
 
-/// Serves one client over `ch`: handshake, offline, online. Returns this side's report. On
-/// failure the client is told why (unless it is gone).
+/// What the server keeps between its phases for one client: the offline material of every
+/// step, the OT state and the report so far. Consumed by [`server_online`].
+pub struct ServerPrepared<'a, B: Backend> {
+    model: &'a ServerModel<B>,
+    rec: Recorder,
+    mat: HashMap<NodeId, Material>,
+    ot: OtSender,
+    streamed: Vec<usize>,
+}
+
+/// Serves one client over `ch`: handshake, offline, online ([`server_offline`] then
+/// [`server_online`]). Returns this side's report. On failure the client is told why (unless
+/// it is gone).
 pub fn serve<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     model: &ServerModel<B>,
     ch: &mut Channel<S>,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Report, SessionError> {
-    super::guarded(ch, |ch| serve_inner(model, ch, rng, progress))
+    super::guarded(ch, |ch| {
+        let prepared = offline_inner(model, ch, rng, progress)?;
+        online_inner(prepared, ch, rng, progress)
+    })
 }
 
-fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
-    model: &ServerModel<B>,
+/// The handshake and the offline phase with one client: nothing here depends on its clip.
+/// On failure the client is told why (unless it is gone).
+pub fn server_offline<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    model: &'a ServerModel<B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<ServerPrepared<'a, B>, SessionError> {
+    super::guarded(ch, |ch| offline_inner(model, ch, rng, progress))
+}
+
+/// The online phase with one client, once it has its clip: consumes the offline material and
+/// returns this side's report. On failure the client is told why (unless it is gone).
+pub fn server_online<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    prepared: ServerPrepared<'_, B>,
     ch: &mut Channel<S>,
     rng: &mut R,
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Report, SessionError> {
+    super::guarded(ch, |ch| online_inner(prepared, ch, rng, progress))
+}
+
+fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    model: &'a ServerModel<B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<ServerPrepared<'a, B>, SessionError> {
     let t0 = Instant::now();
     let (plan, sched, be) = (&model.plan, &model.schedule, &model.backend);
     let p = plan.fixed.p;
@@ -184,11 +222,11 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     handshake::server(ch, &model.plan_hash, be.name())?;
     dl.arm_phase(ch, sched, p, &[], Phase::Offline);
     ch.set_step("setup");
-    let key = be.read_public_key(&ch.recv(tags::PUBLIC_KEY)?)?;
+    let key = be.read_public_key(&ch.recv(Tag::PublicKey)?)?;
     let mut ot = OtSender::setup(ch, rng)?;
-    ch.send_u64s(tags::KEEP_LIMIT, &[model.keep_limit])?;
+    ch.send_u64s(Tag::KeepLimit, &[model.keep_limit])?;
     let streamed = placement::decode(
-        &ch.recv(tags::STREAMED)?,
+        &ch.recv(Tag::Streamed)?,
         &placement::garbled_costs(sched, p),
         model.keep_limit,
     )?;
@@ -231,7 +269,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 mat.insert(step.node, Material::Linear(s));
             }
             Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
-                rec.set_protocol("garbled-streamed");
+                rec.set_protocol(StepProtocol::GarbledStreamed);
                 mat.insert(step.node, Material::Streamed);
             }
             Kind::Garbled { .. } => {
@@ -250,10 +288,38 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     }
     rec.end_phase();
 
-    // The client starts the online phase when it has its clip.
+    // Between the phases only the idle time-out applies (the client decodes its clip).
     ch.set_deadline(None, "");
+    Ok(ServerPrepared {
+        model,
+        rec,
+        mat,
+        ot,
+        streamed,
+    })
+}
+
+fn online_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    prepared: ServerPrepared<'_, B>,
+    ch: &mut Channel<S>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<Report, SessionError> {
+    let ServerPrepared {
+        model,
+        mut rec,
+        mut mat,
+        mut ot,
+        streamed,
+    } = prepared;
+    let (plan, sched) = (&model.plan, &model.schedule);
+    let p = plan.fixed.p;
+    let f = field_of(plan)?;
+    let dl = model.deadlines;
+    let total = sched.steps.len();
+    // The client starts the online phase when it has its clip.
     ch.set_step("start-online");
-    ch.recv(tags::START_ONLINE)?;
+    ch.recv(Tag::StartOnline)?;
     dl.arm_phase(ch, sched, p, &streamed, Phase::Online);
 
     rec.begin_phase(Phase::Online);
@@ -266,7 +332,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &shares[n][..]).collect();
             match &step.kind {
                 Kind::Input { .. } => {
-                    let v = ch.recv_u64s(tags::INPUT, step.len)?;
+                    let v = ch.recv_u64s(Tag::Input, step.len)?;
                     check_field(p, &v, "masked input")?;
                     v
                 }
@@ -294,7 +360,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                             garbled::server_online(ch, &layer, keep, ins[0], &mut tick)?
                         }
                         Some(Material::Streamed) => {
-                            rec.set_protocol("garbled-streamed");
+                            rec.set_protocol(StepProtocol::GarbledStreamed);
                             garbled::server_streamed(ch, &mut ot, &layer, ins[0], rng, &mut tick)?
                         }
                         _ => unreachable!("offline material of every garbled step"),
@@ -306,7 +372,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     };
                     let mut y = beaver::square(&f, ch, true, ins[0], sq)?;
                     // The client re-randomises its share to its fresh mask r: it sends c - r.
-                    let d = ch.recv_u64s(tags::RERANDOMISE, step.len)?;
+                    let d = ch.recv_u64s(Tag::Rerandomise, step.len)?;
                     check_field(p, &d, "re-randomised share")?;
                     f.add_assign(&mut y, &d);
                     y
@@ -318,7 +384,7 @@ fn serve_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         rec.end(ch);
     }
     ch.set_step("reveal");
-    ch.send_u64s(tags::REVEAL, &shares[&sched.reveal])?;
+    ch.send_u64s(Tag::Reveal, &shares[&sched.reveal])?;
     rec.end_phase();
     Ok(rec.finish(ch))
 }

@@ -1,0 +1,396 @@
+//! The BFV backend over the pure-Rust `fhe` crate (fhe.rs, MIT). Ciphertexts live in NTT
+//! form; prepared plaintexts are centred integer polynomials in NTT form with Shoup
+//! precomputation, so a plaintext multiplication is one pointwise pass per RNS limb.
+//!
+//! Bytes from the peer are checked before the crate decodes them: its `from_bytes` checks the
+//! level against the parameters and the byte count against the moduli, but not the
+//! representation of a polynomial (a power-basis or NTT-Shoup one makes the arithmetic panic),
+//! the number of polynomials, the degree field, or that each residue is below its modulus.
+
+use super::{
+    centred, check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend,
+    CtLevel, Encoding, HeError, NoiseBudget, Result, DEGREE,
+};
+use fhe::bfv::{
+    self, BfvParameters, BfvParametersBuilder, Ciphertext, Plaintext, PublicKey, SecretKey,
+};
+use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
+use fhe_traits::{
+    DeserializeParametrized, FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize,
+};
+use ndarray::Array2;
+use rand::{CryptoRng, RngCore};
+use std::sync::Arc;
+
+mod wire;
+
+/// BFV over fhe.rs for one plaintext modulus.
+pub struct FheRs {
+    par: Arc<BfvParameters>,
+    /// Deepest level a flooded ciphertext may switch to (the rounding noise of switching must
+    /// stay below q_L / 4t).
+    deepest: usize,
+}
+
+fn repr_name(r: &Representation) -> &'static str {
+    match r {
+        Representation::PowerBasis => "power-basis",
+        Representation::Ntt => "NTT",
+        Representation::NttShoup => "NTT-Shoup",
+        _ => "an unknown",
+    }
+}
+
+fn malformed(what: &str, msg: impl std::fmt::Display) -> HeError {
+    HeError::Malformed(format!("{what}: {msg}"))
+}
+
+fn err<E: std::fmt::Display>(e: E) -> HeError {
+    HeError::Backend {
+        backend: "fhe.rs",
+        msg: e.to_string(),
+    }
+}
+
+impl FheRs {
+    /// Parameters for plaintext modulus `p` at N = 8192.
+    pub fn new(p: u64) -> Result<Self> {
+        if !(3..1 << 62).contains(&p) || p.is_multiple_of(2) {
+            return Err(HeError::Params(format!(
+                "plaintext modulus {p} must be an odd prime below 2^62"
+            )));
+        }
+        let par = BfvParametersBuilder::new()
+            .set_degree(DEGREE)
+            .set_plaintext_modulus(p)
+            .set_moduli_sizes(c3d_ir::HeModel::limb_bits(p))
+            .build_arc()
+            .map_err(err)?;
+        let mut deepest = 0;
+        for level in 0..=par.max_level() {
+            let ctx = par.context_at_level(level).map_err(err)?;
+            if switch_target_fits(modulus_bits_of(ctx.moduli()), p) {
+                deepest = level;
+            }
+        }
+        Ok(FheRs { par, deepest })
+    }
+
+    fn ctx0(&self) -> Result<&Arc<fhe_math::rq::Context>> {
+        self.par.context_at_level(0).map_err(err)
+    }
+
+    /// The level a ciphertext arriving as `at` sits at.
+    fn level_of(&self, at: CtLevel) -> usize {
+        match at {
+            CtLevel::Fresh => 0,
+            CtLevel::Reply => self.deepest,
+        }
+    }
+
+    /// Checks a decoded ciphertext: two polynomials in NTT form at one level of these
+    /// parameters. Returns the level.
+    fn check_ct(&self, ct: &Ciphertext) -> Result<usize> {
+        let bad = |m: String| malformed("ciphertext", m);
+        if ct.len() != 2 {
+            return Err(bad(format!("{} polynomials, expected 2", ct.len())));
+        }
+        let level = self
+            .par
+            .level_of_context(ct[0].ctx())
+            .map_err(|_| bad("polynomial 0 is not at a level of these parameters".into()))?;
+        for (i, c) in ct.iter().enumerate() {
+            if c.ctx() != ct[0].ctx() {
+                return Err(bad(format!(
+                    "polynomial {i} is at another level than polynomial 0"
+                )));
+            }
+            if c.representation() != &Representation::Ntt {
+                return Err(bad(format!(
+                    "polynomial {i} is in {} form, expected NTT",
+                    repr_name(c.representation())
+                )));
+            }
+        }
+        Ok(level)
+    }
+
+    /// Checks the wire form of a ciphertext (fhe.rs's `Ciphertext` message: repeated bytes c = 1,
+    /// bytes seed = 2 standing for the last polynomial, uint32 level = 3) before the crate
+    /// decodes it: two polynomials, a 32-byte seed if any, a level in `levels`, and each
+    /// polynomial as [`wire::check_poly`] checks it. Returns the level.
+    fn check_ct_wire(&self, bytes: &[u8], what: &str, levels: &[usize]) -> Result<usize> {
+        let bad = |m: String| malformed(what, m);
+        let (mut polys, mut seed, mut level) = (Vec::new(), None, None);
+        for (num, value) in wire::fields(bytes).map_err(|e| malformed(what, e))? {
+            match (num, value) {
+                (1, wire::Value::Bytes(c)) => polys.push(c),
+                (2, wire::Value::Bytes(b)) if seed.is_none() => seed = Some(b),
+                (3, wire::Value::Varint(l)) if level.is_none() => level = Some(l),
+                (n @ (2 | 3), _) => return Err(bad(format!("field {n} repeated or mistyped"))),
+                (1, _) => return Err(bad("field 1 mistyped".into())),
+                (n, _) => return Err(bad(format!("unexpected field {n}"))),
+            }
+        }
+        // An empty seed is no seed (protobuf's default).
+        let seed = seed.filter(|s| !s.is_empty());
+        let n = polys.len() + usize::from(seed.is_some());
+        if n != 2 {
+            return Err(bad(format!("{n} polynomials, expected 2")));
+        }
+        if let Some(s) = seed {
+            if s.len() != 32 {
+                return Err(bad(format!("a seed of {} bytes, expected 32", s.len())));
+            }
+        }
+        let level = level.unwrap_or(0);
+        let Some(&level) = levels.iter().find(|&&l| l as u64 == level) else {
+            let want: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
+            return Err(bad(format!(
+                "at level {level}, expected level {}",
+                want.join(" or ")
+            )));
+        };
+        let ctx = self.par.context_at_level(level).map_err(err)?;
+        for (i, p) in polys.iter().enumerate() {
+            wire::check_poly(p, ctx, i).map_err(|e| malformed(what, e))?;
+        }
+        Ok(level)
+    }
+
+    /// Reads a ciphertext at one of `levels`.
+    fn read_ct(&self, bytes: &[u8], levels: &[usize]) -> Result<Ciphertext> {
+        self.check_ct_wire(bytes, "ciphertext", levels)?;
+        let ct =
+            Ciphertext::from_bytes(bytes, &self.par).map_err(|e| malformed("ciphertext", e))?;
+        // The decoded object again, in case the crate read the bytes otherwise.
+        let level = self.check_ct(&ct)?;
+        if !levels.contains(&level) {
+            return Err(malformed(
+                "ciphertext",
+                format!("decoded at level {level}, not the level its bytes say"),
+            ));
+        }
+        Ok(ct)
+    }
+
+    fn encoding(enc: Encoding, level: usize) -> bfv::Encoding {
+        match enc {
+            Encoding::Coeff => bfv::Encoding::poly_at_level(level),
+            Encoding::Slots => bfv::Encoding::simd_at_level(level),
+        }
+    }
+}
+
+impl NoiseBudget for FheRs {
+    fn degree(&self) -> usize {
+        DEGREE
+    }
+
+    fn plain_modulus(&self) -> u64 {
+        self.par.plaintext()
+    }
+
+    fn modulus_bits(&self) -> u32 {
+        modulus_bits_of(self.par.moduli())
+    }
+
+    fn fresh_noise_bits(&self) -> u32 {
+        // Symmetric encryption: one centred binomial sample of variance 10, |e| <= 2^5.
+        6
+    }
+}
+
+impl Backend for FheRs {
+    type Sk = SecretKey;
+    type Ct = Ciphertext;
+    type Pt = Poly;
+    type Pk = PublicKey;
+
+    fn name(&self) -> &'static str {
+        "fhe.rs"
+    }
+
+    fn keygen<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<SecretKey> {
+        Ok(SecretKey::random(&self.par, rng))
+    }
+
+    fn public_key<R: RngCore + CryptoRng>(&self, sk: &SecretKey, rng: &mut R) -> Result<Vec<u8>> {
+        Ok(PublicKey::new(sk, rng).to_bytes())
+    }
+
+    fn read_public_key(&self, bytes: &[u8]) -> Result<PublicKey> {
+        // The crate checks the level (0) but not the representations or the polynomial count;
+        // a power-basis polynomial would panic at the first flood. The message is
+        // `PublicKey { Ciphertext c = 1 }`.
+        let check = |bytes: &[u8]| -> Result<()> {
+            match wire::fields(bytes)
+                .map_err(|m| malformed("public key", m))?
+                .as_slice()
+            {
+                [(1, wire::Value::Bytes(c))] => {
+                    self.check_ct_wire(c, "public key", &[0]).map(|_| ())
+                }
+                [] => Err(malformed("public key", "no ciphertext")),
+                _ => Err(malformed(
+                    "public key",
+                    "unexpected, repeated or mistyped fields",
+                )),
+            }
+        };
+        check(bytes)?;
+        let pk = PublicKey::from_bytes(bytes, &self.par).map_err(|e| malformed("public key", e))?;
+        // The crate keeps the key's ciphertext private; its own serialisation of what it
+        // decoded says what it holds.
+        check(&pk.to_bytes())?;
+        Ok(pk)
+    }
+
+    fn encrypt<R: RngCore + CryptoRng>(
+        &self,
+        sk: &SecretKey,
+        values: &[u64],
+        enc: Encoding,
+        rng: &mut R,
+    ) -> Result<Ciphertext> {
+        check_len(values.len())?;
+        let pt = Plaintext::try_encode(values, Self::encoding(enc, 0), &self.par).map_err(err)?;
+        sk.try_encrypt(&pt, rng).map_err(err)
+    }
+
+    fn decrypt(&self, sk: &SecretKey, ct: &Ciphertext, enc: Encoding) -> Result<Vec<u64>> {
+        let level = self.check_ct(ct)?;
+        let pt = sk.try_decrypt(ct).map_err(err)?;
+        Vec::<u64>::try_decode(&pt, Self::encoding(enc, level)).map_err(err)
+    }
+
+    fn prepare(&self, values: &[u64], enc: Encoding) -> Result<Poly> {
+        check_len(values.len())?;
+        let p = self.plain_modulus();
+        let ctx = self.ctx0()?;
+        let coeffs: Vec<i64> = match enc {
+            Encoding::Coeff => values.iter().map(|&v| centred(v, p)).collect(),
+            Encoding::Slots => {
+                // The slot encoding's polynomial, read back through the first limb (which is
+                // larger than p, so the residues are the coefficients themselves).
+                let pt =
+                    Plaintext::try_encode(values, bfv::Encoding::simd(), &self.par).map_err(err)?;
+                let poly = Poly::try_convert_from(&pt, ctx, false, Representation::PowerBasis)
+                    .map_err(err)?;
+                poly.coefficients()
+                    .row(0)
+                    .iter()
+                    .map(|&v| centred(v, p))
+                    .collect()
+            }
+        };
+        let mut poly =
+            Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)
+                .map_err(err)?;
+        poly.change_representation(Representation::NttShoup);
+        Ok(poly)
+    }
+
+    fn mul_plain(&self, ct: &Ciphertext, pt: &Poly) -> Result<Ciphertext> {
+        let level = self.check_ct(ct)?;
+        if !matches!(
+            pt.representation(),
+            Representation::Ntt | Representation::NttShoup
+        ) {
+            return Err(HeError::Params(format!(
+                "a prepared plaintext in {} form, expected NTT",
+                repr_name(pt.representation())
+            )));
+        }
+        if level != 0 || ct[0].ctx() != pt.ctx() {
+            return Err(HeError::Params(
+                "plaintext products run at the full modulus".into(),
+            ));
+        }
+        let c: Vec<Poly> = ct
+            .iter()
+            .map(|ci| {
+                let mut ci = ci.clone();
+                ci *= pt;
+                ci
+            })
+            .collect();
+        Ciphertext::new(c, &self.par).map_err(err)
+    }
+
+    fn add_assign(&self, acc: &mut Ciphertext, ct: &Ciphertext) -> Result<()> {
+        if self.check_ct(acc)? != self.check_ct(ct)? {
+            return Err(HeError::Params(
+                "adding ciphertexts of different levels".into(),
+            ));
+        }
+        *acc += ct;
+        Ok(())
+    }
+
+    fn add_plain_assign(&self, ct: &mut Ciphertext, values: &[u64], enc: Encoding) -> Result<()> {
+        check_len(values.len())?;
+        let level = self.check_ct(ct)?;
+        let pt =
+            Plaintext::try_encode(values, Self::encoding(enc, level), &self.par).map_err(err)?;
+        *ct += &pt;
+        Ok(())
+    }
+
+    fn flood<R: RngCore + CryptoRng>(
+        &self,
+        ct: &mut Ciphertext,
+        bits: u32,
+        pk: &PublicKey,
+        rng: &mut R,
+    ) -> Result<()> {
+        check_flood(bits, self.modulus_bits(), self.plain_modulus())?;
+        // The key was checked when it was read (`read_public_key`, the only way in from the
+        // peer); the crate gives no access to its polynomials here.
+        let level = self.check_ct(ct)?;
+        if level > self.deepest {
+            return Err(HeError::Params(format!(
+                "flooding a ciphertext at level {level}, deeper than the reply level {}",
+                self.deepest
+            )));
+        }
+        let zero = Plaintext::try_encode(&[0u64], bfv::Encoding::poly_at_level(level), &self.par)
+            .map_err(err)?;
+        let fresh: Ciphertext = pk.try_encrypt(&zero, rng).map_err(err)?;
+        if fresh[0].ctx() != ct[0].ctx() {
+            return Err(HeError::Params(
+                "re-randomising a ciphertext below the full modulus".into(),
+            ));
+        }
+        *ct += &fresh;
+        let ctx = ct[0].ctx().clone();
+        let noise = flood_residues(bits, ctx.moduli(), rng);
+        let e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise)
+            .map_err(|e| err(e.to_string()))?;
+        let mut e =
+            Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).map_err(err)?;
+        e.change_representation(Representation::Ntt);
+        let mut c: Vec<Poly> = ct.iter().cloned().collect();
+        c[0] += &e;
+        let mut out = Ciphertext::new(c, &self.par).map_err(err)?;
+        out.switch_to_level(self.deepest).map_err(err)?;
+        *ct = out;
+        Ok(())
+    }
+
+    fn serialize(&self, ct: &Ciphertext) -> Result<Vec<u8>> {
+        self.check_ct(ct)?;
+        Ok(ct.to_bytes())
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<Ciphertext> {
+        self.read_ct(bytes, &[0, self.deepest])
+    }
+
+    fn deserialize_at(&self, bytes: &[u8], at: CtLevel) -> Result<Ciphertext> {
+        self.read_ct(bytes, &[self.level_of(at)])
+    }
+}
+
+#[cfg(test)]
+mod tests;
