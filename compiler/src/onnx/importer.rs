@@ -2,7 +2,7 @@
 //! constant or an IR node), the IR graph and float weights built so far, and the helpers the
 //! op functions share to read inputs and to report a node they cannot map.
 
-use super::registry::registry;
+use super::op_registry;
 use super::{supported_ops, FoldCounts};
 use crate::const_fold::ConstTensor;
 use crate::diagnostics::ImportError;
@@ -78,7 +78,7 @@ impl Importer {
         if !n.domain.is_empty() && n.domain != "ai.onnx" {
             return Err(self.unsupported(n, format!("custom domain `{}`", n.domain)));
         }
-        let entry = registry().get(&n.op_type);
+        let entry = op_registry().get(&n.op_type);
         if let Some(any) = entry.and_then(|e| e.any) {
             return any(self, n);
         }

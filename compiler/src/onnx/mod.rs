@@ -27,6 +27,7 @@ use c3d_ir::{FloatWeights, Graph, Model, ModelMeta, NodeId, Op, Preprocess, Shap
 use importer::{Importer, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::OnceLock;
 use tract_onnx::pb;
 use tract_onnx::prelude::Framework;
 
@@ -53,7 +54,7 @@ pub struct FoldCounts {
 /// The ONNX ops the frontend maps (data path and folded constants), with the supported form
 /// where it is narrower than ONNX's ("Conv (3-D, group 1)"), in the registry's order.
 pub fn supported_ops() -> Vec<String> {
-    registry::registry().supported()
+    op_registry().supported()
 }
 
 /// Reads an ONNX file and imports it.
@@ -294,6 +295,27 @@ fn prune_dead(graph: Graph, weights: &mut FloatWeights) -> Result<Graph, ImportE
     g2.set_outputs(vec![map[&out]]);
     *weights = w2;
     Ok(g2)
+}
+
+/// Every op the frontend imports, family by family.
+fn build() -> registry::OpRegistry {
+    let mut reg = registry::OpRegistry::default();
+    conv::register(&mut reg);
+    activation::register(&mut reg);
+    pool::register(&mut reg);
+    linear::register(&mut reg);
+    arith::register(&mut reg);
+    shape::register(&mut reg);
+    output::register(&mut reg);
+    control::register(&mut reg);
+    constant::register(&mut reg);
+    reg
+}
+
+/// The registry, built once.
+fn op_registry() -> &'static registry::OpRegistry {
+    static REGISTRY: OnceLock<registry::OpRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(build)
 }
 
 #[cfg(test)]

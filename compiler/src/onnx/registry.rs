@@ -3,11 +3,9 @@
 //! diagnostics is read from here, so it cannot drift from what the importer does.
 
 use super::importer::Importer;
-use super::{activation, arith, constant, control, conv, linear, output, pool, shape};
 use crate::const_fold::ConstTensor;
 use crate::diagnostics::ImportError;
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use tract_onnx::pb::NodeProto;
 
 /// Evaluates a node whose inputs are all constants.
@@ -86,25 +84,4 @@ impl OpRegistry {
             })
             .collect()
     }
-}
-
-/// Every op the frontend imports, family by family.
-fn build() -> OpRegistry {
-    let mut reg = OpRegistry::default();
-    conv::register(&mut reg);
-    activation::register(&mut reg);
-    pool::register(&mut reg);
-    linear::register(&mut reg);
-    arith::register(&mut reg);
-    shape::register(&mut reg);
-    output::register(&mut reg);
-    control::register(&mut reg);
-    constant::register(&mut reg);
-    reg
-}
-
-/// The registry, built once.
-pub(super) fn registry() -> &'static OpRegistry {
-    static REGISTRY: OnceLock<OpRegistry> = OnceLock::new();
-    REGISTRY.get_or_init(build)
 }

@@ -1,6 +1,6 @@
 //! The registry is the supported list, and an op outside it is refused as before.
 
-use super::registry::registry;
+use super::op_registry;
 use super::*;
 use c3d_models::onnx_builder::OnnxBuilder;
 
@@ -52,7 +52,7 @@ const HAND_KEPT_LIST: &[&str] = &[
 #[test]
 fn every_registered_op_is_in_the_supported_list() {
     let list = supported_ops();
-    let names: Vec<&str> = registry().ops().collect();
+    let names: Vec<&str> = op_registry().ops().collect();
     assert_eq!(list.len(), names.len(), "one entry per op");
     for op in names {
         assert!(
@@ -76,8 +76,8 @@ fn the_supported_list_keeps_every_op_of_the_hand_kept_one() {
 
 #[test]
 fn each_registered_op_has_a_handler() {
-    for op in registry().ops() {
-        let e = registry().get(op).expect("registered");
+    for op in op_registry().ops() {
+        let e = op_registry().get(op).expect("registered");
         assert!(
             e.fold.is_some() || e.data.is_some() || e.any.is_some(),
             "{op}"
