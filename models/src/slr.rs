@@ -19,6 +19,38 @@ use c3d_ir::Plan;
 use c3d_passes::prune::project;
 use rayon::prelude::*;
 
+/// Why SLR cannot run on a model and plan.
+#[derive(Debug, thiserror::Error)]
+pub enum SlrError {
+    /// The plan has no layer of this name: it was not compiled from a c3d-motion model.
+    #[error("the plan has no layer `{0}`: not a c3d-motion plan")]
+    MissingLayer(&'static str),
+    /// The layer's geometry cannot be read from the plan.
+    #[error(transparent)]
+    Geometry(#[from] c3d_ir::packing::GeometryError),
+    /// The layer was compiled without an HE packing.
+    #[error("layer `{0}` has no HE packing in the plan")]
+    NoPacking(&'static str),
+    /// Not one packing per weighted layer.
+    #[error("{got} packings for {want} layers")]
+    PackingCount {
+        /// Packings given.
+        got: usize,
+        /// Weighted layers of the model.
+        want: usize,
+    },
+    /// The plan's layer and the model's disagree on the number of weights.
+    #[error("layer `{layer}`: the plan's shape has {plan} weights, the model {model}")]
+    WeightCount {
+        /// The layer.
+        layer: &'static str,
+        /// Weights in the plan's geometry.
+        plan: usize,
+        /// Weights in the model.
+        model: usize,
+    },
+}
+
 /// SLR settings.
 #[derive(Clone, Debug)]
 pub struct SlrConfig {
@@ -84,7 +116,7 @@ pub struct RoundLog {
 
 /// The packing of each weighted layer of [`LAYERS`] in a compiled plan of the model, so the
 /// Z-step zeroes the same blocks the compiler would.
-pub fn alignment_from_plan(plan: &Plan) -> Result<Vec<(ConvShape, Packing)>, String> {
+pub fn alignment_from_plan(plan: &Plan) -> Result<Vec<(ConvShape, Packing)>, SlrError> {
     LAYERS
         .iter()
         .map(|name| {
@@ -95,12 +127,9 @@ pub fn alignment_from_plan(plan: &Plan) -> Result<Vec<(ConvShape, Packing)>, Str
                     let n = &plan.graph.node(l.node).name;
                     n.starts_with(&format!("/{name}/"))
                 })
-                .ok_or_else(|| format!("the plan has no layer `{name}`: not a c3d-motion plan"))?;
-            let s = ConvShape::of_node(&plan.graph, l.node).map_err(|e| e.to_string())?;
-            let pk = l
-                .packing
-                .clone()
-                .ok_or_else(|| format!("layer `{name}` has no HE packing in the plan"))?;
+                .ok_or(SlrError::MissingLayer(name))?;
+            let s = ConvShape::of_node(&plan.graph, l.node)?;
+            let pk = l.packing.clone().ok_or(SlrError::NoPacking(name))?;
             Ok((s, pk))
         })
         .collect()
@@ -142,22 +171,20 @@ pub fn slr(
     align: &[(ConvShape, Packing)],
     cfg: &SlrConfig,
     progress: &mut dyn FnMut(&RoundLog),
-) -> Result<Vec<RoundLog>, String> {
+) -> Result<Vec<RoundLog>, SlrError> {
     if align.len() != LAYERS.len() {
-        return Err(format!(
-            "{} packings for {} layers",
-            align.len(),
-            LAYERS.len()
-        ));
+        return Err(SlrError::PackingCount {
+            got: align.len(),
+            want: LAYERS.len(),
+        });
     }
     for (l, (s, _)) in align.iter().enumerate() {
         if s.weight_len() != net.params[2 * l].len() {
-            return Err(format!(
-                "layer `{}`: the plan's shape has {} weights, the model {}",
-                LAYERS[l],
-                s.weight_len(),
-                net.params[2 * l].len()
-            ));
+            return Err(SlrError::WeightCount {
+                layer: LAYERS[l],
+                plan: s.weight_len(),
+                model: net.params[2 * l].len(),
+            });
         }
     }
     let check = &data[..cfg.check_clips.min(data.len())];

@@ -189,7 +189,8 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
     eprintln!("[{name}] tract float inference");
     let mut tract_s = f64::INFINITY;
     for _ in 0..3 {
-        let (_, _, run) = c3d_compiler::tract_ref::run_tract_timed(&onnx, &clip)?;
+        let (_, _, run) =
+            c3d_compiler::tract_ref::run_tract_timed(&onnx, &clip).map_err(|e| e.to_string())?;
         tract_s = tract_s.min(run);
     }
     let equals_simulation = if o.check {
