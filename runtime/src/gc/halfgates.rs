@@ -71,12 +71,7 @@ impl Garbling {
 /// What the garbler hashes for the AND gate at tweak `t` with input zero labels `a0`, `b0`:
 /// both labels of each input, the first input's under the gate's first tweak.
 #[inline(always)]
-pub fn garble_and_inputs(
-    a0: Label,
-    b0: Label,
-    delta: Delta,
-    t: Tweak,
-) -> ([Label; 4], [Tweak; 4]) {
+pub fn garble_and_inputs(a0: Label, b0: Label, delta: Delta, t: Tweak) -> ([Label; 4], [Tweak; 4]) {
     let [t0, t1] = t.and_gate();
     ([a0, a0 ^ delta, b0, b0 ^ delta], [t0, t0, t1, t1])
 }

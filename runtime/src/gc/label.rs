@@ -7,7 +7,7 @@ use rand::{CryptoRng, Rng};
 use std::ops::BitXor;
 
 /// A 128-bit wire label: one of the two a garbler assigns to each wire, L or L ^ delta.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Label(u128);
 

@@ -333,7 +333,12 @@ fn decode_chunk(
 }
 
 /// The client's input bits of the windows of `r`: its share `c_in` and its output mask.
-fn client_choices(layer: &GarbledLayer, r: &Range<usize>, c_in: &[u64], r_out: &[u64]) -> Vec<bool> {
+fn client_choices(
+    layer: &GarbledLayer,
+    r: &Range<usize>,
+    c_in: &[u64],
+    r_out: &[u64],
+) -> Vec<bool> {
     r.clone()
         .flat_map(|u| evaluator_input(layer.p, &layer.window_shares(u, c_in), r_out[u]))
         .collect()
