@@ -60,8 +60,8 @@ fn main() {
     });
     rows.push(("transport u64 stream (socket pair)", n as f64 / t));
     // Garbling: a ReLU circuit at the plan's prime, garbled and evaluated many times.
-    use c3d_runtime::gc::{halfgates, hash::Hasher, relu};
-    let circ = relu::pool_relu(DELPHI_PRIME, 12, 1, true);
+    use c3d_runtime::gc::{halfgates, hash::Hasher, lockstep, pool_relu, Label, Tweak};
+    let circ = pool_relu::pool_relu(DELPHI_PRIME, 12, 1, true);
     let ands = circ.and_count();
     let h = Hasher::default();
     let reps = 2000;
@@ -78,7 +78,7 @@ fn main() {
         "AND gates garbled (ReLU circuits)",
         (ands * reps) as f64 / t,
     ));
-    let gin: Vec<Vec<u128>> = gbs.iter().map(|g| g.encode_garbler(&[false; 41])).collect();
+    let gin: Vec<Vec<Label>> = gbs.iter().map(|g| g.encode_garbler(&[false; 41])).collect();
     let t = best_of(|| {
         let mut it = tables.iter();
         for (g, gl) in gbs.iter().zip(&gin) {
@@ -93,31 +93,31 @@ fn main() {
         (ands * reps) as f64 / t,
     ));
     // The same circuits, LOCKSTEP copies at a time (how the runtime garbles a layer).
-    let k = halfgates::LOCKSTEP;
-    let tweaks: Vec<u128> = (0..k as u128).map(|i| i << 40).collect();
+    let k = lockstep::LOCKSTEP;
+    let tweaks: Vec<Tweak> = (0..k as u128).map(|i| Tweak::new(i << 40)).collect();
     let mut rngs: Vec<rand_chacha::ChaCha20Rng> = (0..k as u64)
         .map(rand_chacha::ChaCha20Rng::seed_from_u64)
         .collect();
-    let mut lt: Vec<Vec<[u128; 2]>> = vec![Vec::new(); k];
+    let mut lt: Vec<Vec<halfgates::Table>> = vec![Vec::new(); k];
     let mut lgb = Vec::new();
     let t = best_of(|| {
         lt.iter_mut().for_each(|t| t.clear());
         lgb.clear();
         for _ in 0..reps / k {
-            lgb = halfgates::garble_lockstep(&circ, &h, &tweaks, &mut rngs, |c, tb| lt[c].push(tb));
+            lgb = lockstep::garble_lockstep(&circ, &h, &tweaks, &mut rngs, |c, tb| lt[c].push(tb));
         }
     });
     rows.push((
         "AND gates garbled, 16 circuits in lockstep",
         (ands * (reps / k) * k) as f64 / t,
     ));
-    let lg: Vec<Vec<u128>> = lgb.iter().map(|g| g.encode_garbler(&[false; 41])).collect();
-    let gr: Vec<&[u128]> = lg.iter().map(|v| &v[..]).collect();
-    let er: Vec<&[u128]> = lgb.iter().map(|g| &g.evaluator_zero[..]).collect();
+    let lg: Vec<Vec<Label>> = lgb.iter().map(|g| g.encode_garbler(&[false; 41])).collect();
+    let gr: Vec<&[Label]> = lg.iter().map(|v| &v[..]).collect();
+    let er: Vec<&[Label]> = lgb.iter().map(|g| &g.evaluator_zero[..]).collect();
     let t = best_of(|| {
         for _ in 0..reps / k {
             let mut at = vec![0usize; k];
-            let out = halfgates::evaluate_lockstep(&circ, &h, &tweaks, &gr, &er, |c| {
+            let out = lockstep::evaluate_lockstep(&circ, &h, &tweaks, &gr, &er, |c| {
                 at[c] += 1;
                 lt[c][(at[c] - 1) % lt[c].len()]
             });

@@ -9,7 +9,7 @@
 use c3d_ir::he_model::NoiseBudget;
 use c3d_passes::cost::plan_cost;
 use c3d_runtime::he::fhers::FheRs;
-use c3d_runtime::session::schedule::Kind;
+use c3d_runtime::session::schedule::StepKind;
 use c3d_runtime::session::Schedule;
 use c3d_tests::{compile_default, export};
 use std::path::Path;
@@ -23,7 +23,7 @@ fn session_bound(c: &c3d_compiler::Compiled) -> (u64, f64) {
     // input block) and tile.
     let mut layers = Vec::new();
     for step in &sched.steps {
-        if let Kind::Linear {
+        if let StepKind::Linear {
             shape,
             packing,
             weight_mag_bits,

@@ -181,7 +181,7 @@ fn streamed_garbled_layers_equal_simulation() {
     let plan_hash = c.plan.hash().unwrap();
     let be = c3d_runtime::he::fhers::FheRs::new(c.plan.fixed.p).unwrap();
     let sched = Schedule::new(&c.plan, &be).unwrap();
-    let costs = garbled_costs(&sched, c.plan.fixed.p);
+    let costs = garbled_costs(&sched);
     assert!(costs.len() >= 3, "c3d-tiny has several garbled layers");
     let all: u64 = costs.iter().map(|c| c.spool).sum();
     let biggest = costs.iter().map(|c| c.spool).max().unwrap();

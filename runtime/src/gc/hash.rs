@@ -11,11 +11,9 @@
 //! Two AES calls per hash; each is batched over a gate's (or a batch's) inputs so AES-NI's
 //! pipeline stays full.
 
+use super::label::{Label, Tweak};
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
-
-/// A 128-bit wire label.
-pub type Label = u128;
 
 /// The fixed public key; any constant works for the random-permutation model.
 const FIXED_KEY: [u8; 16] = *b"c3d-gc-fixed-key";
@@ -44,30 +42,63 @@ fn word(b: &aes::Block) -> u128 {
     u128::from_le_bytes((*b).into())
 }
 
+// Labels and tweaks are little-endian blocks; on x86 these are plain moves.
+#[inline(always)]
+fn of_label(l: Label) -> u128 {
+    u128::from_le_bytes(l.to_bytes())
+}
+
+#[inline(always)]
+fn of_tweak(t: Tweak) -> u128 {
+    u128::from_le_bytes(t.to_bytes())
+}
+
+#[inline(always)]
+fn to_label(x: u128) -> Label {
+    Label::from_bytes(x.to_le_bytes())
+}
+
 impl Hasher {
     /// H(x_k, t_k) for N inputs, two batched AES calls (the garbler hashes four per AND
     /// gate, the evaluator two), without allocating.
     #[inline]
-    pub fn hash<const N: usize>(&self, xs: [Label; N], ts: [u128; N]) -> [Label; N] {
-        let mut blocks: [aes::Block; N] = std::array::from_fn(|k| block(xs[k]));
+    pub fn hash<const N: usize>(&self, xs: [Label; N], ts: [Tweak; N]) -> [Label; N] {
+        let mut blocks: [aes::Block; N] = std::array::from_fn(|k| block(of_label(xs[k])));
         self.aes.encrypt_blocks(&mut blocks);
         let px: [u128; N] = std::array::from_fn(|k| word(&blocks[k]));
         for k in 0..N {
-            blocks[k] = block(px[k] ^ ts[k]);
+            blocks[k] = block(px[k] ^ of_tweak(ts[k]));
         }
         self.aes.encrypt_blocks(&mut blocks);
-        std::array::from_fn(|k| word(&blocks[k]) ^ px[k])
+        std::array::from_fn(|k| to_label(word(&blocks[k]) ^ px[k]))
     }
-}
 
-/// Most hashes [`Hasher::hash_slice`] computes in one call.
-pub const MAX_BATCH: usize = 64;
-
-impl Hasher {
     /// H(xs[k], ts[k]) into `out[k]` for up to [`MAX_BATCH`] inputs in two AES calls: many
     /// circuits garbled in lockstep fill AES-NI's pipeline, which four blocks do not.
     #[inline]
-    pub fn hash_slice(&self, xs: &[Label], ts: &[u128], out: &mut [Label]) {
+    pub fn hash_slice(&self, xs: &[Label], ts: &[Tweak], out: &mut [Label]) {
+        self.tccr_slice(xs, ts, out, of_label, of_tweak, to_label);
+    }
+
+    /// [`Hasher::hash_slice`] on bare 128-bit blocks: the OT extension's inputs are rows of
+    /// its matrix and its tweaks OT indices, not labels and gate tweaks.
+    #[inline]
+    pub fn hash_blocks(&self, xs: &[u128], ts: &[u128], out: &mut [u128]) {
+        self.tccr_slice(xs, ts, out, |x| x, |t| t, |x| x);
+    }
+
+    /// The batch hash over any 128-bit types, `x`, `t` and `back` converting to and from
+    /// words; pi(x) is held in `out` between the two AES calls.
+    #[inline(always)]
+    fn tccr_slice<X: Copy, T: Copy>(
+        &self,
+        xs: &[X],
+        ts: &[T],
+        out: &mut [X],
+        x: impl Fn(X) -> u128,
+        t: impl Fn(T) -> u128,
+        back: impl Fn(u128) -> X,
+    ) {
         let n = xs.len();
         assert!(
             n <= MAX_BATCH && ts.len() == n && out.len() == n,
@@ -75,23 +106,31 @@ impl Hasher {
         );
         let mut blocks = [aes::Block::default(); MAX_BATCH];
         for k in 0..n {
-            blocks[k] = block(xs[k]);
+            blocks[k] = block(x(xs[k]));
         }
         self.aes.encrypt_blocks(&mut blocks[..n]);
         for k in 0..n {
-            out[k] = word(&blocks[k]);
-            blocks[k] = block(out[k] ^ ts[k]);
+            let px = word(&blocks[k]);
+            out[k] = back(px);
+            blocks[k] = block(px ^ t(ts[k]));
         }
         self.aes.encrypt_blocks(&mut blocks[..n]);
         for k in 0..n {
-            out[k] ^= word(&blocks[k]);
+            out[k] = back(x(out[k]) ^ word(&blocks[k]));
         }
     }
 }
 
+/// Most hashes [`Hasher::hash_slice`] computes in one call.
+pub const MAX_BATCH: usize = 64;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn l(x: u128) -> Label {
+        Label::from_bytes(x.to_le_bytes())
+    }
 
     #[test]
     fn aes_matches_the_fips197_vector_and_batches_agree() {
@@ -110,8 +149,10 @@ mod tests {
             ]
         );
         let h = Hasher::default();
-        let xs = [1u128, 2, 3 << 100, u128::MAX];
-        let ts = [0u128, 1, 2, 3];
+        let xw = [1u128, 2, 3 << 100, u128::MAX];
+        let tw = [0u128, 1, 2, 3];
+        let xs = xw.map(l);
+        let ts = tw.map(Tweak::new);
         let four = h.hash(xs, ts);
         // A batch equals its elements hashed one by one, and the definition written out.
         for k in 0..4 {
@@ -121,13 +162,16 @@ mod tests {
                 Aes128::new(&FIXED_KEY.into()).encrypt_block(&mut b);
                 u128::from_le_bytes(b.into())
             };
-            assert_eq!(four[k], pi(pi(xs[k]) ^ ts[k]) ^ pi(xs[k]));
+            assert_eq!(four[k], l(pi(pi(xw[k]) ^ tw[k]) ^ pi(xw[k])));
         }
-        let mut many = [0u128; 4];
+        let mut many = [Label::default(); 4];
         h.hash_slice(&xs, &ts, &mut many);
         assert_eq!(many, four, "the slice form equals the array form");
+        let mut words = [0u128; 4];
+        h.hash_blocks(&xw, &tw, &mut words);
+        assert_eq!(words.map(l), four, "the block form equals the label form");
         // Distinct tweaks give distinct outputs for the same label.
-        let two = h.hash([5, 5], [0, 1]);
+        let two = h.hash([l(5), l(5)], [Tweak::new(0), Tweak::new(1)]);
         assert_ne!(two[0], two[1]);
     }
 
@@ -148,10 +192,17 @@ mod tests {
         ];
         let h = Hasher::default();
         for (x, i, want) in kat {
-            assert_eq!(h.hash([x], [i])[0], want, "H({x:#x}, {i:#x})");
-            let mut out = [0u128; 1];
-            h.hash_slice(&[x], &[i], &mut out);
-            assert_eq!(out[0], want);
+            assert_eq!(
+                h.hash([l(x)], [Tweak::new(i)])[0],
+                l(want),
+                "H({x:#x}, {i:#x})"
+            );
+            let mut out = [Label::default(); 1];
+            h.hash_slice(&[l(x)], &[Tweak::new(i)], &mut out);
+            assert_eq!(out[0], l(want));
+            let mut word = [0u128; 1];
+            h.hash_blocks(&[x], &[i], &mut word);
+            assert_eq!(word[0], want);
         }
     }
 }

@@ -1,11 +1,14 @@
-//! Garbled circuits: fixed-key AES hashing, a circuit builder with gadgets, half-gates
-//! garbling and evaluation, and the protocol's circuits (ReLU with truncation and re-masking,
-//! fused max-pool + ReLU).
+//! Garbled circuits: the label types, fixed-key AES hashing, a circuit builder with gadgets,
+//! half-gates garbling and evaluation (one copy at a time or many in lockstep), and the
+//! protocol's circuits (ReLU and max-pool, with truncation and re-masking).
 
 pub mod circuit;
 pub mod halfgates;
 pub mod hash;
-pub mod relu;
+pub mod label;
+pub mod lockstep;
+pub mod pool_relu;
 
 pub use circuit::Circuit;
-pub use hash::{Hasher, Label};
+pub use hash::Hasher;
+pub use label::{Delta, Label, Tweak};

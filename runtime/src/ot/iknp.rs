@@ -7,7 +7,7 @@
 
 use super::transpose::columns_to_rows;
 use super::{base, OtError, Result, KAPPA};
-use crate::gc::hash::{Hasher, Label, MAX_BATCH};
+use crate::gc::hash::{Hasher, MAX_BATCH};
 use crate::transport::{Channel, Stream};
 use crate::wire::Tag;
 use rand::{CryptoRng, Rng, RngCore, SeedableRng};
@@ -26,11 +26,11 @@ fn next_words(rng: &mut ChaCha12Rng, out: &mut [u128]) {
 }
 
 /// H(xs[k], ts[k]) for many inputs: [`MAX_BATCH`] per AES call, batches in parallel.
-fn hash_all(h: &Hasher, xs: &[Label], ts: &[u128]) -> Vec<Label> {
+fn hash_all(h: &Hasher, xs: &[u128], ts: &[u128]) -> Vec<u128> {
     let mut out = vec![0u128; xs.len()];
     out.par_chunks_mut(MAX_BATCH)
         .zip(xs.par_chunks(MAX_BATCH).zip(ts.par_chunks(MAX_BATCH)))
-        .for_each(|(o, (x, t))| h.hash_slice(x, t, o));
+        .for_each(|(o, (x, t))| h.hash_blocks(x, t, o));
     out
 }
 
@@ -117,7 +117,7 @@ impl OtSender {
     }
 
     /// The hash inputs of a chunk's rows: (q_j, q_j xor s), both tweaked by the OT's index.
-    fn sender_inputs(&self, q: &[u128]) -> (Vec<Label>, Vec<u128>) {
+    fn sender_inputs(&self, q: &[u128]) -> (Vec<u128>, Vec<u128>) {
         let xs = q.iter().flat_map(|&qj| [qj, qj ^ self.s]).collect();
         let ts = (0..q.len())
             .flat_map(|j| {
@@ -130,7 +130,7 @@ impl OtSender {
 
     /// Chosen-message OT: the receiver learns `pairs[j].0` or `pairs[j].1` by its j-th choice
     /// bit, and nothing about the other.
-    pub fn send<S: Stream>(&mut self, ch: &mut Channel<S>, pairs: &[(Label, Label)]) -> Result<()> {
+    pub fn send<S: Stream>(&mut self, ch: &mut Channel<S>, pairs: &[(u128, u128)]) -> Result<()> {
         for chunk in pairs.chunks(CHUNK) {
             let q = self.extend_chunk(ch, chunk.len())?;
             let (xs, ts) = self.sender_inputs(&q);
@@ -151,7 +151,7 @@ impl OtSender {
         &mut self,
         ch: &mut Channel<S>,
         n: usize,
-    ) -> Result<Vec<(Label, Label)>> {
+    ) -> Result<Vec<(u128, u128)>> {
         let mut out = Vec::with_capacity(n);
         let mut left = n;
         while left > 0 {
@@ -225,7 +225,7 @@ impl OtReceiver {
         &mut self,
         ch: &mut Channel<S>,
         choices: &[bool],
-    ) -> Result<Vec<Label>> {
+    ) -> Result<Vec<u128>> {
         let mut out = Vec::with_capacity(choices.len());
         for chunk in choices.chunks(CHUNK) {
             let t = self.extend_chunk(ch, chunk)?;
@@ -253,7 +253,7 @@ impl OtReceiver {
         &mut self,
         ch: &mut Channel<S>,
         choices: &[bool],
-    ) -> Result<Vec<Label>> {
+    ) -> Result<Vec<u128>> {
         let mut out = Vec::with_capacity(choices.len());
         for chunk in choices.chunks(CHUNK) {
             let t = self.extend_chunk(ch, chunk)?;
@@ -287,9 +287,9 @@ mod tests {
         (mut snd, mut a): (OtSender, Pipe),
         rcv: &mut OtReceiver,
         b: &mut Pipe,
-        pairs: &[(Label, Label)],
+        pairs: &[(u128, u128)],
         choices: &[bool],
-    ) -> (Vec<Label>, (OtSender, Pipe)) {
+    ) -> (Vec<u128>, (OtSender, Pipe)) {
         let p2 = pairs.to_vec();
         let t = std::thread::spawn(move || {
             snd.send(&mut a, &p2).unwrap();
@@ -306,7 +306,7 @@ mod tests {
         // Two runs on one session (the second continues the PRG streams and the tweak
         // counter), one spanning a chunk boundary and not a multiple of 128.
         for n in [1000usize, CHUNK + 77] {
-            let pairs: Vec<(Label, Label)> = (0..n).map(|_| (rng.random(), rng.random())).collect();
+            let pairs: Vec<(u128, u128)> = (0..n).map(|_| (rng.random(), rng.random())).collect();
             let choices: Vec<bool> = (0..n).map(|_| rng.random()).collect();
             // The same pairs again with every choice flipped: the session's state moves on
             // (fresh pads), and now the other message of each pair arrives.
@@ -326,7 +326,7 @@ mod tests {
         let ((mut snd, mut a), (mut rcv, mut b)) = setup();
         let n = 512;
         let mut rng = ChaCha20Rng::seed_from_u64(13);
-        let pairs: Vec<(Label, Label)> = (0..n).map(|_| (rng.random(), rng.random())).collect();
+        let pairs: Vec<(u128, u128)> = (0..n).map(|_| (rng.random(), rng.random())).collect();
         let choices: Vec<bool> = (0..n).map(|_| rng.random()).collect();
         // Run the receiver by hand to keep its view: t rows and the sender's replies.
         let p2 = pairs.clone();
@@ -335,7 +335,9 @@ mod tests {
         let y: Vec<u128> = from_bytes(&b.recv(Tag::IknpY).unwrap()).collect();
         t.join().unwrap();
         for (j, ((&tj, &c), (m0, m1))) in rows.iter().zip(&choices).zip(&pairs).enumerate() {
-            let h = rcv.hasher.hash([tj], [j as u128])[0];
+            let mut h = [0u128; 1];
+            rcv.hasher.hash_blocks(&[tj], &[j as u128], &mut h);
+            let h = h[0];
             let (mine, other) = if c { (m1, m0) } else { (m0, m1) };
             assert_eq!(y[2 * j + c as usize] ^ h, *mine);
             // Every pad the receiver can form from its view fails on the other reply.

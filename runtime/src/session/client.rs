@@ -1,9 +1,9 @@
 //! The client's side of a session: it holds the clip and the BFV secret key, prepares all
 //! masks offline, and learns only the revealed logits.
 
-use super::garbled::{self, Layer};
+use super::garbled;
 use super::report::{Event, Phase, Recorder, Report, StepProtocol};
-use super::schedule::{Kind, Schedule};
+use super::schedule::{Schedule, StepKind};
 use super::spool::Spool;
 use super::{
     check_field, field_of, handshake, local_step, placement, release, PlanError, SessionError,
@@ -110,7 +110,6 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let t0 = Instant::now();
     plan.validate()?;
     let sched = Schedule::new(plan, be)?;
-    let p = plan.fixed.p;
     let f = field_of(plan)?;
     let mut rec = Recorder::new(
         "client",
@@ -121,7 +120,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let dl = opts.deadlines;
     dl.arm_handshake(ch);
     handshake::client(ch, plan_hash, be.name())?;
-    dl.arm_phase(ch, &sched, p, &[], Phase::Offline);
+    dl.arm_phase(ch, &sched, &[], Phase::Offline);
     ch.set_step("setup");
     let sk = be.keygen(rng)?;
     // The server re-randomises every ciphertext it returns with this key.
@@ -131,12 +130,12 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     // Garbled layers that fit neither the spool nor the server's memory are streamed online.
     let keep_limit = ch.recv_u64s(Tag::KeepLimit, 1)?[0];
     let streamed = placement::choose_streamed(
-        &placement::garbled_costs(&sched, p),
+        &placement::garbled_costs(&sched),
         opts.spool_limit()?,
         keep_limit,
     );
     ch.send(Tag::Streamed, &placement::encode(&streamed))?;
-    dl.arm_phase(ch, &sched, p, &streamed, Phase::Offline);
+    dl.arm_phase(ch, &sched, &streamed, Phase::Offline);
     rec.set_streamed(
         streamed
             .iter()
@@ -159,12 +158,12 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         let out = {
             let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &c[n][..]).collect();
             match &step.kind {
-                Kind::Input { .. } => {
+                StepKind::Input { .. } => {
                     input_mask = f.random_vec(rng, step.len);
                     input_mask.clone()
                 }
-                Kind::Local => local_step(plan, step, &ins)?,
-                Kind::Linear {
+                StepKind::Local => local_step(plan, step, &ins)?,
+                StepKind::Linear {
                     shape,
                     packing,
                     weight_mag_bits,
@@ -182,23 +181,20 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     )?
                     .0
                 }
-                Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
+                StepKind::Garbled(_) if streamed.binary_search(&i).is_ok() => {
                     rec.set_protocol(StepProtocol::GarbledStreamed);
                     let r = f.random_vec(rng, step.len);
                     streamed_in.insert(step.node, (ins[0].to_vec(), r.clone()));
                     r
                 }
-                Kind::Garbled { .. } => {
-                    let layer = Layer::of(step, p, i).expect("a garbled step");
+                StepKind::Garbled(layer) => {
                     let r = f.random_vec(rng, step.len);
                     let mut tick =
                         |d, n| progress(&Event::start(Phase::Offline, i, total, step).part(d, n));
-                    garbled::client_offline(
-                        ch, &mut ot, &layer, ins[0], &r, &mut spool, &mut tick,
-                    )?;
+                    garbled::client_offline(ch, &mut ot, layer, ins[0], &r, &mut spool, &mut tick)?;
                     r
                 }
-                Kind::Square => {
+                StepKind::Square => {
                     let sq = beaver::client_squares_ot(&f, ch, &mut ot, step.len, rng)?;
                     let r = f.random_vec(rng, step.len);
                     squares.insert(step.node, (ins[0].to_vec(), sq, r.clone()));
@@ -274,7 +270,7 @@ impl ClientPrepared<'_> {
             )));
         }
         self.deadlines
-            .arm_phase(ch, &self.sched, p, &self.streamed_steps, Phase::Online);
+            .arm_phase(ch, &self.sched, &self.streamed_steps, Phase::Online);
         ch.set_step("start-online");
         ch.send(Tag::StartOnline, &[])?;
         self.rec.begin_phase(Phase::Online);
@@ -283,7 +279,7 @@ impl ClientPrepared<'_> {
             progress(&Event::start(Phase::Online, i, total, step));
             self.rec.begin(ch, i, step);
             match &step.kind {
-                Kind::Input { scale } => {
+                StepKind::Input { scale } => {
                     let x: Vec<u64> = input
                         .data
                         .iter()
@@ -293,19 +289,18 @@ impl ClientPrepared<'_> {
                     f.sub_assign(&mut masked, &self.input_mask);
                     ch.send_u64s(Tag::Input, &masked)?;
                 }
-                Kind::Local | Kind::Linear { .. } => {}
-                Kind::Garbled { .. } => {
-                    let layer = Layer::of(step, p, i).expect("a garbled step");
+                StepKind::Local | StepKind::Linear { .. } => {}
+                StepKind::Garbled(layer) => {
                     let mut tick =
                         |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
                     if let Some((c_in, r)) = self.streamed.remove(&step.node) {
                         self.rec.set_protocol(StepProtocol::GarbledStreamed);
-                        garbled::client_streamed(ch, &mut self.ot, &layer, &c_in, &r, &mut tick)?;
+                        garbled::client_streamed(ch, &mut self.ot, layer, &c_in, &r, &mut tick)?;
                     } else {
-                        garbled::client_online(ch, &layer, &mut self.spool, &mut tick)?;
+                        garbled::client_online(ch, layer, &mut self.spool, &mut tick)?;
                     }
                 }
-                Kind::Square => {
+                StepKind::Square => {
                     let (cx, sq, r) = self
                         .squares
                         .remove(&step.node)

@@ -5,9 +5,8 @@
 //! Beaver elements, online multiply-adds) at deliberately slow rates, times a safety factor,
 //! plus a fixed allowance.
 
-use super::garbled::Layer;
 use super::report::Phase;
-use super::schedule::{Kind, Schedule};
+use super::schedule::{Schedule, StepKind};
 use crate::transport::{Channel, Stream};
 use std::time::{Duration, Instant};
 
@@ -47,9 +46,9 @@ impl Deadlines {
     }
 
     /// The deadline of `phase` for this schedule, `streamed` the garbled steps run online.
-    pub fn of(&self, sched: &Schedule, p: u64, streamed: &[usize], phase: Phase) -> Duration {
+    pub fn of(&self, sched: &Schedule, streamed: &[usize], phase: Phase) -> Duration {
         self.phase
-            .unwrap_or_else(|| phase_budget(sched, p, streamed, phase))
+            .unwrap_or_else(|| phase_budget(sched, streamed, phase))
     }
 
     /// Starts the handshake's deadline on `ch`, unless the caller already started one (the
@@ -65,39 +64,35 @@ impl Deadlines {
         &self,
         ch: &mut Channel<S>,
         sched: &Schedule,
-        p: u64,
         streamed: &[usize],
         phase: Phase,
     ) {
-        let d = Instant::now() + self.of(sched, p, streamed, phase);
+        let d = Instant::now() + self.of(sched, streamed, phase);
         ch.set_deadline(Some(d), phase.name());
     }
 }
 
 /// Seconds of work in `phase`: HE and garbled material offline (streamed layers online),
 /// masked values, labels and multiply-adds online.
-pub fn phase_budget(sched: &Schedule, p: u64, streamed: &[usize], phase: Phase) -> Duration {
+pub fn phase_budget(sched: &Schedule, streamed: &[usize], phase: Phase) -> Duration {
     let mut secs = 0.0f64;
     for (i, step) in sched.steps.iter().enumerate() {
         let online_only = streamed.binary_search(&i).is_ok();
         secs += match (&step.kind, phase) {
-            (Kind::Linear { shape, packing, .. }, Phase::Offline) => {
+            (StepKind::Linear { shape, packing, .. }, Phase::Offline) => {
                 packing.products(shape) as f64 * HE_PRODUCT_S
                     + (packing.cts_in(shape) + packing.cts_out(shape)) as f64 * HE_CIPHERTEXT_S
             }
-            (Kind::Linear { shape, .. }, Phase::Online) => {
+            (StepKind::Linear { shape, .. }, Phase::Online) => {
                 (shape.weight_len() as f64 * shape.output_len() as f64 / shape.c_out.max(1) as f64)
                     / MACS_PER_S
             }
-            (Kind::Garbled { .. }, ph) => match Layer::of(step, p, i) {
-                Some(l) if (ph == Phase::Offline) != online_only => {
-                    l.spool_bytes() as f64 / BYTES_PER_S
-                }
-                // The online half of a layer prepared offline: labels, a few per wire.
-                Some(_) => step.len as f64 * 64.0 * 64.0 / BYTES_PER_S,
-                None => 0.0,
-            },
-            (Kind::Square, _) => step.len as f64 / BEAVER_ELEMENTS_PER_S,
+            (StepKind::Garbled(l), ph) if (ph == Phase::Offline) != online_only => {
+                l.spool_bytes() as f64 / BYTES_PER_S
+            }
+            // The online half of a layer prepared offline: labels, a few per wire.
+            (StepKind::Garbled(_), _) => step.len as f64 * 64.0 * 64.0 / BYTES_PER_S,
+            (StepKind::Square, _) => step.len as f64 / BEAVER_ELEMENTS_PER_S,
             _ => step.len as f64 * 8.0 / BYTES_PER_S,
         };
     }

@@ -13,13 +13,13 @@
 //! the server's inputs are re-derived online; it keeps only the low 64 bits of the output
 //! zero labels, enough to decode and to catch a wrong label.
 
-use super::schedule::Units;
 use super::spool::Spool;
 use super::{PeerMisbehaved, SessionError};
 use crate::gc::circuit::from_bits;
-use crate::gc::halfgates::{evaluate_lockstep, garble_lockstep, garbler_labels, LOCKSTEP};
-use crate::gc::relu::{evaluator_input, garbler_input, width};
-use crate::gc::{Circuit, Hasher, Label};
+use crate::gc::halfgates::garbler_labels;
+use crate::gc::lockstep::{evaluate_lockstep, garble_lockstep, LOCKSTEP};
+use crate::gc::pool_relu::{evaluator_input, garbler_input, width};
+use crate::gc::{Circuit, Hasher, Label, Tweak};
 use crate::ot::{OtReceiver, OtSender};
 use crate::transport::{Channel, Stream};
 use crate::wire::Tag;
@@ -32,41 +32,60 @@ use std::ops::Range;
 /// AND gates per chunk (8 MiB of tables).
 const CHUNK_ANDS: usize = 1 << 18;
 
-/// A garbled layer's public description.
-pub struct Layer<'a> {
+/// The windows of a garbled layer: window u reads the input positions
+/// `taps[offsets[u]..offsets[u + 1]]` and yields output u (a ReLU's windows are one position
+/// each, a max-pool's its valid taps).
+#[derive(Clone, Debug)]
+pub struct Windows {
+    /// Input positions, window after window.
+    pub taps: Vec<u32>,
+    /// Start of each window in `taps`, plus the end.
+    pub offsets: Vec<u32>,
+}
+
+impl Windows {
+    /// Number of windows (outputs).
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The input positions of window `u`.
+    pub fn of(&self, u: usize) -> &[u32] {
+        &self.taps[self.offsets[u] as usize..self.offsets[u + 1] as usize]
+    }
+}
+
+/// A garbled layer's public description: all either party needs to garble or evaluate it,
+/// derived from the plan by both (the schedule builds it once, in its step's kind).
+#[derive(Clone, Debug)]
+pub struct GarbledLayer {
     /// The field modulus.
     pub p: u64,
     /// The windows.
-    pub units: &'a Units,
-    /// Circuit per window size.
-    pub circuits: &'a HashMap<usize, Circuit>,
-    /// Index of the layer in the session (separates hash tweaks between layers).
+    pub windows: Windows,
+    /// Bits truncated before comparing.
+    pub truncate: u32,
+    /// ReLU after the maximum.
+    pub relu: bool,
+    /// The circuit of each window size that occurs, built once for both phases.
+    pub circuits: HashMap<usize, Circuit>,
+    /// Index of the layer's step in the schedule (separates hash tweaks between layers).
     pub index: u32,
 }
 
-impl<'a> Layer<'a> {
-    /// The garbled layer of step number `index`, or None for a step of another kind.
-    pub fn of(step: &'a super::schedule::Step, p: u64, index: usize) -> Option<Self> {
-        match &step.kind {
-            super::schedule::Kind::Garbled {
-                units, circuits, ..
-            } => Some(Layer {
-                p,
-                units,
-                circuits,
-                index: index as u32,
-            }),
-            _ => None,
-        }
-    }
-
+impl GarbledLayer {
     fn circuit(&self, u: usize) -> &Circuit {
-        &self.circuits[&self.units.of(u).len()]
+        &self.circuits[&self.windows.of(u).len()]
     }
 
     /// One party's shares of window u's taps, from its share of the layer's input.
     fn window_shares(&self, u: usize, input: &[u64]) -> Vec<u64> {
-        self.units
+        self.windows
             .of(u)
             .iter()
             .map(|&i| input[i as usize])
@@ -77,7 +96,7 @@ impl<'a> Layer<'a> {
     fn chunks(&self) -> Vec<Range<usize>> {
         let mut out = Vec::new();
         let (mut start, mut ands) = (0, 0);
-        for u in 0..self.units.len() {
+        for u in 0..self.windows.len() {
             let a = self.circuit(u).and_count();
             if u > start && ands + a > CHUNK_ANDS {
                 out.push(start..u);
@@ -85,8 +104,8 @@ impl<'a> Layer<'a> {
             }
             ands += a;
         }
-        if start < self.units.len() {
-            out.push(start..self.units.len());
+        if start < self.windows.len() {
+            out.push(start..self.windows.len());
         }
         out
     }
@@ -98,7 +117,8 @@ impl<'a> Layer<'a> {
         let mut start = r.start;
         for u in r.clone() {
             if u > start
-                && (u - start == LOCKSTEP || self.units.of(u).len() != self.units.of(start).len())
+                && (u - start == LOCKSTEP
+                    || self.windows.of(u).len() != self.windows.of(start).len())
             {
                 out.push(start..u);
                 start = u;
@@ -112,8 +132,8 @@ impl<'a> Layer<'a> {
 
     /// Tweaks of window u: 2^40 per window (far above any window's 2 per AND gate), 2^96 per
     /// layer.
-    fn tweak(&self, u: usize) -> u128 {
-        ((self.index as u128) << 96) | ((u as u128) << 40)
+    fn tweak(&self, u: usize) -> Tweak {
+        Tweak::new(((self.index as u128) << 96) | ((u as u128) << 40))
     }
 
     fn bytes(&self, r: &Range<usize>, per: impl Fn(&Circuit) -> usize) -> usize {
@@ -129,14 +149,19 @@ fn unit_rng(seed: &[u8; 32], u: usize) -> ChaCha20Rng {
 
 fn labels_to_bytes(ls: &[Label], out: &mut Vec<u8>) {
     for l in ls {
-        out.extend_from_slice(&l.to_le_bytes());
+        out.extend_from_slice(&l.to_bytes());
     }
 }
 
 fn bytes_to_labels(b: &[u8]) -> Vec<Label> {
     b.chunks_exact(16)
-        .map(|c| u128::from_le_bytes(c.try_into().expect("16 bytes")))
+        .map(|c| Label::from_bytes(c.try_into().expect("16 bytes")))
         .collect()
+}
+
+/// A label as an OT message: its 16 wire bytes as one block.
+fn ot_message(l: Label) -> u128 {
+    u128::from_le_bytes(l.to_bytes())
 }
 
 fn expect_len(what: &'static str, got: usize, want: usize) -> Result<(), SessionError> {
@@ -152,11 +177,11 @@ pub struct ServerLayer {
     out_zero: Vec<u64>,
 }
 
-impl Layer<'_> {
+impl GarbledLayer {
     /// Bytes the client spools for this layer when it is prepared offline (tables and the
     /// labels of its inputs).
     pub fn spool_bytes(&self) -> u64 {
-        (0..self.units.len())
+        (0..self.windows.len())
             .map(|u| {
                 let c = self.circuit(u);
                 (c.and_count() * 32 + c.evaluator_inputs as usize * 16) as u64
@@ -166,7 +191,7 @@ impl Layer<'_> {
 
     /// Bytes the server keeps for this layer between the phases when it is prepared offline.
     pub fn keep_bytes(&self) -> u64 {
-        (self.units.len() * width(self.p) * 8) as u64
+        (self.windows.len() * width(self.p) * 8) as u64
     }
 }
 
@@ -174,13 +199,13 @@ impl Layer<'_> {
 /// low halves of its output zero labels.
 struct GarbledChunk {
     tables: Vec<u8>,
-    pairs: Vec<(Label, Label)>,
+    pairs: Vec<(u128, u128)>,
     out_zero: Vec<u64>,
 }
 
 /// Garbles the windows of `r`, each from its own ChaCha stream of `seed`, groups in
 /// parallel and each group in lockstep.
-fn garble_chunk(layer: &Layer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChunk {
+fn garble_chunk(layer: &GarbledLayer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChunk {
     let hasher = Hasher::default();
     let parts: Vec<GarbledChunk> = layer
         .groups(r)
@@ -190,12 +215,12 @@ fn garble_chunk(layer: &Layer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChun
             let per = circ.and_count() * 32;
             let mut tables = vec![0u8; grp.len() * per];
             let mut at = vec![0usize; grp.len()];
-            let tweaks: Vec<u128> = grp.clone().map(|u| layer.tweak(u)).collect();
+            let tweaks: Vec<Tweak> = grp.clone().map(|u| layer.tweak(u)).collect();
             let mut rngs: Vec<ChaCha20Rng> = grp.clone().map(|u| unit_rng(seed, u)).collect();
             let gbs = garble_lockstep(circ, &hasher, &tweaks, &mut rngs, |k, [tg, te]| {
                 let o = k * per + at[k];
-                tables[o..o + 16].copy_from_slice(&tg.to_le_bytes());
-                tables[o + 16..o + 32].copy_from_slice(&te.to_le_bytes());
+                tables[o..o + 16].copy_from_slice(&tg.to_bytes());
+                tables[o + 16..o + 32].copy_from_slice(&te.to_bytes());
                 at[k] += 32;
             });
             let mut out = GarbledChunk {
@@ -204,10 +229,13 @@ fn garble_chunk(layer: &Layer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChun
                 out_zero: Vec::new(),
             };
             for gb in gbs {
-                out.pairs
-                    .extend(gb.evaluator_zero.iter().map(|&z| (z, z ^ gb.delta)));
+                out.pairs.extend(
+                    gb.evaluator_zero
+                        .iter()
+                        .map(|&z| (ot_message(z), ot_message(z ^ gb.delta))),
+                );
                 out.out_zero
-                    .extend(gb.output_zero.iter().map(|&z| z as u64));
+                    .extend(gb.output_zero.iter().map(|&z| z.low_half()));
             }
             out
         })
@@ -228,7 +256,7 @@ fn garble_chunk(layer: &Layer, seed: &[u8; 32], r: &Range<usize>) -> GarbledChun
 /// The labels of the server's share `s_in` for the windows of `r` (bytes, in order), and each
 /// window's offset (low half), re-derived from `seed`.
 fn garbler_chunk_labels(
-    layer: &Layer,
+    layer: &GarbledLayer,
     seed: &[u8; 32],
     r: &Range<usize>,
     s_in: &[u64],
@@ -244,10 +272,10 @@ fn garbler_chunk_labels(
                     zeros[1..]
                         .iter()
                         .zip(&bits)
-                        .map(|(&z, &b)| if b { z ^ delta } else { z }),
+                        .map(|(&z, &b)| z ^ delta.select(b)),
                 )
                 .collect();
-            (ls, delta as u64)
+            (ls, delta.low_half())
         })
         .collect();
     let mut b = Vec::with_capacity(layer.bytes(r, |c| c.garbler_inputs as usize * 16));
@@ -262,7 +290,7 @@ fn garbler_chunk_labels(
 /// Decodes the client's output labels of the windows of `r` against their zero labels
 /// (`out_zero`, low halves, this chunk's only) and offsets.
 fn decode_chunk(
-    layer: &Layer,
+    layer: &GarbledLayer,
     r: &Range<usize>,
     back: &[u8],
     out_zero: &[u64],
@@ -300,7 +328,12 @@ fn decode_chunk(
 }
 
 /// The client's input bits of the windows of `r`: its share `c_in` and its output mask.
-fn client_choices(layer: &Layer, r: &Range<usize>, c_in: &[u64], r_out: &[u64]) -> Vec<bool> {
+fn client_choices(
+    layer: &GarbledLayer,
+    r: &Range<usize>,
+    c_in: &[u64],
+    r_out: &[u64],
+) -> Vec<bool> {
     r.clone()
         .flat_map(|u| evaluator_input(layer.p, &layer.window_shares(u, c_in), r_out[u]))
         .collect()
@@ -310,7 +343,7 @@ fn client_choices(layer: &Layer, r: &Range<usize>, c_in: &[u64], r_out: &[u64]) 
 /// labels `mine` (all this chunk's, as bytes), groups in parallel and each group in lockstep;
 /// returns the output labels.
 fn evaluate_chunk(
-    layer: &Layer,
+    layer: &GarbledLayer,
     r: &Range<usize>,
     g: &[u8],
     tables: &[u8],
@@ -344,14 +377,14 @@ fn evaluate_chunk(
                 .collect();
             let gr: Vec<&[Label]> = gl.iter().map(|v| &v[..]).collect();
             let er: Vec<&[Label]> = el.iter().map(|v| &v[..]).collect();
-            let tweaks: Vec<u128> = grp.clone().map(|u| layer.tweak(u)).collect();
+            let tweaks: Vec<Tweak> = grp.clone().map(|u| layer.tweak(u)).collect();
             let mut at: Vec<usize> = (0..grp.len()).map(|k| ot + k * nt).collect();
             evaluate_lockstep(c, &hasher, &tweaks, &gr, &er, |k| {
                 let b = &tables[at[k]..at[k] + 32];
                 at[k] += 32;
                 [
-                    u128::from_le_bytes(b[..16].try_into().expect("16 bytes")),
-                    u128::from_le_bytes(b[16..].try_into().expect("16 bytes")),
+                    Label::from_bytes(b[..16].try_into().expect("16 bytes")),
+                    Label::from_bytes(b[16..].try_into().expect("16 bytes")),
                 ]
             })
         })
@@ -368,7 +401,7 @@ fn evaluate_chunk(
 fn send_chunk<S: Stream>(
     ch: &mut Channel<S>,
     ot: &mut OtSender,
-    layer: &Layer,
+    layer: &GarbledLayer,
     seed: &[u8; 32],
     r: &Range<usize>,
 ) -> Result<Vec<u64>, SessionError> {
@@ -384,7 +417,7 @@ fn send_chunk<S: Stream>(
 fn receive_chunk<S: Stream>(
     ch: &mut Channel<S>,
     ot: &mut OtReceiver,
-    layer: &Layer,
+    layer: &GarbledLayer,
     r: &Range<usize>,
     c_in: &[u64],
     r_out: &[u64],
@@ -395,9 +428,12 @@ fn receive_chunk<S: Stream>(
         tables.len(),
         layer.bytes(r, |c| c.and_count() * 32),
     )?;
+    // The OT messages are the labels' wire bytes (see `ot_message`).
     let labels = ot.receive(ch, &client_choices(layer, r, c_in, r_out))?;
     let mut mine = Vec::with_capacity(labels.len() * 16);
-    labels_to_bytes(&labels, &mut mine);
+    for l in labels {
+        mine.extend_from_slice(&l.to_le_bytes());
+    }
     Ok((tables, mine))
 }
 
@@ -406,12 +442,12 @@ fn receive_chunk<S: Stream>(
 pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
     ch: &mut Channel<S>,
     ot: &mut OtSender,
-    layer: &Layer,
+    layer: &GarbledLayer,
     rng: &mut R,
     tick: &mut dyn FnMut(usize, usize),
 ) -> Result<ServerLayer, SessionError> {
     let seed: [u8; 32] = rng.random();
-    let mut out_zero = Vec::with_capacity(layer.units.len() * width(layer.p));
+    let mut out_zero = Vec::with_capacity(layer.windows.len() * width(layer.p));
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
@@ -425,7 +461,7 @@ pub fn server_offline<S: Stream, R: Rng + CryptoRng>(
 pub fn client_offline<S: Stream>(
     ch: &mut Channel<S>,
     ot: &mut OtReceiver,
-    layer: &Layer,
+    layer: &GarbledLayer,
     c_in: &[u64],
     r_out: &[u64],
     spool: &mut Spool,
@@ -445,13 +481,13 @@ pub fn client_offline<S: Stream>(
 /// and returns its share of the output (the value minus the client's mask).
 pub fn server_online<S: Stream>(
     ch: &mut Channel<S>,
-    layer: &Layer,
+    layer: &GarbledLayer,
     keep: ServerLayer,
     s_in: &[u64],
     tick: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<u64>, SessionError> {
     let n = width(layer.p);
-    let mut out = Vec::with_capacity(layer.units.len());
+    let mut out = Vec::with_capacity(layer.windows.len());
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
@@ -468,7 +504,7 @@ pub fn server_online<S: Stream>(
 /// and returns the output labels.
 pub fn client_online<S: Stream>(
     ch: &mut Channel<S>,
-    layer: &Layer,
+    layer: &GarbledLayer,
     spool: &mut Spool,
     tick: &mut dyn FnMut(usize, usize),
 ) -> Result<(), SessionError> {
@@ -498,13 +534,13 @@ pub fn client_online<S: Stream>(
 pub fn server_streamed<S: Stream, R: Rng + CryptoRng>(
     ch: &mut Channel<S>,
     ot: &mut OtSender,
-    layer: &Layer,
+    layer: &GarbledLayer,
     s_in: &[u64],
     rng: &mut R,
     tick: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<u64>, SessionError> {
     let seed: [u8; 32] = rng.random();
-    let mut out = Vec::with_capacity(layer.units.len());
+    let mut out = Vec::with_capacity(layer.windows.len());
     let chunks = layer.chunks();
     for (k, r) in chunks.iter().cloned().enumerate() {
         tick(k, chunks.len());
@@ -523,7 +559,7 @@ pub fn server_streamed<S: Stream, R: Rng + CryptoRng>(
 pub fn client_streamed<S: Stream>(
     ch: &mut Channel<S>,
     ot: &mut OtReceiver,
-    layer: &Layer,
+    layer: &GarbledLayer,
     c_in: &[u64],
     r_out: &[u64],
     tick: &mut dyn FnMut(usize, usize),

@@ -8,8 +8,7 @@
 //! the rest: a streamed layer is garbled, sent and evaluated chunk by chunk online, and never
 //! held whole by either party.
 
-use super::garbled::Layer;
-use super::schedule::Schedule;
+use super::schedule::{Schedule, StepKind};
 use super::{PeerMisbehaved, SessionError};
 
 /// What a garbled layer costs when prepared offline.
@@ -24,17 +23,18 @@ pub struct OfflineCost {
 }
 
 /// The offline cost of every garbled step.
-pub fn garbled_costs(sched: &Schedule, p: u64) -> Vec<OfflineCost> {
+pub fn garbled_costs(sched: &Schedule) -> Vec<OfflineCost> {
     sched
         .steps
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| {
-            Layer::of(s, p, i).map(|l| OfflineCost {
+        .filter_map(|(i, s)| match &s.kind {
+            StepKind::Garbled(l) => Some(OfflineCost {
                 step: i,
                 spool: l.spool_bytes(),
                 keep: l.keep_bytes(),
-            })
+            }),
+            _ => None,
         })
         .collect()
 }

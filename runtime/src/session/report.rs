@@ -1,7 +1,7 @@
 //! What a session measured: per phase and per layer, wall time, bytes each way and round
 //! trips; peak memory of the process. Serialised as the `--report` JSON.
 
-use super::schedule::Step;
+use super::schedule::{Step, StepKind};
 use crate::transport::{Channel, Stream};
 use serde::Serialize;
 use std::time::Instant;
@@ -53,6 +53,17 @@ pub enum StepProtocol {
 }
 
 impl StepProtocol {
+    /// How a step of the schedule runs, before the run refines it (GPU, streamed).
+    pub fn of(step: &Step) -> Self {
+        match step.kind {
+            StepKind::Input { .. } => StepProtocol::Input,
+            StepKind::Local => StepProtocol::Local,
+            StepKind::Linear { .. } => StepProtocol::HeLinear,
+            StepKind::Garbled(_) => StepProtocol::Garbled,
+            StepKind::Square => StepProtocol::BeaverSquare,
+        }
+    }
+
     /// The name in reports and progress lines.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,7 +109,7 @@ impl<'a> Event<'a> {
             index,
             total,
             name: &step.name,
-            protocol: step.protocol(),
+            protocol: StepProtocol::of(step),
             part: None,
         }
     }
@@ -240,7 +251,12 @@ impl Recorder {
         let phase = self.phase.map_or(Phase::Offline, |p| p.0);
         let key = format!("{}/{index}", phase.name());
         ch.set_step(&key);
-        self.step = Some((key, step.name.clone(), step.protocol(), Instant::now()));
+        self.step = Some((
+            key,
+            step.name.clone(),
+            StepProtocol::of(step),
+            Instant::now(),
+        ));
     }
 
     /// Names the current step's protocol (a streamed garbled layer, say).

@@ -2,45 +2,18 @@
 //! the HE backend's public parameters, which fix each linear layer's packing), so they agree
 //! without exchanging anything.
 
+use super::garbled::{GarbledLayer, Windows};
 use super::SessionError;
-use crate::gc::relu::pool_relu;
-use crate::gc::Circuit;
+use crate::gc::pool_relu::{pool_relu, width};
 use crate::he::{Backend, FloodBudget};
 use crate::linear::{ConvShape, Packing};
 use c3d_ir::op::{Op, OpClass};
 use c3d_ir::{NodeId, Plan, Protocol};
 use std::collections::HashMap;
 
-/// The comparison units of a garbled layer: unit u reads the input positions
-/// `taps[offsets[u]..offsets[u + 1]]` and yields output u.
+/// How one node runs: the protocol of its step and what that protocol needs.
 #[derive(Clone, Debug)]
-pub struct Units {
-    /// Input positions, unit after unit.
-    pub taps: Vec<u32>,
-    /// Start of each unit in `taps`, plus the end.
-    pub offsets: Vec<u32>,
-}
-
-impl Units {
-    /// Number of units (outputs).
-    pub fn len(&self) -> usize {
-        self.offsets.len() - 1
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The input positions of unit `u`.
-    pub fn of(&self, u: usize) -> &[u32] {
-        &self.taps[self.offsets[u] as usize..self.offsets[u + 1] as usize]
-    }
-}
-
-/// How one node runs.
-#[derive(Clone, Debug)]
-pub enum Kind {
+pub enum StepKind {
     /// The client's input enters masked.
     Input {
         /// Fractional bits of the encoded input.
@@ -57,17 +30,8 @@ pub enum Kind {
         /// Public bound on the weights' magnitude.
         weight_mag_bits: u32,
     },
-    /// Truncation, maximum and ReLU in garbled circuits.
-    Garbled {
-        /// Windows (one input each for a ReLU).
-        units: Units,
-        /// Bits truncated before comparing.
-        truncate: u32,
-        /// ReLU after the maximum.
-        relu: bool,
-        /// The circuit of each window size that occurs, built once for both phases.
-        circuits: HashMap<usize, Circuit>,
-    },
+    /// Truncation, maximum and ReLU in garbled circuits, on the layer described.
+    Garbled(GarbledLayer),
     /// x^2 on shares with Beaver square pairs.
     Square,
 }
@@ -80,25 +44,11 @@ pub struct Step {
     /// Its name, for progress and reports.
     pub name: String,
     /// What runs.
-    pub kind: Kind,
+    pub kind: StepKind,
     /// Input nodes.
     pub inputs: Vec<NodeId>,
     /// Output elements.
     pub len: usize,
-}
-
-impl Step {
-    /// A short label of the step's protocol, for reports.
-    pub fn protocol(&self) -> super::report::StepProtocol {
-        use super::report::StepProtocol;
-        match self.kind {
-            Kind::Input { .. } => StepProtocol::Input,
-            Kind::Local => StepProtocol::Local,
-            Kind::Linear { .. } => StepProtocol::HeLinear,
-            Kind::Garbled { .. } => StepProtocol::Garbled,
-            Kind::Square => StepProtocol::BeaverSquare,
-        }
-    }
 }
 
 /// Every step of a plan in order, and what the client learns at the end.
@@ -190,8 +140,8 @@ impl Schedule {
                 )));
             }
             let kind = match (&node.op, l.protocol) {
-                (Op::Input, Protocol::Input) => Kind::Input { scale: q.out_scale },
-                (_, Protocol::Local) => Kind::Local,
+                (Op::Input, Protocol::Input) => StepKind::Input { scale: q.out_scale },
+                (_, Protocol::Local) => StepKind::Local,
                 (Op::Conv3d(_) | Op::Linear { .. }, Protocol::HeLinear) => {
                     let shape = ConvShape::of_node(g, id).map_err(super::PlanError::from)?;
                     let wb = q.weight_mag_bits;
@@ -199,19 +149,23 @@ impl Schedule {
                 }
                 (Op::Relu, Protocol::GarbledCircuit) => {
                     let n = node.shape.numel() as u32;
-                    let units = Units {
+                    let windows = Windows {
                         taps: (0..n).collect(),
                         offsets: (0..=n).collect(),
                     };
-                    garbled(plan.fixed.p, units, q.truncate_bits, true, &node.name)?
+                    let at = steps.len();
+                    let (p, t) = (plan.fixed.p, q.truncate_bits);
+                    garbled(p, windows, t, true, at, &node.name)?
                 }
-                (Op::Relu, Protocol::BeaverSquare) => Kind::Square,
+                (Op::Relu, Protocol::BeaverSquare) => StepKind::Square,
                 (op @ (Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win)), Protocol::GarbledCircuit) => {
                     let (c, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
                     let (_, out) = dhw(&node.shape, &node.name)?;
-                    let units = pool_units(win, c, input, out);
+                    let windows = pool_windows(win, c, input, out);
                     let relu = matches!(op, Op::MaxPoolRelu3d(_));
-                    garbled(plan.fixed.p, units, q.truncate_bits, relu, &node.name)?
+                    let at = steps.len();
+                    let (p, t) = (plan.fixed.p, q.truncate_bits);
+                    garbled(p, windows, t, relu, at, &node.name)?
                 }
                 (op, proto) => {
                     return Err(bad(format!(
@@ -253,7 +207,7 @@ fn linear<B: Backend>(
     be: &B,
     flood: &FloodBudget,
     name: &str,
-) -> Result<Kind, SessionError> {
+) -> Result<StepKind, SessionError> {
     let packing = packing
         .ok_or_else(|| {
             bad(format!(
@@ -269,7 +223,7 @@ fn linear<B: Backend>(
                 be.name()
             ))
         })?;
-    Ok(Kind::Linear {
+    Ok(StepKind::Linear {
         shape,
         packing,
         weight_mag_bits,
@@ -278,7 +232,7 @@ fn linear<B: Backend>(
 
 /// The windows of a max-pool over one clip: valid taps only (padding never wins a maximum),
 /// outputs in (C, D, H, W) order.
-fn pool_units(win: &c3d_ir::Window3d, c: usize, input: [usize; 3], out: [usize; 3]) -> Units {
+fn pool_windows(win: &c3d_ir::Window3d, c: usize, input: [usize; 3], out: [usize; 3]) -> Windows {
     let mut taps = Vec::new();
     let mut offsets = vec![0u32];
     let [id, ih, iw] = input;
@@ -298,24 +252,26 @@ fn pool_units(win: &c3d_ir::Window3d, c: usize, input: [usize; 3], out: [usize; 
             }
         }
     }
-    Units { taps, offsets }
+    Windows { taps, offsets }
 }
 
-/// A garbled step with the circuit of each window size that occurs. Refuses what the circuit
-/// builder cannot take (an empty window, a truncation as wide as p) instead of panicking.
+/// The garbled step of step number `index`, with the circuit of each window size that
+/// occurs. Refuses what the circuit builder cannot take (an empty window, a truncation as
+/// wide as p) instead of panicking.
 fn garbled(
     p: u64,
-    units: Units,
+    windows: Windows,
     truncate: u32,
     relu: bool,
+    index: usize,
     name: &str,
-) -> Result<Kind, SessionError> {
-    if truncate as usize >= crate::gc::relu::width(p) {
+) -> Result<StepKind, SessionError> {
+    if truncate as usize >= width(p) {
         return Err(bad(format!("`{name}` truncates too many bits")));
     }
     let mut circuits = HashMap::new();
-    for u in 0..units.len() {
-        let k = units.of(u).len();
+    for u in 0..windows.len() {
+        let k = windows.of(u).len();
         if k == 0 {
             return Err(bad(format!("`{name}`: window {u} covers no input")));
         }
@@ -323,10 +279,12 @@ fn garbled(
             .entry(k)
             .or_insert_with(|| pool_relu(p, truncate, k, relu));
     }
-    Ok(Kind::Garbled {
-        units,
+    Ok(StepKind::Garbled(GarbledLayer {
+        p,
+        windows,
         truncate,
         relu,
         circuits,
-    })
+        index: index as u32,
+    }))
 }

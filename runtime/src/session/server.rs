@@ -1,9 +1,9 @@
 //! The server's side of a session: it holds the weights, answers the client's offline
 //! requests, and online computes on masked values only.
 
-use super::garbled::{self, Layer, ServerLayer};
+use super::garbled::{self, ServerLayer};
 use super::report::{Event, Phase, Recorder, Report, StepProtocol};
-use super::schedule::{Kind, Schedule};
+use super::schedule::{Schedule, StepKind};
 use super::{check_field, field_of, handshake, local_step, placement, release, SessionError};
 use crate::beaver::{self, Squares};
 use crate::he::Backend;
@@ -56,7 +56,7 @@ impl<B: Backend> ServerModel<B> {
         let fx = plan.fixed;
         let mut field_weights = HashMap::new();
         for step in &schedule.steps {
-            if let Kind::Linear {
+            if let StepKind::Linear {
                 ref shape,
                 weight_mag_bits,
                 ..
@@ -209,7 +209,6 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
 ) -> Result<ServerPrepared<'a, B>, SessionError> {
     let t0 = Instant::now();
     let (plan, sched, be) = (&model.plan, &model.schedule, &model.backend);
-    let p = plan.fixed.p;
     let f = field_of(plan)?;
     let mut rec = Recorder::new(
         "server",
@@ -220,14 +219,14 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let dl = model.deadlines;
     dl.arm_handshake(ch);
     handshake::server(ch, &model.plan_hash, be.name())?;
-    dl.arm_phase(ch, sched, p, &[], Phase::Offline);
+    dl.arm_phase(ch, sched, &[], Phase::Offline);
     ch.set_step("setup");
     let key = be.read_public_key(&ch.recv(Tag::PublicKey)?)?;
     let mut ot = OtSender::setup(ch, rng)?;
     ch.send_u64s(Tag::KeepLimit, &[model.keep_limit])?;
     let streamed = placement::decode(
         &ch.recv(Tag::Streamed)?,
-        &placement::garbled_costs(sched, p),
+        &placement::garbled_costs(sched),
         model.keep_limit,
     )?;
     rec.set_streamed(
@@ -236,7 +235,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             .map(|&i| sched.steps[i].name.clone())
             .collect(),
     );
-    dl.arm_phase(ch, sched, p, &streamed, Phase::Offline);
+    dl.arm_phase(ch, sched, &streamed, Phase::Offline);
     rec.setup_done(t0);
 
     // Offline.
@@ -247,8 +246,8 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         progress(&Event::start(Phase::Offline, i, total, step));
         rec.begin(ch, i, step);
         match &step.kind {
-            Kind::Input { .. } | Kind::Local => {}
-            Kind::Linear {
+            StepKind::Input { .. } | StepKind::Local => {}
+            StepKind::Linear {
                 shape,
                 packing,
                 weight_mag_bits,
@@ -268,18 +267,17 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 rec.set_work(st.products as u64);
                 mat.insert(step.node, Material::Linear(s));
             }
-            Kind::Garbled { .. } if streamed.binary_search(&i).is_ok() => {
+            StepKind::Garbled(_) if streamed.binary_search(&i).is_ok() => {
                 rec.set_protocol(StepProtocol::GarbledStreamed);
                 mat.insert(step.node, Material::Streamed);
             }
-            Kind::Garbled { .. } => {
-                let layer = Layer::of(step, p, i).expect("a garbled step");
+            StepKind::Garbled(layer) => {
                 let mut tick =
                     |d, n| progress(&Event::start(Phase::Offline, i, total, step).part(d, n));
-                let keep = garbled::server_offline(ch, &mut ot, &layer, rng, &mut tick)?;
+                let keep = garbled::server_offline(ch, &mut ot, layer, rng, &mut tick)?;
                 mat.insert(step.node, Material::Garbled(keep));
             }
-            Kind::Square => {
+            StepKind::Square => {
                 let sq = beaver::server_squares_ot(&f, ch, &mut ot, step.len, rng)?;
                 mat.insert(step.node, Material::Square(sq));
             }
@@ -320,7 +318,7 @@ fn online_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     // The client starts the online phase when it has its clip.
     ch.set_step("start-online");
     ch.recv(Tag::StartOnline)?;
-    dl.arm_phase(ch, sched, p, &streamed, Phase::Online);
+    dl.arm_phase(ch, sched, &streamed, Phase::Online);
 
     rec.begin_phase(Phase::Online);
     let mut shares: HashMap<NodeId, Vec<u64>> = HashMap::new();
@@ -331,13 +329,13 @@ fn online_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         let out = {
             let ins: Vec<&[u64]> = step.inputs.iter().map(|n| &shares[n][..]).collect();
             match &step.kind {
-                Kind::Input { .. } => {
+                StepKind::Input { .. } => {
                     let v = ch.recv_u64s(Tag::Input, step.len)?;
                     check_field(p, &v, "masked input")?;
                     v
                 }
-                Kind::Local => local_step(plan, step, &ins)?,
-                Kind::Linear {
+                StepKind::Local => local_step(plan, step, &ins)?,
+                StepKind::Linear {
                     shape,
                     weight_mag_bits,
                     ..
@@ -351,22 +349,21 @@ fn online_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     f.add_assign(&mut y, &s);
                     y
                 }
-                Kind::Garbled { .. } => {
-                    let layer = Layer::of(step, p, i).expect("a garbled step");
+                StepKind::Garbled(layer) => {
                     let mut tick =
                         |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
                     match mat.remove(&step.node) {
                         Some(Material::Garbled(keep)) => {
-                            garbled::server_online(ch, &layer, keep, ins[0], &mut tick)?
+                            garbled::server_online(ch, layer, keep, ins[0], &mut tick)?
                         }
                         Some(Material::Streamed) => {
                             rec.set_protocol(StepProtocol::GarbledStreamed);
-                            garbled::server_streamed(ch, &mut ot, &layer, ins[0], rng, &mut tick)?
+                            garbled::server_streamed(ch, &mut ot, layer, ins[0], rng, &mut tick)?
                         }
                         _ => unreachable!("offline material of every garbled step"),
                     }
                 }
-                Kind::Square => {
+                StepKind::Square => {
                     let Some(Material::Square(sq)) = mat.remove(&step.node) else {
                         unreachable!("offline material of every square step")
                     };

@@ -1,6 +1,7 @@
-//! The protocol's non-linear circuits over F_p: reconstruct each of k values from the two
-//! shares, take the maximum as signed values, truncate by t bits (floor), optionally apply
-//! ReLU, and re-mask with the evaluator's next-layer mask. k = 1 is a plain ReLU.
+//! The circuits of the garbled layers, ReLU, max-pool and max-pool + ReLU, all one
+//! construction over F_p: reconstruct each of k values from the two shares, take the maximum
+//! as signed values, truncate by t bits (floor), optionally apply ReLU, and re-mask with the
+//! evaluator's next-layer mask. k = 1 with ReLU is a plain ReLU; k > 1 is a pooling window.
 //!
 //! Inputs. Garbler: for each j, its share s_j with the offset H = (p-1)/2 already added,
 //! s_j + H mod p (done in the clear; see [`garbler_input`]). Then y_j + H mod p is monotone in
