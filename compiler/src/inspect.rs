@@ -25,7 +25,7 @@ pub struct Row {
     pub in_scales: Vec<u32>,
     /// Output scale.
     pub out_scale: u32,
-    /// Weight bits.
+    /// Fractional bits of the weights (the plan's `weight_frac_bits`; the JSON keeps this name).
     pub weight_bits: u32,
     /// Truncated bits.
     pub truncate_bits: u32,

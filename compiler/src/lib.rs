@@ -1,7 +1,6 @@
 //! The c3dc compiler: ONNX frontend, compile pipeline, plan inspection, and helpers for
 //! .npy tensors and tract's float reference.
 
-#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod compile;

@@ -1,6 +1,8 @@
 //! c3dc: compiles ONNX 3D-CNN models into secure execution plans, simulates plans in
 //! fixed point, and inspects them.
 
+#![forbid(unsafe_code)]
+
 use c3d_compiler::report::{peak_rss_bytes, LayerTime, RunReport};
 use c3d_compiler::{compile, inspect, npy, tract_ref, CompileError, CompileOptions, ImportOptions};
 use c3d_ir::format::{hex, weights_path_for};

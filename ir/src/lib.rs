@@ -4,7 +4,6 @@
 //! parameters and noise arithmetic the passes and the runtime share are public numbers, kept
 //! in one module ([`he_model`]).
 
-#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod error;

@@ -2,7 +2,6 @@
 //! micro models in PyTorch's export idioms for the frontend's tests. Weights are seeded
 //! He-initialised; nothing is downloaded.
 
-#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod c3d;

@@ -1,5 +1,7 @@
 //! c3d-models: writes ONNX exports of C3D, I3D and their scaled variants.
 
+#![forbid(unsafe_code)]
+
 use c3d_models::slr::{alignment_from_plan, slr, SlrConfig};
 use c3d_models::train::{train, Net, TrainConfig};
 use clap::{Parser, Subcommand};

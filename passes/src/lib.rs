@@ -4,7 +4,6 @@
 //! chooses the field and fixed-point scales ([`quantize`]), the HE packing choice
 //! ([`packing`]) and pruning ([`prune`]), all weighed with the cost model ([`cost`]).
 
-#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod calibrate;

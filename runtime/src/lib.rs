@@ -2,8 +2,6 @@
 //! framed transport, oblivious transfer, garbled circuits, BFV homomorphic encryption, the
 //! offline linear-layer protocol and Beaver triples.
 
-#![warn(missing_docs)]
-
 pub mod beaver;
 pub mod field;
 pub mod gc;

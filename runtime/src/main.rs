@@ -5,6 +5,8 @@
 //! c3d-run --role client plan.bin CLIP [--connect ADDR] [--output logits.npy] [--report r.json] [--top K]
 //! ```
 
+#![forbid(unsafe_code)]
+
 use c3d_ir::{Plan, Tensor};
 use c3d_runtime::he::fhers::FheRs;
 use c3d_runtime::service::{self, Outcome, OutcomeSink, ProgressSink, ServeOptions};

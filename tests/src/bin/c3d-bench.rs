@@ -10,6 +10,8 @@
 //! models run at different times (full C3D takes most of an hour on two cores) end up in one
 //! table: docs/bench.md's table between its markers, and docs/bench/MODEL.svg.
 
+#![forbid(unsafe_code)]
+
 use c3d_tests::bench::{markdown, run_model, svg, BenchOptions, BenchResult};
 use clap::Parser;
 use std::path::{Path, PathBuf};

@@ -9,6 +9,8 @@
 //! c3d-soak [--model c3d-tiny] [--rounds 3] [--max-clients 2] [--memory-limit MB] [--doc docs/soak.md]
 //! ```
 
+#![forbid(unsafe_code)]
+
 use c3d_ir::simulate;
 use c3d_runtime::transport::Channel;
 use c3d_tests::bench::sibling;

@@ -3,6 +3,8 @@
 //! `accuracy.md`, into that folder. Usage: motion-table [SECURE_CLIPS] (default 10), or
 //! `motion-table --render` to rewrite accuracy.md from accuracy.json.
 
+#![forbid(unsafe_code)]
+
 use c3d_tests::motion_table::{
     evaluate, markdown, models_dir, rows, test_split, Table, TEST_CLIPS,
 };
