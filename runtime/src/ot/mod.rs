@@ -1,9 +1,13 @@
 //! Oblivious transfer: the "simplest OT" of Chou and Orlandi over Ristretto for 128 base
 //! transfers, and IKNP extension on top of them for as many as the protocol needs, in
-//! chosen-message and random modes. 128-bit labels, 128-bit computational security.
+//! chosen-message and random modes. 128-bit labels, 128-bit computational security. The parts
+//! of silent OT built so far (issue 16): the GGM punctured PRF that gives single-point COTs
+//! (`ggm_pprf`) and the dual-LPN parameter rule (`lpn_params`).
 
 pub mod base;
+pub mod ggm_pprf;
 pub mod iknp;
+pub mod lpn_params;
 pub mod transpose;
 
 use crate::transport::TransportError;
