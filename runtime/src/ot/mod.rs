@@ -2,12 +2,14 @@
 //! transfers, and IKNP extension on top of them for as many as the protocol needs, in
 //! chosen-message and random modes. 128-bit labels, 128-bit computational security. The parts
 //! of silent OT built so far (issue 16): the GGM punctured PRF that gives single-point COTs
-//! (`ggm_pprf`) and the dual-LPN parameter rule (`lpn_params`).
+//! (`ggm_pprf`), t of them as regular-noise multi-point COT (`mpcot_regular`) and the
+//! dual-LPN parameter rule (`lpn_params`).
 
 pub mod base;
 pub mod ggm_pprf;
 pub mod iknp;
 pub mod lpn_params;
+pub mod mpcot_regular;
 pub mod transpose;
 
 use crate::transport::TransportError;
