@@ -3,9 +3,10 @@
 //! chosen-message and random modes. 128-bit labels, 128-bit computational security. The parts
 //! of silent OT built so far (issue 16): the GGM punctured PRF that gives single-point COTs
 //! (`ggm_pprf`), t of them as regular-noise multi-point COT (`mpcot_regular`) and the
-//! dual-LPN parameter rule (`lpn_params`).
+//! dual-LPN parameter rule (`lpn_params`); and what comparisons derive from COTs (`cot`).
 
 pub mod base;
+pub mod cot;
 pub mod ggm_pprf;
 pub mod iknp;
 pub mod lpn_params;
