@@ -7,6 +7,7 @@ pub mod field;
 pub mod gc;
 pub mod he;
 pub mod linear;
+pub mod nonlinear;
 pub mod ot;
 pub mod service;
 pub mod session;
