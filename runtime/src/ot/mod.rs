@@ -3,7 +3,8 @@
 //! chosen-message and random modes. 128-bit labels, 128-bit computational security. The parts
 //! of silent OT built so far (issue 16): the GGM punctured PRF that gives single-point COTs
 //! (`ggm_pprf`), t of them as regular-noise multi-point COT (`mpcot_regular`) and the
-//! dual-LPN parameter rule (`lpn_params`); and what comparisons derive from COTs (`cot`).
+//! dual-LPN parameter rule (`lpn_params`); what comparisons derive from COTs (`cot`),
+//! and 1-out-of-2^m OT from m of them (`one_of_n`).
 
 pub mod base;
 pub mod cot;
@@ -11,6 +12,7 @@ pub mod ggm_pprf;
 pub mod iknp;
 pub mod lpn_params;
 pub mod mpcot_regular;
+pub mod one_of_n;
 pub mod transpose;
 
 use crate::transport::TransportError;

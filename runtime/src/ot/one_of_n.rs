@@ -1,0 +1,185 @@
+//! 1-out-of-2^m OT from m correlated OTs, the Naor-Pinkas construction from log N OTs (Naor,
+//! Pinkas, "Computationally secure oblivious transfer", J. Cryptology 2005) as the leaf OTs of
+//! the millionaire protocol use it (CrypTFlow2 and Cheetah; OpenCheetah's `silent_ot.h`).
+//!
+//! The receiver's index x has bits x_0 .. x_{m-1}; COT s carries bit x_s (after a choice fix of
+//! one bit each), so it holds K_s^{x_s} = W_s, while the sender holds both K_s^b = V_s xor b Delta.
+//! The pad of message k is
+//!
+//! ```text
+//! P_k = xor_{s < m} H(K_s^{k_s}, tweak(COT s, k mod 2^{s+1})),
+//! ```
+//!
+//! the hashes of the nodes on k's path in a binary tree whose node (s, prefix) is keyed by COT s
+//! and tweaked by the prefix. The receiver knows exactly the nodes on x's path; every other k
+//! meets an unknown node at its highest bit that differs from x, a bijection between the N - 1
+//! other messages and the N - 1 unknown nodes, triangular in the lower nodes, so the other pads
+//! are jointly pseudorandom. The sender sends the N messages masked, l <= 8 bits each; the
+//! sender computes 2^{m+1} - 2 hashes per OT, the receiver m. Crypto core, no IO: lengths are
+//! the caller's to check (a peer's table frame before [`receiver_outputs`]); a mismatch panics.
+
+use super::cot::{CotReceiver, CotSender};
+use crate::gc::hash::Hasher;
+
+/// The top byte of this construction's tweaks, apart from [`super::cot::COT_DOMAIN`]'s.
+pub const ONE_OF_N_DOMAIN: u128 = 0xC1 << 120;
+
+/// The widest index accepted: 1-out-of-256.
+pub const MAX_BITS: u32 = 8;
+
+fn tweak(index: u64, prefix: usize) -> u128 {
+    ONE_OF_N_DOMAIN | ((index as u128) << 16) | prefix as u128
+}
+
+fn check(m: u32, l: u32) {
+    assert!(
+        (1..=MAX_BITS).contains(&m) && (1..=8).contains(&l),
+        "1-of-2^{m} OT of {l} bits"
+    );
+}
+
+/// Receiver, first step: fixes COT `o m + s` to bit s of `indices[o]`; returns the fix bits for
+/// the sender ([`CotReceiver::fix_choices`]).
+pub fn receiver_fix(cots: &mut CotReceiver, m: u32, indices: &[u8]) -> Vec<bool> {
+    check(m, 1);
+    assert_eq!(cots.w.len(), indices.len() * m as usize, "m COTs per OT");
+    let wanted: Vec<bool> = indices
+        .iter()
+        .flat_map(|&x| (0..m).map(move |s| (x >> s) & 1 == 1))
+        .collect();
+    cots.fix_choices(&wanted)
+}
+
+/// Sender: applies the fix and masks every OT's 2^m messages (`messages[o][k]`, l bits each).
+pub fn sender_tables(
+    h: &Hasher,
+    cots: &mut CotSender,
+    fix: &[bool],
+    m: u32,
+    l: u32,
+    messages: &[Vec<u8>],
+) -> Vec<u8> {
+    check(m, l);
+    let n = 1usize << m;
+    assert_eq!(cots.v.len(), messages.len() * m as usize, "m COTs per OT");
+    cots.fix_choices(fix);
+    let mask = ((1u16 << l) - 1) as u8;
+    let mut out = Vec::with_capacity(messages.len() * n);
+    for (o, msgs) in messages.iter().enumerate() {
+        assert_eq!(msgs.len(), n, "2^m messages per OT");
+        // node[s][prefix] = H(K_s^{prefix_s}, tweak(COT s, prefix)), prefix of s + 1 bits.
+        let mut pads = vec![0u8; n];
+        for s in 0..m as usize {
+            let k = o * m as usize + s;
+            let index = cots.first + k as u64;
+            let width = 1usize << (s + 1);
+            let xs: Vec<u128> = (0..width)
+                .map(|p| cots.v[k] ^ if (p >> s) & 1 == 1 { cots.delta } else { 0 })
+                .collect();
+            let ts: Vec<u128> = (0..width).map(|p| tweak(index, p)).collect();
+            let mut hs = vec![0u128; width];
+            for ((o, x), t) in hs.chunks_mut(64).zip(xs.chunks(64)).zip(ts.chunks(64)) {
+                h.hash_blocks(x, t, o);
+            }
+            for (k, pad) in pads.iter_mut().enumerate() {
+                *pad ^= hs[k % width] as u8;
+            }
+        }
+        out.extend(msgs.iter().zip(&pads).map(|(m, p)| (m ^ p) & mask));
+    }
+    out
+}
+
+/// Receiver, second step: message `indices[o]` of every OT from the sender's tables.
+pub fn receiver_outputs(
+    h: &Hasher,
+    cots: &CotReceiver,
+    m: u32,
+    l: u32,
+    indices: &[u8],
+    tables: &[u8],
+) -> Vec<u8> {
+    check(m, l);
+    let n = 1usize << m;
+    assert_eq!(tables.len(), indices.len() * n, "2^m entries per OT");
+    let mask = ((1u16 << l) - 1) as u8;
+    indices
+        .iter()
+        .enumerate()
+        .map(|(o, &x)| {
+            let mut pad = 0u8;
+            for s in 0..m as usize {
+                let k = o * m as usize + s;
+                let prefix = x as usize % (1 << (s + 1));
+                let mut out = [0u128];
+                h.hash_blocks(
+                    &[cots.w[k]],
+                    &[tweak(cots.first + k as u64, prefix)],
+                    &mut out,
+                );
+                pad ^= out[0] as u8;
+            }
+            (tables[o * n + x as usize] ^ pad) & mask
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    fn dealt(rng: &mut ChaCha20Rng, n: usize) -> (CotSender, CotReceiver) {
+        let delta = rng.random::<u128>() | 1;
+        let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
+        let w = v
+            .iter()
+            .map(|&v| if rng.random() { v ^ delta } else { v })
+            .collect();
+        (
+            CotSender {
+                delta,
+                v,
+                first: 11,
+            },
+            CotReceiver { w, first: 11 },
+        )
+    }
+
+    #[test]
+    fn the_receiver_gets_the_message_of_its_index_and_the_others_stay_masked() {
+        let h = Hasher::default();
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        for (m, l) in [(1u32, 1u32), (2, 2), (4, 2), (4, 8)] {
+            let ots = 200;
+            let (mut s, mut r) = dealt(&mut rng, ots * m as usize);
+            let indices: Vec<u8> = (0..ots)
+                .map(|_| rng.random_range(0..1u16 << m) as u8)
+                .collect();
+            let mask = ((1u16 << l) - 1) as u8;
+            let messages: Vec<Vec<u8>> = (0..ots)
+                .map(|_| (0..1 << m).map(|_| rng.random::<u8>() & mask).collect())
+                .collect();
+            let fix = receiver_fix(&mut r, m, &indices);
+            let tables = sender_tables(&h, &mut s, &fix, m, l, &messages);
+            assert_eq!(tables.len(), ots << m);
+            let got = receiver_outputs(&h, &r, m, l, &indices, &tables);
+            for o in 0..ots {
+                assert_eq!(got[o], messages[o][indices[o] as usize], "m {m} OT {o}");
+            }
+            if l == 8 {
+                // Unmasking another entry with the receiver's own pad does not give its message
+                // (a chance match is 1 in 256).
+                let wrong = (0..ots)
+                    .filter(|&o| {
+                        let k = (indices[o] as usize + 1) % (1 << m);
+                        let pad = tables[o * (1 << m) + indices[o] as usize] ^ got[o];
+                        tables[o * (1 << m) + k] ^ pad == messages[o][k]
+                    })
+                    .count();
+                assert!(wrong < 5, "{wrong} of {ots} other messages open");
+            }
+        }
+    }
+}
