@@ -93,57 +93,9 @@ pub fn level_outputs(shares: &[(bool, bool)], width: usize, ands: &[bool]) -> Ve
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::gc::hash::Hasher;
-    use crate::nonlinear::and_gates::{finish, open};
-    use crate::nonlinear::bit_triples::{receiver_triples, sender_triples};
-    use crate::ot::cot::{CotReceiver, CotSender};
-    use crate::ot::one_of_n::{receiver_fix, receiver_outputs, sender_tables};
+    use super::super::testing::compare;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
-
-    fn dealt(rng: &mut ChaCha20Rng, n: usize, first: u64) -> (CotSender, CotReceiver) {
-        let delta = rng.random::<u128>() | 1;
-        let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
-        let w = v
-            .iter()
-            .map(|&v| if rng.random() { v ^ delta } else { v })
-            .collect();
-        (CotSender { delta, v, first }, CotReceiver { w, first })
-    }
-
-    /// Both parties in one process: shares of [a_i < b_i] for every i.
-    fn compare(rng: &mut ChaCha20Rng, a: &[u64], b: &[u64], bits: u32) -> Vec<bool> {
-        let h = Hasher::default();
-        let q = digits(bits);
-        let n = a.len();
-        // Leaf OTs: 4 COTs per digit.
-        let (mut cs, mut cr) = dealt(rng, n * q * 4, 0);
-        let bd: Vec<u8> = b.iter().flat_map(|&v| split(v, bits)).collect();
-        let masks: Vec<(bool, bool)> = (0..n * q).map(|_| (rng.random(), rng.random())).collect();
-        let (messages, mut s) = sender_leaves(a, bits, &masks);
-        let fix = receiver_fix(&mut cr, 4, &bd);
-        let tables = sender_tables(&h, &mut cs, &fix, 4, 2, &messages);
-        let mut r = receiver_leaves(&receiver_outputs(&h, &cr, 4, 2, &bd, &tables));
-        // Triples: 2 ANDs per combination, q - 1 combinations per value, 2 COTs per triple.
-        let ands = 2 * (q - 1) * n;
-        let (ts, tr) = dealt(rng, 2 * ands, 1 << 32);
-        let (ts, tr) = (sender_triples(&h, &ts), receiver_triples(&h, &tr));
-        let (mut width, mut used) = (q, 0);
-        while width > 1 {
-            let (xs, ys) = level_inputs(&s, width);
-            let (xr, yr) = level_inputs(&r, width);
-            let (os, or) = (open(&xs, &ys, &ts, used), open(&xr, &yr, &tr, used));
-            let zs = finish(true, &os, &or, &ts, used);
-            let zr = finish(false, &or, &os, &tr, used);
-            used += xs.len();
-            s = level_outputs(&s, width, &zs);
-            r = level_outputs(&r, width, &zr);
-            width = width.div_ceil(2);
-        }
-        assert_eq!(used, ands);
-        s.iter().zip(&r).map(|(s, r)| s.0 ^ r.0).collect()
-    }
 
     #[test]
     fn the_shares_are_a_less_than_b_on_edges_and_random_values() {
@@ -171,9 +123,9 @@ mod tests {
                 pairs.push((a, b));
             }
             let (a, b): (Vec<u64>, Vec<u64>) = pairs.iter().copied().unzip();
-            let got = compare(&mut rng, &a, &b, bits);
+            let (s, r) = compare(&mut rng, &a, &b, bits);
             for (i, (&a, &b)) in a.iter().zip(&b).enumerate() {
-                assert_eq!(got[i], a < b, "bits {bits}: {a} < {b}");
+                assert_eq!(s[i] ^ r[i], a < b, "bits {bits}: {a} < {b}");
             }
         }
     }
