@@ -32,6 +32,9 @@ pub enum Tag {
     IknpU = 0x32,
     /// OT-extension sender to receiver: one chunk's encrypted message pairs.
     IknpY = 0x33,
+    /// Silent-OT sender to receiver, offline: one round's GGM tree messages (per tree, h masked
+    /// level pairs and the correction, 16-byte blocks).
+    SilentPprf = 0x34,
     /// Client to server, offline linear layer: one input ciphertext of a tile.
     LinearIn = 0x40,
     /// Server to client, offline linear layer: one flooded output ciphertext of a tile.
@@ -63,7 +66,7 @@ pub enum Tag {
 
 impl Tag {
     /// Every tag, in byte order.
-    pub const ALL: [Tag; 24] = [
+    pub const ALL: [Tag; 25] = [
         Tag::Hello,
         Tag::Accept,
         Tag::Refuse,
@@ -75,6 +78,7 @@ impl Tag {
         Tag::OtBaseB,
         Tag::IknpU,
         Tag::IknpY,
+        Tag::SilentPprf,
         Tag::LinearIn,
         Tag::LinearOut,
         Tag::BeaverA,

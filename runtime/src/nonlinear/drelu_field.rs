@@ -41,7 +41,7 @@ pub fn sender_final(neg: bool, wrap0: bool, cmp0: bool, r: bool) -> Vec<u8> {
         .map(|k| {
             let wrap = wrap0 ^ (k & 1 == 1);
             let cmp = cmp0 ^ (k & 2 == 2);
-            let above = if neg { !(wrap && !cmp) } else { cmp && !wrap };
+            let above = if neg { !wrap || cmp } else { cmp && !wrap };
             (above ^ r) as u8
         })
         .collect()
