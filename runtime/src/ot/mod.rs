@@ -2,9 +2,11 @@
 //! transfers, and IKNP extension on top of them for as many as the protocol needs, in
 //! chosen-message and random modes. 128-bit labels, 128-bit computational security. The parts
 //! of silent OT built so far (issue 16): the GGM punctured PRF that gives single-point COTs
-//! (`ggm_pprf`) and the dual-LPN parameter rule (`lpn_params`).
+//! (`ggm_pprf`), the dual-LPN parameter rule (`lpn_params`) and the Expand-Convolute code that
+//! compresses the noisy vector (`exconv`).
 
 pub mod base;
+pub mod exconv;
 pub mod ggm_pprf;
 pub mod iknp;
 pub mod lpn_params;
