@@ -2,17 +2,20 @@
 //! transfers, and IKNP extension on top of them for as many as the protocol needs, in
 //! chosen-message and random modes. 128-bit labels, 128-bit computational security. The parts
 //! of silent OT built so far (issue 16): the GGM punctured PRF that gives single-point COTs
-//! (`ggm_pprf`), t of them as regular-noise multi-point COT (`mpcot_regular`) and the
-//! dual-LPN parameter rule (`lpn_params`); what comparisons derive from COTs (`cot`),
-//! and 1-out-of-2^m OT from m of them (`one_of_n`).
+//! (`ggm_pprf`), t of them as regular-noise multi-point COT (`mpcot_regular`), the
+//! Expand-Convolute code that compresses the noisy vector (`exconv`), the dual-LPN parameter
+//! rule (`lpn_params`) and the rounds between the parties (`silent_cot`); what comparisons
+//! derive from COTs (`cot`), and 1-out-of-2^m OT from m of them (`one_of_n`).
 
 pub mod base;
 pub mod cot;
+pub mod exconv;
 pub mod ggm_pprf;
 pub mod iknp;
 pub mod lpn_params;
 pub mod mpcot_regular;
 pub mod one_of_n;
+pub mod silent_cot;
 pub mod transpose;
 
 use crate::transport::TransportError;
