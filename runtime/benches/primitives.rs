@@ -158,6 +158,47 @@ fn main() {
         "OT extension, chosen 128-bit messages (both sides)",
         m as f64 / t,
     ));
+    // Silent COT: rounds of 2^21 with the default parameters, both sides on two threads.
+    use c3d_runtime::ot::lpn_params::SilentParams;
+    use c3d_runtime::ot::silent_cot::{SilentReceiver, SilentSender};
+    let params = SilentParams::for_round(1 << 21).expect("default set");
+    let (s, c) = snd.take().expect("sender is back");
+    let mut srng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let mut silent_s = Some((
+        SilentSender::new(params, &mut srng).expect("sender"),
+        s,
+        c,
+        srng,
+    ));
+    let mut silent_r = SilentReceiver::new(params).expect("receiver");
+    let before = ob.total();
+    let mut rounds = 0u64;
+    let t = best_of(|| {
+        let (mut ss, mut s, mut c, mut r) = silent_s.take().expect("sender is back");
+        let h = std::thread::spawn(move || {
+            black_box(ss.round(&mut c, &mut s, &mut r).expect("sender round"));
+            (ss, s, c, r)
+        });
+        black_box(
+            silent_r
+                .round(&mut ob, &mut orcv, &mut rng)
+                .expect("receiver round"),
+        );
+        silent_s = Some(h.join().expect("sender"));
+        rounds += 1;
+    });
+    let after = ob.total();
+    let wire = (after.sent - before.sent) + (after.received - before.received);
+    rows.push((
+        "silent COT, rounds of 2^21 (GGM trees, ExConv7x24; both sides)",
+        params.n as f64 / t,
+    ));
+    println!(
+        "silent COT: {} bytes both ways per round of {} COTs, {:.2} bits per COT (IKNP: 128)",
+        wire / rounds,
+        params.n,
+        (wire / rounds) as f64 * 8.0 / params.n as f64
+    );
     println!(
         "128 base OTs (Chou-Orlandi, Ristretto): {:.1} ms",
         base_s * 1e3
