@@ -54,16 +54,12 @@ pub fn receiver_final(wrap1: bool, cmp1: bool) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{compare, dealt};
-    use super::*;
-    use crate::gc::hash::Hasher;
-    use crate::ot::one_of_n::{receiver_fix, receiver_outputs, sender_tables};
+    use super::super::testing::drelu;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
     #[test]
     fn the_shares_are_x_at_most_half_p_on_edges_and_near_wrapping_shares() {
-        let h_ = Hasher::default();
         let mut rng = ChaCha20Rng::seed_from_u64(15);
         for p in [2061584302081u64, 65537, 7] {
             let h = (p - 1) / 2;
@@ -77,30 +73,11 @@ mod tests {
             for _ in 0..100 {
                 xs.push((rng.random_range(0..p), rng.random_range(0..p)));
             }
-            let bits = compare_bits(p);
-            let n = xs.len();
-            let ins: Vec<(u64, u64, bool)> =
-                xs.iter().map(|&(x0, _)| sender_inputs(p, x0)).collect();
-            let b: Vec<u64> = xs.iter().map(|&(_, x1)| receiver_input(p, x1)).collect();
-            let wrap_a: Vec<u64> = ins.iter().map(|i| i.0).collect();
-            let cmp_a: Vec<u64> = ins.iter().map(|i| i.1).collect();
-            let (w0, w1) = compare(&mut rng, &wrap_a, &b, bits);
-            let (c0, c1) = compare(&mut rng, &cmp_a, &b, bits);
-            // The final 1-out-of-4 OT of a bit: 2 COTs each.
-            let (mut s, mut r) = dealt(&mut rng, 2 * n, 1 << 40);
-            let masks: Vec<bool> = (0..n).map(|_| rng.random()).collect();
-            let msgs: Vec<Vec<u8>> = (0..n)
-                .map(|i| sender_final(ins[i].2, w0[i], c0[i], masks[i]))
-                .collect();
-            let idx: Vec<u8> = (0..n).map(|i| receiver_final(w1[i], c1[i])).collect();
-            let fix = receiver_fix(&mut r, 2, &idx);
-            let tables = sender_tables(&h_, &mut s, &fix, 2, 1, &msgs);
-            let got = receiver_outputs(&h_, &r, 2, 1, &idx, &tables);
+            let (x0, x1): (Vec<u64>, Vec<u64>) = xs.iter().copied().unzip();
+            let (d0, d1) = drelu(&mut rng, p, &x0, &x1);
             for (i, &(x0, x1)) in xs.iter().enumerate() {
                 let x = (x0 + x1) % p;
-                // DReLU shares: the sender's 1 xor r, the receiver's OT output.
-                let drelu = !masks[i] ^ (got[i] == 1);
-                assert_eq!(drelu, x <= h, "p {p}: x = {x} from {x0} + {x1}");
+                assert_eq!(d0[i] ^ d1[i], x <= h, "p {p}: x = {x} from {x0} + {x1}");
             }
         }
     }

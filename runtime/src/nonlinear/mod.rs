@@ -2,13 +2,15 @@
 //! [`crate::gc`]: building blocks over correlated OT ([`crate::ot::cot`]) in the manner of
 //! CrypTFlow2 (Rathee et al., CCS 2020) and Cheetah (Huang et al., USENIX Security 2022).
 //! Crypto cores, no IO. Built so far: Beaver bit triples from two random OTs, AND gates on them,
-//! boolean-to-arithmetic conversion into F_p, the millionaire's comparison, and DReLU mod p.
+//! boolean-to-arithmetic conversion into F_p, the millionaire's comparison, DReLU mod p, and the
+//! multiplexer that makes ReLU from it.
 
 pub mod and_gates;
 pub mod b2a;
 pub mod bit_triples;
 pub mod drelu_field;
 pub mod millionaire;
+pub mod mux;
 
 /// Both parties of the building blocks in one process, with COTs from a dealer (the sessions
 /// make them by silent OT between the parties).
@@ -73,6 +75,42 @@ pub(crate) mod testing {
         (
             s.iter().map(|s| s.0).collect(),
             r.iter().map(|r| r.0).collect(),
+        )
+    }
+
+    /// Both parties' shares of DReLU(x) = [x <= (p - 1) / 2] for x = x0 + x1 mod p.
+    pub(crate) fn drelu(
+        rng: &mut ChaCha20Rng,
+        p: u64,
+        x0: &[u64],
+        x1: &[u64],
+    ) -> (Vec<bool>, Vec<bool>) {
+        use super::drelu_field::{
+            compare_bits, receiver_final, receiver_input, sender_final, sender_inputs,
+        };
+        let h = Hasher::default();
+        let n = x0.len();
+        let bits = compare_bits(p);
+        let ins: Vec<(u64, u64, bool)> = x0.iter().map(|&x| sender_inputs(p, x)).collect();
+        let b: Vec<u64> = x1.iter().map(|&x| receiver_input(p, x)).collect();
+        let wrap_a: Vec<u64> = ins.iter().map(|i| i.0).collect();
+        let cmp_a: Vec<u64> = ins.iter().map(|i| i.1).collect();
+        let (w0, w1) = compare(rng, &wrap_a, &b, bits);
+        let (c0, c1) = compare(rng, &cmp_a, &b, bits);
+        // The final 1-out-of-4 OT of a bit: 2 COTs each.
+        let (mut s, mut r) = dealt(rng, 2 * n, 1 << 40);
+        let masks: Vec<bool> = (0..n).map(|_| rng.random()).collect();
+        let msgs: Vec<Vec<u8>> = (0..n)
+            .map(|i| sender_final(ins[i].2, w0[i], c0[i], masks[i]))
+            .collect();
+        let idx: Vec<u8> = (0..n).map(|i| receiver_final(w1[i], c1[i])).collect();
+        let fix = receiver_fix(&mut r, 2, &idx);
+        let tables = sender_tables(&h, &mut s, &fix, 2, 1, &msgs);
+        let got = receiver_outputs(&h, &r, 2, 1, &idx, &tables);
+        // The sender's share of DReLU is 1 xor its share of [x > h].
+        (
+            masks.iter().map(|m| !m).collect(),
+            got.iter().map(|&g| g == 1).collect(),
         )
     }
 }
