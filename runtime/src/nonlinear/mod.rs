@@ -3,12 +3,13 @@
 //! CrypTFlow2 (Rathee et al., CCS 2020) and Cheetah (Huang et al., USENIX Security 2022).
 //! Crypto cores, no IO. Built so far: Beaver bit triples from two random OTs, AND gates on them,
 //! boolean-to-arithmetic conversion into F_p, the millionaire's comparison, DReLU mod p, and the
-//! multiplexer that makes ReLU from it.
+//! multiplexer that makes ReLU from it, and the tree of comparisons for the maximum over a window.
 
 pub mod and_gates;
 pub mod b2a;
 pub mod bit_triples;
 pub mod drelu_field;
+pub mod max_tree;
 pub mod millionaire;
 pub mod mux;
 
@@ -111,6 +112,31 @@ pub(crate) mod testing {
         (
             masks.iter().map(|m| !m).collect(),
             got.iter().map(|&g| g == 1).collect(),
+        )
+    }
+
+    /// Both parties' shares of sel x: two additive COTs, party 1 choosing on the forward
+    /// instance and party 0 on the reverse one ([`super::mux`]).
+    pub(crate) fn mux(
+        rng: &mut ChaCha20Rng,
+        f: &crate::field::Field,
+        sel: (&[bool], &[bool]),
+        x: (&[u64], &[u64]),
+    ) -> (Vec<u64>, Vec<u64>) {
+        use super::mux::{combine, correlation};
+        let h = Hasher::default();
+        let mut run = |choice: &[bool], corr: &[u64], first| {
+            let (mut s, mut r) = dealt(rng, choice.len(), first);
+            let fix = r.fix_choices(choice);
+            s.fix_choices(&fix);
+            let (keep, y) = s.additive(&h, f, corr);
+            (keep, r.additive(&h, f, &y))
+        };
+        let (r0, t1) = run(sel.1, &correlation(f, sel.0, x.0), 0);
+        let (r1, t0) = run(sel.0, &correlation(f, sel.1, x.1), 1 << 30);
+        (
+            combine(f, sel.0, x.0, &r0, &t0),
+            combine(f, sel.1, x.1, &r1, &t1),
         )
     }
 }

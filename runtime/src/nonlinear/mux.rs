@@ -37,46 +37,10 @@ pub fn combine(f: &Field, s: &[bool], x: &[u64], r: &[u64], t: &[u64]) -> Vec<u6
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{dealt, drelu};
+    use super::super::testing::{drelu, mux};
     use super::*;
-    use crate::gc::hash::Hasher;
-    use crate::ot::cot::{CotReceiver, CotSender};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
-
-    /// One additive COT run: `chooser` picks, the other party offers `corr`; returns the
-    /// offering party's r and the chooser's t (t - r = choice * corr).
-    fn additive(
-        rng: &mut ChaCha20Rng,
-        f: &Field,
-        choice: &[bool],
-        corr: &[u64],
-        first: u64,
-    ) -> (Vec<u64>, Vec<u64>) {
-        let h = Hasher::default();
-        let (mut s, mut r): (CotSender, CotReceiver) = dealt(rng, choice.len(), first);
-        let fix = r.fix_choices(choice);
-        s.fix_choices(&fix);
-        let (keep, y) = s.additive(&h, f, corr);
-        (keep, r.additive(&h, f, &y))
-    }
-
-    /// Both parties' shares of sel x.
-    fn mux(
-        rng: &mut ChaCha20Rng,
-        f: &Field,
-        sel: (&[bool], &[bool]),
-        x: (&[u64], &[u64]),
-    ) -> (Vec<u64>, Vec<u64>) {
-        // Forward: party 1 chooses s_1, party 0 offers x_0 (1 - 2 s_0).
-        let (r0, t1) = additive(rng, f, sel.1, &correlation(f, sel.0, x.0), 0);
-        // Reverse instance: party 0 chooses s_0, party 1 offers x_1 (1 - 2 s_1).
-        let (r1, t0) = additive(rng, f, sel.0, &correlation(f, sel.1, x.1), 1 << 30);
-        (
-            combine(f, sel.0, x.0, &r0, &t0),
-            combine(f, sel.1, x.1, &r1, &t1),
-        )
-    }
 
     #[test]
     fn the_multiplexer_gives_sel_times_x() {
