@@ -59,6 +59,7 @@ pub fn receiver_shares(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ot::cot::dealt;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
@@ -68,14 +69,7 @@ mod tests {
         let f = Field::new(2061584302081).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(12);
         let n = 1000;
-        let delta = rng.random::<u128>() | 1;
-        let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
-        let w = v
-            .iter()
-            .map(|&v| if rng.random() { v ^ delta } else { v })
-            .collect();
-        let mut s = CotSender { delta, v, first: 3 };
-        let mut r = CotReceiver { w, first: 3 };
+        let (mut s, mut r, _) = dealt(&mut rng, n, 3);
         let x_s: Vec<bool> = (0..n).map(|_| rng.random()).collect();
         let x_r: Vec<bool> = (0..n).map(|_| rng.random()).collect();
         let fix = receiver_fix(&mut r, &x_r);

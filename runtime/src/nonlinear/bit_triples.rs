@@ -66,6 +66,7 @@ pub fn receiver_triples(h: &Hasher, cots: &CotReceiver) -> BitTriples {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ot::cot::dealt;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
@@ -74,14 +75,9 @@ mod tests {
         let h = Hasher::default();
         let mut rng = ChaCha20Rng::seed_from_u64(8);
         let n = 4000;
-        let delta = rng.random::<u128>() | 1;
-        let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
-        let w = v
-            .iter()
-            .map(|&v| if rng.random() { v ^ delta } else { v })
-            .collect();
-        let s = sender_triples(&h, &CotSender { delta, v, first: 7 });
-        let r = receiver_triples(&h, &CotReceiver { w, first: 7 });
+        let (cs, cr, _) = dealt(&mut rng, n, 7);
+        let s = sender_triples(&h, &cs);
+        let r = receiver_triples(&h, &cr);
         assert_eq!(s.a.len(), n / 2);
         let (mut a1, mut b1) = (0, 0);
         for i in 0..n / 2 {

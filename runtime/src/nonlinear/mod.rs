@@ -23,20 +23,10 @@ pub(crate) mod testing {
         digits, level_inputs, level_outputs, receiver_leaves, sender_leaves, split,
     };
     use crate::gc::hash::Hasher;
-    use crate::ot::cot::{CotReceiver, CotSender};
+    use crate::ot::cot::dealt;
     use crate::ot::one_of_n::{receiver_fix, receiver_outputs, sender_tables};
     use rand::Rng;
     use rand_chacha::ChaCha20Rng;
-
-    pub(crate) fn dealt(rng: &mut ChaCha20Rng, n: usize, first: u64) -> (CotSender, CotReceiver) {
-        let delta = rng.random::<u128>() | 1;
-        let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
-        let w = v
-            .iter()
-            .map(|&v| if rng.random() { v ^ delta } else { v })
-            .collect();
-        (CotSender { delta, v, first }, CotReceiver { w, first })
-    }
 
     /// Both parties in one process: the sender's and the receiver's shares of [a_i < b_i].
     pub(crate) fn compare(
@@ -49,7 +39,7 @@ pub(crate) mod testing {
         let q = digits(bits);
         let n = a.len();
         // Leaf OTs: 4 COTs per digit.
-        let (mut cs, mut cr) = dealt(rng, n * q * 4, 0);
+        let (mut cs, mut cr, _) = dealt(rng, n * q * 4, 0);
         let bd: Vec<u8> = b.iter().flat_map(|&v| split(v, bits)).collect();
         let masks: Vec<(bool, bool)> = (0..n * q).map(|_| (rng.random(), rng.random())).collect();
         let (messages, mut s) = sender_leaves(a, bits, &masks);
@@ -58,7 +48,7 @@ pub(crate) mod testing {
         let mut r = receiver_leaves(&receiver_outputs(&h, &cr, 4, 2, &bd, &tables));
         // Triples: 2 ANDs per combination, q - 1 combinations per value, 2 COTs per triple.
         let ands = 2 * (q - 1) * n;
-        let (ts, tr) = dealt(rng, 2 * ands, 1 << 32);
+        let (ts, tr, _) = dealt(rng, 2 * ands, 1 << 32);
         let (ts, tr) = (sender_triples(&h, &ts), receiver_triples(&h, &tr));
         let (mut width, mut used) = (q, 0);
         while width > 1 {
@@ -99,7 +89,7 @@ pub(crate) mod testing {
         let (w0, w1) = compare(rng, &wrap_a, &b, bits);
         let (c0, c1) = compare(rng, &cmp_a, &b, bits);
         // The final 1-out-of-4 OT of a bit: 2 COTs each.
-        let (mut s, mut r) = dealt(rng, 2 * n, 1 << 40);
+        let (mut s, mut r, _) = dealt(rng, 2 * n, 1 << 40);
         let masks: Vec<bool> = (0..n).map(|_| rng.random()).collect();
         let msgs: Vec<Vec<u8>> = (0..n)
             .map(|i| sender_final(ins[i].2, w0[i], c0[i], masks[i]))
@@ -126,7 +116,7 @@ pub(crate) mod testing {
         use super::mux::{combine, correlation};
         let h = Hasher::default();
         let mut run = |choice: &[bool], corr: &[u64], first| {
-            let (mut s, mut r) = dealt(rng, choice.len(), first);
+            let (mut s, mut r, _) = dealt(rng, choice.len(), first);
             let fix = r.fix_choices(choice);
             s.fix_choices(&fix);
             let (keep, y) = s.additive(&h, f, corr);

@@ -145,25 +145,30 @@ impl CotSender {
     }
 }
 
+/// A run of COTs as a trusted dealer would hand them out, with the receiver's choices: the
+/// tests of what is built on COTs use it (sessions make them by silent OT between the parties).
+#[cfg(test)]
+pub(crate) fn dealt<R: rand::Rng>(
+    rng: &mut R,
+    n: usize,
+    first: u64,
+) -> (CotSender, CotReceiver, Vec<bool>) {
+    let delta = rng.random::<u128>() | 1;
+    let c: Vec<bool> = (0..n).map(|_| rng.random()).collect();
+    let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
+    let w = v
+        .iter()
+        .zip(&c)
+        .map(|(&v, &c)| if c { v ^ delta } else { v })
+        .collect();
+    (CotSender { delta, v, first }, CotReceiver { w, first }, c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
-
-    /// A run of COTs as a trusted dealer would hand them out (the silent-OT rounds make them
-    /// between the parties).
-    fn dealt(rng: &mut ChaCha20Rng, n: usize, first: u64) -> (CotSender, CotReceiver, Vec<bool>) {
-        let delta = rng.random::<u128>() | 1;
-        let c: Vec<bool> = (0..n).map(|_| rng.random()).collect();
-        let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
-        let w = v
-            .iter()
-            .zip(&c)
-            .map(|(&v, &c)| if c { v ^ delta } else { v })
-            .collect();
-        (CotSender { delta, v, first }, CotReceiver { w, first }, c)
-    }
 
     #[test]
     fn random_ots_give_the_receiver_the_message_of_its_choice_and_not_the_other() {

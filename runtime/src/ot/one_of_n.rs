@@ -127,25 +127,9 @@ pub fn receiver_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ot::cot::dealt;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
-
-    fn dealt(rng: &mut ChaCha20Rng, n: usize) -> (CotSender, CotReceiver) {
-        let delta = rng.random::<u128>() | 1;
-        let v: Vec<u128> = (0..n).map(|_| rng.random::<u128>() & !1).collect();
-        let w = v
-            .iter()
-            .map(|&v| if rng.random() { v ^ delta } else { v })
-            .collect();
-        (
-            CotSender {
-                delta,
-                v,
-                first: 11,
-            },
-            CotReceiver { w, first: 11 },
-        )
-    }
 
     #[test]
     fn the_receiver_gets_the_message_of_its_index_and_the_others_stay_masked() {
@@ -153,7 +137,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(13);
         for (m, l) in [(1u32, 1u32), (2, 2), (4, 2), (4, 8)] {
             let ots = 200;
-            let (mut s, mut r) = dealt(&mut rng, ots * m as usize);
+            let (mut s, mut r, _) = dealt(&mut rng, ots * m as usize, 11);
             let indices: Vec<u8> = (0..ots)
                 .map(|_| rng.random_range(0..1u16 << m) as u8)
                 .collect();
