@@ -3,6 +3,7 @@
 //! offline linear-layer protocol and Beaver triples.
 
 pub mod beaver;
+pub mod bitpack;
 pub mod field;
 pub mod gc;
 pub mod he;

@@ -2,7 +2,8 @@
 //!
 //! Ranges: 0x01..=0x07 session set-up (handshake, keys, placement), 0x30..=0x3F oblivious
 //! transfer, 0x40..=0x4F the offline linear protocol, 0x50..=0x5F Beaver material,
-//! 0x60..=0x6F the online session, 0x70..=0x7F garbled layers, 0xFD..=0xFE the transport's
+//! 0x60..=0x6F the online session, 0x70..=0x7F garbled layers, 0x80..=0x8F layers by OT-based
+//! comparisons (their order within a layer says who sends), 0xFD..=0xFE the transport's
 //! own frames. The byte values are the protocol: changing one breaks recorded sessions and
 //! peers of other builds (bump [`crate::session::handshake::PROTOCOL_VERSION`] if you must).
 
@@ -58,6 +59,19 @@ pub enum Tag {
     GcGarblerLabels = 0x71,
     /// Client to server, garbled layer online: the output labels the client decoded to.
     GcOutputLabels = 0x72,
+    /// OT-based layer online, the chooser to the COT sender: choice-fix bits (d = b xor c) of
+    /// the COTs it chooses on (client to server on the forward COTs, server to client on the
+    /// reverse ones).
+    CmpChoiceFix = 0x80,
+    /// Server to client, OT-based layer online: the masked tables of 1-out-of-2^m OTs (the
+    /// millionaire's leaves, the end of DReLU and of truncation).
+    CmpTables = 0x81,
+    /// Either party, OT-based layer online: its openings of a batch of AND gates (the client's
+    /// first, then the server's).
+    CmpAndOpen = 0x82,
+    /// Either party, OT-based layer online: the corrections of additive COTs in F_p (the
+    /// multiplexer; the server's on the forward COTs, then the client's on the reverse ones).
+    CmpCorrection = 0x83,
     /// Either party, last frame: it gives up, and says why (an abort code, u16).
     Abort = 0xFD,
     /// Either party: a chunk of a streamed vector, after the stream's header frame.
@@ -66,7 +80,7 @@ pub enum Tag {
 
 impl Tag {
     /// Every tag, in byte order.
-    pub const ALL: [Tag; 25] = [
+    pub const ALL: [Tag; 29] = [
         Tag::Hello,
         Tag::Accept,
         Tag::Refuse,
@@ -90,6 +104,10 @@ impl Tag {
         Tag::GcTables,
         Tag::GcGarblerLabels,
         Tag::GcOutputLabels,
+        Tag::CmpChoiceFix,
+        Tag::CmpTables,
+        Tag::CmpAndOpen,
+        Tag::CmpCorrection,
         Tag::Abort,
         Tag::Chunk,
     ];
@@ -139,7 +157,7 @@ mod tests {
     #[test]
     fn byte_values_are_the_recorded_ones() {
         // Recorded sessions (tests/tests/fuzz_messages.rs) and older peers depend on these.
-        let want: [(Tag, u8); 8] = [
+        let want: [(Tag, u8); 9] = [
             (Tag::Hello, 0x01),
             (Tag::Streamed, 0x07),
             (Tag::OtBaseA, 0x30),
@@ -147,6 +165,7 @@ mod tests {
             (Tag::BeaverOpen, 0x52),
             (Tag::Rerandomise, 0x62),
             (Tag::GcOutputLabels, 0x72),
+            (Tag::CmpChoiceFix, 0x80),
             (Tag::Chunk, 0xFE),
         ];
         for (t, b) in want {

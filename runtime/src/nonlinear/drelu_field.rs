@@ -36,13 +36,13 @@ pub fn receiver_input(p: u64, x1: u64) -> u64 {
 
 /// The sender's four 1-bit messages of the final OT, indexed by the receiver's shares
 /// (wrap_1 | cmp_1 << 1), masked by its own random share `r` of [x > h].
-pub fn sender_final(neg: bool, wrap0: bool, cmp0: bool, r: bool) -> Vec<u8> {
+pub fn sender_final(neg: bool, wrap0: bool, cmp0: bool, r: bool) -> Vec<u64> {
     (0..4u8)
         .map(|k| {
             let wrap = wrap0 ^ (k & 1 == 1);
             let cmp = cmp0 ^ (k & 2 == 2);
             let above = if neg { !wrap || cmp } else { cmp && !wrap };
-            (above ^ r) as u8
+            (above ^ r) as u64
         })
         .collect()
 }

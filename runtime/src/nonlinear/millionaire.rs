@@ -37,7 +37,7 @@ pub fn sender_leaves(
     a: &[u64],
     bits: u32,
     masks: &[(bool, bool)],
-) -> (Vec<Vec<u8>>, Vec<(bool, bool)>) {
+) -> (Vec<Vec<u64>>, Vec<(bool, bool)>) {
     let q = digits(bits);
     assert_eq!(masks.len(), a.len() * q, "two mask bits per digit");
     let mut messages = Vec::with_capacity(masks.len());
@@ -46,7 +46,7 @@ pub fn sender_leaves(
             let (ml, me) = masks[i * q + d];
             messages.push(
                 (0..16u8)
-                    .map(|k| ((ad < k) ^ ml) as u8 | ((((ad == k) ^ me) as u8) << 1))
+                    .map(|k| ((ad < k) ^ ml) as u64 | ((((ad == k) ^ me) as u64) << 1))
                     .collect(),
             );
         }
@@ -55,7 +55,7 @@ pub fn sender_leaves(
 }
 
 /// The receiver's shares (lt, eq) per digit from its leaf OT outputs.
-pub fn receiver_leaves(outputs: &[u8]) -> Vec<(bool, bool)> {
+pub fn receiver_leaves(outputs: &[u64]) -> Vec<(bool, bool)> {
     outputs.iter().map(|&o| (o & 1 == 1, o & 2 == 2)).collect()
 }
 

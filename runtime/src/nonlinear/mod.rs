@@ -12,6 +12,7 @@ pub mod drelu_field;
 pub mod max_tree;
 pub mod millionaire;
 pub mod mux;
+pub mod truncate;
 
 /// Both parties of the building blocks in one process, with COTs from a dealer (the sessions
 /// make them by silent OT between the parties).
@@ -91,7 +92,7 @@ pub(crate) mod testing {
         // The final 1-out-of-4 OT of a bit: 2 COTs each.
         let (mut s, mut r, _) = dealt(rng, 2 * n, 1 << 40);
         let masks: Vec<bool> = (0..n).map(|_| rng.random()).collect();
-        let msgs: Vec<Vec<u8>> = (0..n)
+        let msgs: Vec<Vec<u64>> = (0..n)
             .map(|i| sender_final(ins[i].2, w0[i], c0[i], masks[i]))
             .collect();
         let idx: Vec<u8> = (0..n).map(|i| receiver_final(w1[i], c1[i])).collect();

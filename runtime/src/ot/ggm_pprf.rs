@@ -157,6 +157,22 @@ pub fn sender_tree(
     })
 }
 
+/// The sender's leaves alone (lsb cleared), as [`sender_tree`] makes them from `seed`: what
+/// the sender re-expands in the online phase from the seed it kept.
+pub fn sender_leaves(prg: &Prg, seed: u128, depth: u32) -> Result<Vec<u128>, PprfError> {
+    check_depth(depth)?;
+    let mut level = vec![seed];
+    let mut next = Vec::new();
+    for _ in 0..depth {
+        prg.expand(&level, &mut next);
+        std::mem::swap(&mut level, &mut next);
+    }
+    for v in &mut level {
+        *v &= !1;
+    }
+    Ok(level)
+}
+
 /// The receiver's base-OT choice bits for punctured point `alpha`: at level l (top first) the
 /// complement of alpha's bit l, most significant first.
 pub fn receiver_choices(alpha: u64, depth: u32) -> Result<Vec<bool>, PprfError> {
@@ -274,6 +290,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_leaves_alone_are_the_trees_leaves() {
+        let prg = Prg::default();
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let base: Vec<(u128, u128)> = (0..6).map(|_| (rng.random(), rng.random())).collect();
+        let seed: u128 = rng.random();
+        let tree = sender_tree(&prg, seed, 6, 1, &base).unwrap();
+        assert_eq!(sender_leaves(&prg, seed, 6).unwrap(), tree.leaves);
+        assert_ne!(sender_leaves(&prg, seed ^ 2, 6).unwrap(), tree.leaves);
     }
 
     #[test]

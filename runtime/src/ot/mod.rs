@@ -5,10 +5,12 @@
 //! (`ggm_pprf`), t of them as regular-noise multi-point COT (`mpcot_regular`), the
 //! Expand-Convolute code that compresses the noisy vector (`exconv`), the dual-LPN parameter
 //! rule (`lpn_params`) and the rounds between the parties (`silent_cot`); what comparisons
-//! derive from COTs (`cot`), and 1-out-of-2^m OT from m of them (`one_of_n`).
+//! derive from COTs (`cot`), 1-out-of-2^m OT from m of them (`one_of_n`), and the session's
+//! supply of COTs, prepared offline and expanded as consumed (`cot_pool`).
 
 pub mod base;
 pub mod cot;
+pub mod cot_pool;
 pub mod exconv;
 pub mod ggm_pprf;
 pub mod iknp;
@@ -32,6 +34,15 @@ pub enum OtError {
     /// The peer's message does not match what this step calls for.
     #[error("malformed OT message: {0}")]
     Malformed(String),
+    /// More COTs were asked for than the session prepared (a bug in the count, not the
+    /// peer's doing).
+    #[error("{wanted} COTs asked for, {left} left of those prepared offline")]
+    Exhausted {
+        /// COTs asked for.
+        wanted: usize,
+        /// COTs left.
+        left: u64,
+    },
 }
 
 /// Result of an OT step.

@@ -11,7 +11,9 @@
 //! OTs come from the caller, in tree order then level order, and the tree messages travel in
 //! the caller's frames. Trees are independent, so both sides expand them in parallel.
 
-use super::ggm_pprf::{receiver_choices, receiver_tree, sender_tree, PprfError, Prg, TreeMessage};
+use super::ggm_pprf::{
+    receiver_choices, receiver_tree, sender_leaves, sender_tree, PprfError, Prg, TreeMessage,
+};
 use super::lpn_params::SilentParams;
 use rand::{CryptoRng, Rng};
 use rayon::prelude::*;
@@ -58,9 +60,26 @@ pub fn sender_round<R: Rng + CryptoRng>(
     base: &[(u128, u128)],
     rng: &mut R,
 ) -> Result<SenderRound, MpcotError> {
+    let seeds = sender_seeds(params, rng);
+    sender_round_of(prg, params, delta, base, &seeds)
+}
+
+/// Fresh tree seeds for one round, t of them.
+pub fn sender_seeds<R: Rng + CryptoRng>(params: &SilentParams, rng: &mut R) -> Vec<u128> {
+    (0..params.t).map(|_| rng.random()).collect()
+}
+
+/// The sender's round from its tree seeds (see [`sender_round`]).
+pub fn sender_round_of(
+    prg: &Prg,
+    params: &SilentParams,
+    delta: u128,
+    base: &[(u128, u128)],
+    seeds: &[u128],
+) -> Result<SenderRound, MpcotError> {
     let (t, h) = (params.t as usize, params.depth());
     expect("base OT pairs", base.len(), t * h as usize)?;
-    let seeds: Vec<u128> = (0..t).map(|_| rng.random()).collect();
+    expect("seeds", seeds.len(), t)?;
     let trees = seeds
         .par_iter()
         .zip(base.par_chunks(h as usize))
@@ -73,6 +92,22 @@ pub fn sender_round<R: Rng + CryptoRng>(
         messages.push(tree.message);
     }
     Ok(SenderRound { v, messages })
+}
+
+/// The sender's half of the noisy vector, V', from the round's seeds alone (the online
+/// re-expansion of a round prepared offline).
+pub fn sender_vector(
+    prg: &Prg,
+    params: &SilentParams,
+    seeds: &[u128],
+) -> Result<Vec<u128>, MpcotError> {
+    expect("seeds", seeds.len(), params.t as usize)?;
+    let h = params.depth();
+    let trees = seeds
+        .par_iter()
+        .map(|&seed| sender_leaves(prg, seed, h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(trees.concat())
 }
 
 /// The receiver's punctured points for a round, one uniform point per block.

@@ -14,7 +14,7 @@
 //! and tweaked by the prefix. The receiver knows exactly the nodes on x's path; every other k
 //! meets an unknown node at its highest bit that differs from x, a bijection between the N - 1
 //! other messages and the N - 1 unknown nodes, triangular in the lower nodes, so the other pads
-//! are jointly pseudorandom. The sender sends the N messages masked, l <= 8 bits each; the
+//! are jointly pseudorandom. The sender sends the N messages masked, l <= 64 bits each; the
 //! sender computes 2^{m+1} - 2 hashes per OT, the receiver m. Crypto core, no IO: lengths are
 //! the caller's to check (a peer's table frame before [`receiver_outputs`]); a mismatch panics.
 
@@ -31,9 +31,14 @@ fn tweak(index: u64, prefix: usize) -> u128 {
     ONE_OF_N_DOMAIN | ((index as u128) << 16) | prefix as u128
 }
 
+/// The mask of the low `l` bits (1 <= l <= 64).
+fn low_bits(l: u32) -> u64 {
+    u64::MAX >> (64 - l)
+}
+
 fn check(m: u32, l: u32) {
     assert!(
-        (1..=MAX_BITS).contains(&m) && (1..=8).contains(&l),
+        (1..=MAX_BITS).contains(&m) && (1..=64).contains(&l),
         "1-of-2^{m} OT of {l} bits"
     );
 }
@@ -57,18 +62,18 @@ pub fn sender_tables(
     fix: &[bool],
     m: u32,
     l: u32,
-    messages: &[Vec<u8>],
-) -> Vec<u8> {
+    messages: &[Vec<u64>],
+) -> Vec<u64> {
     check(m, l);
     let n = 1usize << m;
     assert_eq!(cots.v.len(), messages.len() * m as usize, "m COTs per OT");
     cots.fix_choices(fix);
-    let mask = ((1u16 << l) - 1) as u8;
+    let mask = low_bits(l);
     let mut out = Vec::with_capacity(messages.len() * n);
     for (o, msgs) in messages.iter().enumerate() {
         assert_eq!(msgs.len(), n, "2^m messages per OT");
         // node[s][prefix] = H(K_s^{prefix_s}, tweak(COT s, prefix)), prefix of s + 1 bits.
-        let mut pads = vec![0u8; n];
+        let mut pads = vec![0u64; n];
         for s in 0..m as usize {
             let k = o * m as usize + s;
             let index = cots.first + k as u64;
@@ -82,7 +87,7 @@ pub fn sender_tables(
                 h.hash_blocks(x, t, o);
             }
             for (k, pad) in pads.iter_mut().enumerate() {
-                *pad ^= hs[k % width] as u8;
+                *pad ^= hs[k % width] as u64;
             }
         }
         out.extend(msgs.iter().zip(&pads).map(|(m, p)| (m ^ p) & mask));
@@ -97,17 +102,17 @@ pub fn receiver_outputs(
     m: u32,
     l: u32,
     indices: &[u8],
-    tables: &[u8],
-) -> Vec<u8> {
+    tables: &[u64],
+) -> Vec<u64> {
     check(m, l);
     let n = 1usize << m;
     assert_eq!(tables.len(), indices.len() * n, "2^m entries per OT");
-    let mask = ((1u16 << l) - 1) as u8;
+    let mask = low_bits(l);
     indices
         .iter()
         .enumerate()
         .map(|(o, &x)| {
-            let mut pad = 0u8;
+            let mut pad = 0u64;
             for s in 0..m as usize {
                 let k = o * m as usize + s;
                 let prefix = x as usize % (1 << (s + 1));
@@ -117,7 +122,7 @@ pub fn receiver_outputs(
                     &[tweak(cots.first + k as u64, prefix)],
                     &mut out,
                 );
-                pad ^= out[0] as u8;
+                pad ^= out[0] as u64;
             }
             (tables[o * n + x as usize] ^ pad) & mask
         })
@@ -135,15 +140,15 @@ mod tests {
     fn the_receiver_gets_the_message_of_its_index_and_the_others_stay_masked() {
         let h = Hasher::default();
         let mut rng = ChaCha20Rng::seed_from_u64(13);
-        for (m, l) in [(1u32, 1u32), (2, 2), (4, 2), (4, 8)] {
+        for (m, l) in [(1u32, 1u32), (2, 2), (4, 2), (4, 8), (4, 41), (2, 64)] {
             let ots = 200;
             let (mut s, mut r, _) = dealt(&mut rng, ots * m as usize, 11);
             let indices: Vec<u8> = (0..ots)
                 .map(|_| rng.random_range(0..1u16 << m) as u8)
                 .collect();
-            let mask = ((1u16 << l) - 1) as u8;
-            let messages: Vec<Vec<u8>> = (0..ots)
-                .map(|_| (0..1 << m).map(|_| rng.random::<u8>() & mask).collect())
+            let mask = low_bits(l);
+            let messages: Vec<Vec<u64>> = (0..ots)
+                .map(|_| (0..1 << m).map(|_| rng.random::<u64>() & mask).collect())
                 .collect();
             let fix = receiver_fix(&mut r, m, &indices);
             let tables = sender_tables(&h, &mut s, &fix, m, l, &messages);
@@ -152,7 +157,7 @@ mod tests {
             for o in 0..ots {
                 assert_eq!(got[o], messages[o][indices[o] as usize], "m {m} OT {o}");
             }
-            if l == 8 {
+            if l >= 8 {
                 // Unmasking another entry with the receiver's own pad does not give its message
                 // (a chance match is 1 in 256).
                 let wrong = (0..ots)

@@ -17,7 +17,10 @@ use super::cot::{CotReceiver, CotSender};
 use super::exconv::ExConvCode;
 use super::ggm_pprf::{Prg, TreeMessage};
 use super::lpn_params::SilentParams;
-use super::mpcot_regular::{receiver_choices_of, receiver_points, receiver_round, sender_round};
+use super::mpcot_regular::{
+    receiver_choices_of, receiver_points, receiver_round, sender_round_of, sender_seeds,
+    sender_vector,
+};
 use super::{OtError, OtReceiver, OtSender, Result};
 use crate::transport::{Channel, Stream};
 use crate::wire::Tag;
@@ -90,6 +93,22 @@ fn compress(code: &ExConvCode, mut v: Vec<u128>, n: usize) -> Result<Vec<u128>> 
     Ok(v)
 }
 
+/// What the sender keeps of a round prepared offline: its tree seeds (4 KiB at t = 256),
+/// from which [`SilentSender::expand`] re-makes the round's COTs.
+pub struct SenderKey {
+    seeds: Vec<u128>,
+    first: u64,
+}
+
+/// What the receiver keeps of a round prepared offline: its punctured points, the tree
+/// messages and its base-OT outputs (about 176 KiB at n = 2^21).
+pub struct ReceiverKey {
+    points: Vec<u64>,
+    messages: Vec<TreeMessage>,
+    base: Vec<u128>,
+    first: u64,
+}
+
 impl SilentSender {
     /// A sender with a fresh Delta (lsb 1) for rounds of `params`; refuses an insecure set.
     pub fn new<R: Rng + CryptoRng>(params: SilentParams, rng: &mut R) -> Result<Self> {
@@ -102,6 +121,23 @@ impl SilentSender {
         })
     }
 
+    /// The round parameters.
+    pub fn params(&self) -> SilentParams {
+        self.params
+    }
+
+    /// Numbers this sender's COTs from `first` on (a second instance in the session starts
+    /// far from the first, so no two COTs share an index and a hash tweak).
+    pub fn start_at(mut self, first: u64) -> Self {
+        self.next = first;
+        self
+    }
+
+    /// The global offset of every COT this sender makes.
+    pub fn delta(&self) -> u128 {
+        self.delta
+    }
+
     /// One round: n COTs for this side, after the IKNP base OTs and the tree messages.
     pub fn round<S: Stream, R: Rng + CryptoRng>(
         &mut self,
@@ -109,18 +145,38 @@ impl SilentSender {
         ot: &mut OtSender,
         rng: &mut R,
     ) -> Result<CotSender> {
+        let key = self.prepare(ch, ot, rng)?;
+        self.expand(&key)
+    }
+
+    /// The round's traffic (the base OTs and the tree messages), kept as the round's seeds:
+    /// the offline half of a round.
+    pub fn prepare<S: Stream, R: Rng + CryptoRng>(
+        &mut self,
+        ch: &mut Channel<S>,
+        ot: &mut OtSender,
+        rng: &mut R,
+    ) -> Result<SenderKey> {
         let p = self.params;
         let base = ot.send_random(ch, (p.t * p.depth() as u64) as usize)?;
-        let round = sender_round(&self.prg, &p, self.delta, &base, rng)
+        let seeds = sender_seeds(&p, rng);
+        let round = sender_round_of(&self.prg, &p, self.delta, &base, &seeds)
             .map_err(|e| OtError::Malformed(e.to_string()))?;
         ch.send(Tag::SilentPprf, &encode_messages(&round.messages))?;
-        let v = compress(&self.code, round.v, p.n as usize)?;
         let first = self.next;
         self.next += p.n;
+        Ok(SenderKey { seeds, first })
+    }
+
+    /// The round's n COTs from its key, locally (the online half).
+    pub fn expand(&self, key: &SenderKey) -> Result<CotSender> {
+        let p = self.params;
+        let v = sender_vector(&self.prg, &p, &key.seeds)
+            .map_err(|e| OtError::Malformed(e.to_string()))?;
         Ok(CotSender {
             delta: self.delta,
-            v,
-            first,
+            v: compress(&self.code, v, p.n as usize)?,
+            first: key.first,
         })
     }
 }
@@ -136,6 +192,17 @@ impl SilentReceiver {
         })
     }
 
+    /// The round parameters.
+    pub fn params(&self) -> SilentParams {
+        self.params
+    }
+
+    /// Numbers this receiver's COTs from `first` on, as its sender does.
+    pub fn start_at(mut self, first: u64) -> Self {
+        self.next = first;
+        self
+    }
+
     /// One round: n COTs whose choice bits (the lsbs) are pseudorandom.
     pub fn round<S: Stream, R: Rng + CryptoRng>(
         &mut self,
@@ -143,18 +210,43 @@ impl SilentReceiver {
         ot: &mut OtReceiver,
         rng: &mut R,
     ) -> Result<CotReceiver> {
+        let key = self.prepare(ch, ot, rng)?;
+        self.expand(&key)
+    }
+
+    /// The round's traffic, kept as its key: the offline half of a round. The tree frame is
+    /// checked for size here, its contents when the round is expanded.
+    pub fn prepare<S: Stream, R: Rng + CryptoRng>(
+        &mut self,
+        ch: &mut Channel<S>,
+        ot: &mut OtReceiver,
+        rng: &mut R,
+    ) -> Result<ReceiverKey> {
         let p = self.params;
         let points = receiver_points(&p, rng);
         let choices =
             receiver_choices_of(&p, &points).map_err(|e| OtError::Malformed(e.to_string()))?;
         let base = ot.receive_random(ch, &choices)?;
         let messages = decode_messages(&ch.recv(Tag::SilentPprf)?, &p)?;
-        let w = receiver_round(&self.prg, &p, &points, &messages, &base)
-            .map_err(|e| OtError::Malformed(e.to_string()))?;
-        let w = compress(&self.code, w, p.n as usize)?;
         let first = self.next;
         self.next += p.n;
-        Ok(CotReceiver { w, first })
+        Ok(ReceiverKey {
+            points,
+            messages,
+            base,
+            first,
+        })
+    }
+
+    /// The round's n COTs from its key, locally (the online half).
+    pub fn expand(&self, key: &ReceiverKey) -> Result<CotReceiver> {
+        let p = self.params;
+        let w = receiver_round(&self.prg, &p, &key.points, &key.messages, &key.base)
+            .map_err(|e| OtError::Malformed(e.to_string()))?;
+        Ok(CotReceiver {
+            w: compress(&self.code, w, p.n as usize)?,
+            first: key.first,
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use crate::transport::{sanitize, Channel, Stream};
 use crate::wire::Tag;
 
 /// Version of the session protocol; bumped whenever a message changes.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 const MAGIC: &[u8; 8] = b"C3DRUN\0\0";
 /// Handshake frames are tiny: anything larger is refused before it is read.
 const MAX_HELLO: usize = 1024;

@@ -10,6 +10,7 @@
 //! before the clip is known, and online the server only ever sees masked values.
 
 pub mod client;
+pub mod compared;
 pub mod deadline;
 mod error;
 pub mod garbled;

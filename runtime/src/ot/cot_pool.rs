@@ -1,0 +1,168 @@
+//! A session's supply of COTs in one direction: rounds of silent OT prepared in the offline
+//! phase (their traffic, kept as compact keys) and expanded locally, one round at a time, as
+//! the online phase takes COTs. Both parties take the same counts in the same order, so they
+//! cross round boundaries together and hold the same indices; an index is never handed out
+//! twice, which is what makes every COT single-use.
+
+use super::cot::{CotReceiver, CotSender};
+use super::lpn_params::SilentParams;
+use super::silent_cot::{ReceiverKey, SenderKey, SilentReceiver, SilentSender};
+use super::{OtError, OtReceiver, OtSender, Result};
+use crate::transport::{Channel, Stream};
+use rand::{CryptoRng, Rng};
+use std::collections::VecDeque;
+
+/// Least and most COTs per round: small models need few, large ones amortise the rounds.
+const ROUND_MIN: u64 = 1 << 14;
+const ROUND_MAX: u64 = 1 << 21;
+
+/// The round size for a session that needs `total` COTs in a direction: the power of two
+/// at or above it, within [2^14, 2^21].
+pub fn round_params(total: u64) -> Result<SilentParams> {
+    let n = total.max(1).next_power_of_two().clamp(ROUND_MIN, ROUND_MAX);
+    SilentParams::for_round(n).map_err(|e| OtError::Malformed(format!("silent OT round: {e}")))
+}
+
+/// Rounds of `params` that cover `total` COTs.
+pub fn rounds_for(params: &SilentParams, total: u64) -> u64 {
+    total.div_ceil(params.n)
+}
+
+/// The COT sender's supply (it holds Delta).
+pub struct SenderPool {
+    silent: SilentSender,
+    keys: VecDeque<SenderKey>,
+    cur: CotSender,
+    pos: usize,
+    left: u64,
+}
+
+/// The COT receiver's supply.
+pub struct ReceiverPool {
+    silent: SilentReceiver,
+    keys: VecDeque<ReceiverKey>,
+    cur: CotReceiver,
+    pos: usize,
+    left: u64,
+}
+
+impl SenderPool {
+    /// Prepares `rounds` rounds with the peer (offline), COT indices from `first` on: the
+    /// base OTs from `ot`, a fresh Delta.
+    pub fn prepare<S: Stream, R: Rng + CryptoRng>(
+        params: SilentParams,
+        rounds: u64,
+        first: u64,
+        ch: &mut Channel<S>,
+        ot: &mut OtSender,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let mut silent = SilentSender::new(params, rng)?.start_at(first);
+        let keys = (0..rounds)
+            .map(|_| silent.prepare(ch, ot, rng))
+            .collect::<Result<VecDeque<_>>>()?;
+        let delta = silent.delta();
+        Ok(SenderPool {
+            silent,
+            keys,
+            cur: CotSender {
+                delta,
+                v: Vec::new(),
+                first: 0,
+            },
+            pos: 0,
+            left: rounds * params.n,
+        })
+    }
+
+    /// The next `n` COTs, expanding rounds as needed.
+    pub fn take(&mut self, n: usize) -> Result<CotSender> {
+        if n as u64 > self.left {
+            return Err(OtError::Exhausted {
+                wanted: n,
+                left: self.left,
+            });
+        }
+        let mut v = Vec::with_capacity(n);
+        while v.len() < n {
+            if self.pos == self.cur.v.len() {
+                let key = self.keys.pop_front().expect("rounds cover what is left");
+                self.cur = self.silent.expand(&key)?;
+                self.pos = 0;
+            }
+            let k = (n - v.len()).min(self.cur.v.len() - self.pos);
+            v.extend_from_slice(&self.cur.v[self.pos..self.pos + k]);
+            self.pos += k;
+        }
+        self.left -= n as u64;
+        // Indices run on across rounds (round r + 1 starts where round r ends).
+        let first = self.cur.first + self.pos as u64 - n as u64;
+        Ok(CotSender {
+            delta: self.cur.delta,
+            v,
+            first,
+        })
+    }
+
+    /// COTs not yet taken.
+    pub fn left(&self) -> u64 {
+        self.left
+    }
+}
+
+impl ReceiverPool {
+    /// Prepares `rounds` rounds with the peer (offline), COT indices from `first` on, the
+    /// base OTs from `ot`.
+    pub fn prepare<S: Stream, R: Rng + CryptoRng>(
+        params: SilentParams,
+        rounds: u64,
+        first: u64,
+        ch: &mut Channel<S>,
+        ot: &mut OtReceiver,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let mut silent = SilentReceiver::new(params)?.start_at(first);
+        let keys = (0..rounds)
+            .map(|_| silent.prepare(ch, ot, rng))
+            .collect::<Result<VecDeque<_>>>()?;
+        Ok(ReceiverPool {
+            silent,
+            keys,
+            cur: CotReceiver {
+                w: Vec::new(),
+                first: 0,
+            },
+            pos: 0,
+            left: rounds * params.n,
+        })
+    }
+
+    /// The next `n` COTs, expanding rounds as needed.
+    pub fn take(&mut self, n: usize) -> Result<CotReceiver> {
+        if n as u64 > self.left {
+            return Err(OtError::Exhausted {
+                wanted: n,
+                left: self.left,
+            });
+        }
+        let mut w = Vec::with_capacity(n);
+        while w.len() < n {
+            if self.pos == self.cur.w.len() {
+                let key = self.keys.pop_front().expect("rounds cover what is left");
+                self.cur = self.silent.expand(&key)?;
+                self.pos = 0;
+            }
+            let k = (n - w.len()).min(self.cur.w.len() - self.pos);
+            w.extend_from_slice(&self.cur.w[self.pos..self.pos + k]);
+            self.pos += k;
+        }
+        self.left -= n as u64;
+        let first = self.cur.first + self.pos as u64 - n as u64;
+        Ok(CotReceiver { w, first })
+    }
+
+    /// COTs not yet taken.
+    pub fn left(&self) -> u64 {
+        self.left
+    }
+}
