@@ -64,7 +64,7 @@ mod tests {
         for width in [1u32, 4, 41, 64] {
             let top = u64::MAX >> (64 - width);
             let v: Vec<u64> = (0..77u64)
-                .map(|i| (i * 0x9E37_79B9_7F4A_7C15) & top)
+                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & top)
                 .collect();
             let b = pack(&v, width);
             assert_eq!(b.len(), packed_len(77, width));
