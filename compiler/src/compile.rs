@@ -351,10 +351,13 @@ fn approx_for_budget(
         .iter()
         .filter(|(id, _)| {
             matches!(q.plan.graph.node(*id).op, Op::Relu)
-                && q.plan.layer(*id).map(|l| l.protocol) == Some(Protocol::GarbledCircuit)
+                && matches!(
+                    q.plan.layer(*id).map(|l| l.protocol),
+                    Some(Protocol::GarbledCircuit | Protocol::OtComparison)
+                )
         })
         .map(|(id, c)| {
-            let saved = (c.gc_bytes_offline + c.gc_bytes_online)
+            let saved = (c.gc_bytes_offline + c.gc_bytes_online + c.ot_bytes_offline + c.ot_bytes_online)
                 .saturating_sub(c.beaver_bytes_offline + c.beaver_bytes_online);
             (saved, q.plan.graph.node(*id).name.clone())
         })

@@ -1,7 +1,8 @@
 //! `c3dc inspect`: the per-layer table of a plan.
 
-use c3d_ir::{Plan, Protocol, Weights};
-use c3d_passes::cost::{plan_cost, LayerCost};
+use c3d_ir::op::OpClass;
+use c3d_ir::{NetworkModel, Plan, Protocol, Weights};
+use c3d_passes::cost::{nonlinear_cost, plan_cost, LayerCost};
 use serde::Serialize;
 
 /// One row of the inspection table.
@@ -35,6 +36,24 @@ pub struct Row {
     pub sparsity: Option<f64>,
     /// What the protocol spends on the layer (cost model).
     pub cost: LayerCost,
+    /// For a comparison layer, what each exact protocol would spend on it, and the estimated
+    /// seconds on the plan's network (empty for other layers).
+    pub choices: Vec<Choice>,
+}
+
+/// One exact comparison protocol's cost for a layer.
+#[derive(Debug, Serialize)]
+pub struct Choice {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Bytes both ways, offline and online.
+    pub bytes: u64,
+    /// Messages online that wait for the peer.
+    pub flights: u64,
+    /// Estimated seconds on the plan's network (bytes, round trips, compute).
+    pub seconds: f64,
+    /// Whether OT comparisons can run the layer exactly (always true for garbled circuits).
+    pub runs: bool,
 }
 
 /// The table and its totals.
@@ -50,6 +69,8 @@ pub struct Inspection {
     pub plan_hash: String,
     /// Passes that ran.
     pub passes: Vec<String>,
+    /// The network the comparison protocols were chosen for.
+    pub network: NetworkModel,
     /// Rows in execution order.
     pub layers: Vec<Row>,
     /// Total multiply-adds.
@@ -86,6 +107,31 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
         if let Some((w, b)) = n.op.weight_shapes() {
             nweights += (w.numel() + b.numel()) as u64;
         }
+        let choices = if n.op.class() == OpClass::NonLinear && l.protocol != Protocol::BeaverSquare {
+            [Protocol::GarbledCircuit, Protocol::OtComparison]
+                .into_iter()
+                .map(|p| {
+                    let c = nonlinear_cost(
+                        &n.op,
+                        &shapes,
+                        &n.shape,
+                        p,
+                        plan.fixed.p,
+                        l.quant.truncate_bits,
+                    );
+                    Choice {
+                        protocol: p,
+                        bytes: c.bytes_offline() + c.bytes_online(),
+                        flights: c.flights,
+                        seconds: c.seconds(&plan.network),
+                        runs: p == Protocol::GarbledCircuit
+                            || c3d_ir::ot_comparable(plan, l.node).is_ok(),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         rows.push(Row {
             name: n.name.clone(),
             op: n.op.name().into(),
@@ -101,6 +147,7 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
             headroom_bits: l.quant.headroom_bits,
             sparsity: l.sparsity,
             cost,
+            choices,
         });
     }
     Inspection {
@@ -113,6 +160,7 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
             .iter()
             .map(|p| format!("{}: {}", p.name, p.detail))
             .collect(),
+        network: plan.network,
         layers: rows,
         total_macs: macs,
         total_comparisons: cmps,
@@ -235,6 +283,36 @@ pub fn render(ins: &Inspection) -> String {
             " (no weights file: layers counted dense)"
         }
     );
+    let rows: Vec<&Row> = ins.layers.iter().filter(|r| !r.choices.is_empty()).collect();
+    if !rows.is_empty() {
+        let n = &ins.network;
+        s += &format!(
+            "comparison protocols (--nonlinear {:?}, estimated for {} Mbit/s and {} ms RTT):\n",
+            n.nonlinear, n.bandwidth_mbit, n.rtt_ms
+        );
+        s += &format!(
+            "  {:name_w$}  {:>10}  {:>9}  {:>10}  {:>9}  {:>7}  chosen\n",
+            "name", "GC MB", "GC s", "OT MB", "OT s", "OT/GC"
+        );
+        for r in rows {
+            let (g, o) = (&r.choices[0], &r.choices[1]);
+            let ot_s = if o.runs {
+                format!("{:.2}", o.seconds)
+            } else {
+                "cannot".to_string()
+            };
+            s += &format!(
+                "  {:name_w$}  {:>10.2}  {:>9.2}  {:>10.2}  {:>9}  {:>7.3}  {:?}\n",
+                r.name,
+                g.bytes as f64 / 1e6,
+                g.seconds,
+                o.bytes as f64 / 1e6,
+                ot_s,
+                o.bytes as f64 / g.bytes.max(1) as f64,
+                r.protocol
+            );
+        }
+    }
     if let Some(d) = ins.he_distance_log2 {
         s += &format!(
             "circuit privacy: {} flooded HE replies per session, statistical distance <= 2^{:.1} \

@@ -79,6 +79,17 @@ enum Cmd {
         /// most garbled traffic first, until the plan fits (check the accuracy with simulate).
         #[arg(long)]
         approx_budget: Option<f64>,
+        /// Protocol of the exact comparisons (ReLU, max-pool): garbled circuits, OT-based
+        /// comparisons on silent OT, or per layer the faster on the network of --bandwidth and
+        /// --rtt by the cost model. Stored in the plan.
+        #[arg(long, value_enum, default_value_t = Nonlinear::Auto)]
+        nonlinear: Nonlinear,
+        /// Network bandwidth the choice is made for, Mbit/s (default: a LAN's 1000).
+        #[arg(long, default_value_t = 1000.0)]
+        bandwidth: f64,
+        /// Network round-trip time the choice is made for, ms (default: a LAN's 0.5).
+        #[arg(long, default_value_t = 0.5)]
+        rtt: f64,
     },
     /// Run the plaintext fixed-point simulation of a plan on a float32 .npy input.
     Simulate {
@@ -124,6 +135,17 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// `--nonlinear`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Nonlinear {
+    /// Garbled circuits everywhere.
+    Gc,
+    /// OT-based comparisons wherever they compute the layer exactly.
+    Ot,
+    /// Per layer, the faster by the cost model on the network given.
+    Auto,
 }
 
 struct Failure {
@@ -198,8 +220,26 @@ fn run(
             prune,
             no_rewrite,
             approx_budget,
+            nonlinear,
+            bandwidth,
+            rtt,
         } => {
             let t0 = Instant::now();
+            if !(bandwidth.is_finite() && bandwidth > 0.0) {
+                return Err(miette!("--bandwidth {bandwidth}: expected a positive Mbit/s").into());
+            }
+            if !(rtt.is_finite() && rtt >= 0.0) {
+                return Err(miette!("--rtt {rtt}: expected a non-negative number of ms").into());
+            }
+            let network = c3d_ir::NetworkModel {
+                nonlinear: match nonlinear {
+                    Nonlinear::Gc => c3d_ir::NonlinearChoice::Gc,
+                    Nonlinear::Ot => c3d_ir::NonlinearChoice::Ot,
+                    Nonlinear::Auto => c3d_ir::NonlinearChoice::Auto,
+                },
+                bandwidth_mbit: bandwidth,
+                rtt_ms: rtt,
+            };
             let approx_budget = match approx_budget {
                 Some(mb) if !(mb.is_finite() && mb > 0.0) => {
                     return Err(
@@ -242,6 +282,7 @@ fn run(
                     calib_samples,
                     calib_inputs,
                     approx,
+                    network,
                     ..QuantConfig::default()
                 },
                 preprocess,

@@ -21,7 +21,7 @@ pub const PLAN_MAGIC: [u8; 8] = *b"C3DPLAN\0";
 pub const WEIGHTS_MAGIC: [u8; 8] = *b"C3DWGHT\0";
 /// The format version this build writes and reads (plans and weights alike). 5: whole-bit
 /// bounds and headroom, the weights' salt, and the salted commitment in the plan.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Domain separator of the weights commitment (what precedes the salt under SHA-256).
 pub const WEIGHTS_COMMITMENT_DOMAIN: &[u8] = b"c3d-weights-commitment-v1\0";
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 32;
@@ -357,7 +357,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&6u32.to_le_bytes());
         let e = Plan::from_bytes(&bytes).unwrap_err().to_string();
         assert!(e.contains("format version 6 is newer"), "{e}");
-        assert_eq!(FORMAT_VERSION, 5);
+        assert_eq!(FORMAT_VERSION, 6);
     }
 
     #[cfg(unix)]

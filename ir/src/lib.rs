@@ -29,8 +29,8 @@ pub use kernels::Tensor;
 pub use op::{Conv3dParams, Op, OpClass, ShapeError, Window3d, WindowError};
 pub use packing::{ConvShape, GeometryError, Packing};
 pub use plan::{
-    Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NodePlan, PassRecord, Plan,
-    Preprocess, Protocol, Weights,
+    ot_comparable, Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NetworkModel,
+    NodePlan, NonlinearChoice, PassRecord, Plan, Preprocess, Protocol, Weights,
 };
 pub use shape::Shape;
 pub use simulate::{simulate, simulate_timed, SimOutput};

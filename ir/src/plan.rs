@@ -203,17 +203,21 @@ pub enum Protocol {
     BeaverSquare,
     /// The client computes it on the revealed output.
     Client,
+    /// Comparisons by OT on silent-OT correlations (millionaire, DReLU mod p, multiplexer,
+    /// exact truncation): exact, as garbled circuits are, for a fraction of their traffic.
+    OtComparison,
 }
 
 impl Protocol {
     /// Every protocol, in declaration order (what a choice among candidates walks).
-    pub const ALL: [Protocol; 6] = [
+    pub const ALL: [Protocol; 7] = [
         Protocol::Input,
         Protocol::Local,
         Protocol::HeLinear,
         Protocol::GarbledCircuit,
         Protocol::BeaverSquare,
         Protocol::Client,
+        Protocol::OtComparison,
     ];
 
     /// The default protocol for an op class.
@@ -233,7 +237,9 @@ impl Protocol {
             Protocol::Input => class == OpClass::Input,
             Protocol::Local => class == OpClass::Local,
             Protocol::HeLinear => class == OpClass::SecretLinear,
-            Protocol::GarbledCircuit | Protocol::BeaverSquare => class == OpClass::NonLinear,
+            Protocol::GarbledCircuit | Protocol::BeaverSquare | Protocol::OtComparison => {
+                class == OpClass::NonLinear
+            }
             Protocol::Client => class == OpClass::ClientOutput,
         }
     }
@@ -295,6 +301,79 @@ pub struct Plan {
     /// salt and the quantized weights. Without the salt, which never leaves the server, it
     /// cannot confirm a guess of the weights.
     pub weights_hash: [u8; 32],
+    /// How the compiler chose between the exact comparison protocols, and for which network.
+    pub network: NetworkModel,
+}
+
+/// Which exact protocol runs the comparisons (`c3dc compile --nonlinear`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NonlinearChoice {
+    /// Garbled circuits everywhere.
+    Gc,
+    /// OT-based comparisons wherever they can run (garbled circuits elsewhere).
+    Ot,
+    /// Per layer, the faster on the network described (the default).
+    #[default]
+    Auto,
+}
+
+/// The network the protocol choice was made for, stored in the plan for the record.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkModel {
+    /// The choice asked for.
+    pub nonlinear: NonlinearChoice,
+    /// Bandwidth, Mbit/s.
+    pub bandwidth_mbit: f64,
+    /// Round-trip time, ms.
+    pub rtt_ms: f64,
+}
+
+impl Default for NetworkModel {
+    /// A LAN: 1 Gbit/s, 0.5 ms round trips.
+    fn default() -> Self {
+        NetworkModel {
+            nonlinear: NonlinearChoice::Auto,
+            bandwidth_mbit: 1000.0,
+            rtt_ms: 0.5,
+        }
+    }
+}
+
+/// Whether OT-based comparisons compute a non-linear node exactly under the plan's scales,
+/// and if not why: the truncation needs p = 1 mod 2^t, and the maximum of a window (a
+/// difference of two values) needs a bit of headroom, two for a signed maximum that is
+/// truncated (it is shifted to non-negative first). The one rule the compiler and the
+/// runtime share.
+pub fn ot_comparable(plan: &Plan, node: NodeId) -> std::result::Result<(), String> {
+    let g = &plan.graph;
+    let n = g.node(node);
+    let l = plan.layer(node).ok_or("no plan entry")?;
+    let t = l.quant.truncate_bits;
+    let p = plan.fixed.p;
+    if t > 0 && (t >= 40 || (p - 1) % (1u64 << t) != 0) {
+        return Err(format!("p - 1 is not a multiple of 2^{t}"));
+    }
+    let (pool, relu) = match n.op {
+        crate::op::Op::Relu => (false, true),
+        crate::op::Op::MaxPool3d(_) => (true, false),
+        crate::op::Op::MaxPoolRelu3d(_) => (true, true),
+        _ => return Err(format!("{} is not a comparison", n.op.name())),
+    };
+    if pool {
+        let need = if !relu && t > 0 { 2 } else { 1 };
+        let input = *g.inputs_of(node).first().ok_or("no input")?;
+        let have = plan
+            .layer(input)
+            .ok_or("no plan entry for the input")?
+            .quant
+            .headroom_bits;
+        if have < need {
+            return Err(format!(
+                "its input has {have} bits of headroom, the window maximum needs {need}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Plan {
@@ -409,6 +488,14 @@ impl Plan {
                 && q.in_scales[0] != q.out_scale + q.truncate_bits
             {
                 return bad(format!("truncation of `{}` inconsistent", node.name));
+            }
+            if l.protocol == Protocol::OtComparison {
+                if let Err(why) = ot_comparable(self, l.node) {
+                    return bad(format!(
+                        "`{}` cannot run by OT comparisons: {why}",
+                        node.name
+                    ));
+                }
             }
             let class = node.op.class();
             if !l.protocol.runs(class) {
@@ -529,6 +616,7 @@ mod tests {
             Protocol::GarbledCircuit => 3,
             Protocol::BeaverSquare => 4,
             Protocol::Client => 5,
+            Protocol::OtComparison => 6,
         };
         for (i, p) in Protocol::ALL.into_iter().enumerate() {
             assert_eq!(index(p), i);

@@ -393,6 +393,7 @@ mod tests {
                 safety_bits: 0,
             },
             weights_hash: [0; 32],
+            network: Default::default(),
         }
     }
 

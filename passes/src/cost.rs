@@ -40,6 +40,92 @@ pub fn gc_unit_ands(p: u64, t: u32, k: u64, relu: bool) -> u64 {
     base + (k.max(1) - 1) * 5 * n
 }
 
+/// Digits of the millionaire's comparisons (4-bit digits) on `bits` bits.
+fn digits(bits: u64) -> u64 {
+    bits.div_ceil(4)
+}
+
+/// Bits on the wire of one OT max step, max(a, b) = b + DReLU(a - b) (a - b), at prime p:
+/// the leaf OTs of the two comparisons of DReLU (4 choice bits and 16 four-bit entries a
+/// digit), their AND gates (2 per digit combination and comparison, 4 bits each), the
+/// 1-out-of-4 that ends DReLU, and the multiplexer (a choice bit and a field element each
+/// way). The runtime's `session::compared` sends exactly these.
+pub fn ot_step_bits(p: u64) -> u64 {
+    let w = width(p);
+    let q = digits(w + 1);
+    68 * q + 16 * (q - 1) + 6 + 2 + 2 * w
+}
+
+/// Bits on the wire of one exact truncation by t bits (none for t = 0): two comparisons on
+/// t + 1 bits, then a 1-out-of-16 of field elements.
+pub fn ot_truncate_bits(p: u64, t: u32) -> u64 {
+    if t == 0 {
+        return 0;
+    }
+    let q = digits(t as u64 + 1);
+    68 * q + 16 * (q - 1) + 4 + 16 * width(p)
+}
+
+/// Forward COTs of one OT max step (the multiplexer takes one reverse COT besides).
+pub fn ot_step_cots(p: u64) -> u64 {
+    12 * digits(width(p) + 1) - 5
+}
+
+/// COTs of one exact truncation.
+pub fn ot_truncate_cots(t: u32) -> u64 {
+    if t == 0 {
+        0
+    } else {
+        12 * digits(t as u64 + 1) - 4
+    }
+}
+
+/// Candidates an OT-compared layer handles per chunk (the runtime's chunk).
+pub const OT_CHUNK: u64 = 1 << 14;
+/// AND gates per garbled chunk (the runtime's chunk).
+pub const GC_CHUNK_ANDS: u64 = 1 << 18;
+/// Least and most COTs per silent-OT round (the runtime's `ot::cot_pool`).
+const ROUND_MIN: u64 = 1 << 14;
+const ROUND_MAX: u64 = 1 << 21;
+
+/// The silent-OT rounds the runtime prepares for `total` COTs in one direction: (rounds,
+/// COTs per round), as few rounds of at most 2^21 as cover it, each a power of two.
+pub fn silent_rounds(total: u64) -> (u64, u64) {
+    let rounds = total.max(1).div_ceil(ROUND_MAX);
+    let n = total
+        .max(1)
+        .div_ceil(rounds)
+        .next_power_of_two()
+        .clamp(ROUND_MIN, ROUND_MAX);
+    (total.div_ceil(n), n)
+}
+
+/// Bytes of one silent-OT round of n COTs (t = 256 trees of depth h = log2(2n / 256)): the
+/// IKNP random OTs for the trees' base OTs (16 B each) and the tree messages ((2h + 1) blocks
+/// a tree), with their frame headers.
+pub fn silent_round_bytes(n: u64) -> u64 {
+    let t = 256u64;
+    let h = (2 * n / t).trailing_zeros() as u64;
+    16 * t * h + 16 * t * (2 * h + 1) + 2 * 5
+}
+
+/// Bytes of the silent-OT rounds of one OT-compared layer, both directions.
+pub fn silent_bytes(fwd: u64, rev: u64) -> u64 {
+    [fwd, rev]
+        .into_iter()
+        .map(|c| {
+            let (r, n) = silent_rounds(c);
+            r * silent_round_bytes(n)
+        })
+        .sum()
+}
+/// Garbled AND gates garbled and evaluated per second, both parties on the reference 2-core
+/// machine (docs/bench-runtime.md).
+pub const GC_ANDS_PER_S: f64 = 1.0e7;
+/// COTs expanded and consumed per second by the OT comparisons, both parties on the reference
+/// machine (docs/bench-runtime.md).
+pub const OT_COTS_PER_S: f64 = 2.0e6;
+
 /// What one node costs in the protocol.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LayerCost {
@@ -76,17 +162,38 @@ pub struct LayerCost {
     pub online_macs: u64,
     /// Bytes of the client's masked input, x - r (online).
     pub input_bytes_online: u64,
+    /// COTs the OT comparisons consume (both directions).
+    pub ot_cots: u64,
+    /// Bytes of silent-OT rounds for them (offline).
+    pub ot_bytes_offline: u64,
+    /// Bytes of the OT comparisons themselves (online).
+    pub ot_bytes_online: u64,
+    /// Messages online that wait for the peer's answer (each costs half a round trip).
+    pub flights: u64,
 }
 
 impl LayerCost {
     /// Bytes offline, both directions.
     pub fn bytes_offline(&self) -> u64 {
-        self.he_bytes + self.gc_bytes_offline + self.beaver_bytes_offline
+        self.he_bytes + self.gc_bytes_offline + self.beaver_bytes_offline + self.ot_bytes_offline
     }
 
     /// Bytes online, both directions.
     pub fn bytes_online(&self) -> u64 {
-        self.gc_bytes_online + self.beaver_bytes_online + self.input_bytes_online
+        self.gc_bytes_online
+            + self.beaver_bytes_online
+            + self.input_bytes_online
+            + self.ot_bytes_online
+    }
+
+    /// Estimated seconds of a non-linear layer's protocol on `net`: its bytes at the
+    /// bandwidth, half a round trip per flight, and the compute at the reference rates.
+    pub fn seconds(&self, net: &c3d_ir::NetworkModel) -> f64 {
+        let bytes = (self.bytes_offline() + self.bytes_online()) as f64;
+        bytes * 8.0 / (net.bandwidth_mbit.max(1e-3) * 1e6)
+            + self.flights as f64 * net.rtt_ms.max(0.0) / 2000.0
+            + self.and_gates as f64 / GC_ANDS_PER_S
+            + self.ot_cots as f64 / OT_COTS_PER_S
     }
 
     fn add(&mut self, o: &LayerCost) {
@@ -105,6 +212,10 @@ impl LayerCost {
         self.beaver_bytes_online += o.beaver_bytes_online;
         self.online_macs += o.online_macs;
         self.input_bytes_online += o.input_bytes_online;
+        self.ot_cots += o.ot_cots;
+        self.ot_bytes_offline += o.ot_bytes_offline;
+        self.ot_bytes_online += o.ot_bytes_online;
+        self.flights += o.flights;
     }
 }
 
@@ -168,8 +279,8 @@ pub fn live_products(s: &ConvShape, pk: &Packing, weight: &[i64]) -> Vec<Vec<boo
     live
 }
 
-/// What a non-linear node costs under `protocol` (garbled circuits or Beaver squares; zero
-/// under any other) at the prime `p`, truncating `t` bits: the one formula the plan's cost and
+/// What a non-linear node costs under `protocol` (garbled circuits, OT comparisons or Beaver
+/// squares; zero under any other) at the prime `p`, truncating `t` bits: the one formula the plan's cost and
 /// the protocol pass's choice ([`crate::protocol`]) both use.
 pub fn nonlinear_cost(
     op: &Op,
@@ -204,6 +315,32 @@ pub fn nonlinear_cost(
             c.gc_bytes_offline = c.and_gates * AND_BYTES + ot_bits * OT_BYTES;
             // Online: the server's labels for its shares, the client's output labels.
             c.gc_bytes_online = (taps + units) * n * LABEL_BYTES;
+            // One exchange of labels per chunk.
+            c.flights = 2 * c.and_gates.div_ceil(GC_CHUNK_ANDS).max(units.min(1));
+        }
+        Protocol::OtComparison => {
+            if !matches!(op, Op::Relu | Op::MaxPool3d(_) | Op::MaxPoolRelu3d(_)) {
+                return c;
+            }
+            c.comparisons = op.comparisons(shapes, out);
+            // Every comparison is one max step (a ReLU's against 0).
+            let steps = c.comparisons;
+            let bits = steps * ot_step_bits(p) + outs * (ot_truncate_bits(p, t) + n);
+            c.ot_bytes_online = bits.div_ceil(8);
+            let fwd = steps * ot_step_cots(p) + outs * ot_truncate_cots(t);
+            c.ot_cots = fwd + steps;
+            c.ot_bytes_offline = silent_bytes(fwd, steps);
+            // Per chunk: each level of the window tree 2 flights for the leaves, 2 per AND
+            // level, 2 for the 1-of-4 and 3 for the multiplexer; the truncation likewise; 1
+            // for the re-randomisation.
+            let cands = steps + outs;
+            let chunks = cands.div_ceil(OT_CHUNK).max(outs.min(1));
+            let k_max = if outs == 0 { 1 } else { cands.div_ceil(outs) };
+            let levels = 64 - (k_max.max(1) - 1).leading_zeros() as u64;
+            let and_levels = |bits: u64| 64 - (digits(bits).max(1) - 1).leading_zeros() as u64;
+            let level = 2 + 2 * and_levels(n + 1) + 2 + 3;
+            let trunc = if t > 0 { 2 + 2 * and_levels(t as u64 + 1) + 2 } else { 0 };
+            c.flights = chunks * (levels * level + trunc + 1);
         }
         Protocol::BeaverSquare => {
             c.comparisons = 0;
@@ -274,7 +411,7 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
                     };
                 }
             }
-            Protocol::GarbledCircuit | Protocol::BeaverSquare => {
+            Protocol::GarbledCircuit | Protocol::BeaverSquare | Protocol::OtComparison => {
                 c = nonlinear_cost(
                     &node.op,
                     &shapes,

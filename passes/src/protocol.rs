@@ -2,11 +2,15 @@
 //! [`Protocol::runs`] allows for its op class, those the user's options permit
 //! ([`candidates`]), and of those the cheapest by the cost model ([`nonlinear_cost`]).
 //!
-//! Only non-linear layers have a choice. Garbled circuits compute them exactly; Beaver
-//! squares replace a ReLU by x^2, which changes the function, so they are a candidate only
-//! for the ReLUs the user named (`--approx`), and then the only one. A further exact
-//! comparison protocol joins the candidates of every non-linear layer here, and the cost
-//! decides.
+//! Only non-linear layers have a choice. Garbled circuits and OT-based comparisons compute
+//! them exactly; `--nonlinear gc|ot|auto` keeps one or both, and under `auto` the one the
+//! cost model expects to be faster on the network described (`--bandwidth`, `--rtt`) wins.
+//! Beaver squares replace a ReLU by x^2, which changes the function, so they are a candidate
+//! only for the ReLUs the user named (`--approx`), and then the only one.
+//!
+//! Whether OT comparisons can run a layer exactly depends on its scales (the truncation and
+//! the headroom, [`c3d_ir::ot_comparable`]), known only after quantization: [`settle`] then
+//! moves any layer they cannot run to garbled circuits, which compute the same function.
 //!
 //! The pass runs before the field is chosen (a squared layer is scaled differently), so costs
 //! are weighed at Delphi's prime and a typical truncation, as the separable-pool pass does.
@@ -14,7 +18,7 @@
 use crate::cost::{nonlinear_cost, LayerCost};
 use c3d_ir::fixed::DELPHI_PRIME;
 use c3d_ir::op::{Op, OpClass};
-use c3d_ir::{Graph, NodeId, Protocol, Shape};
+use c3d_ir::{ot_comparable, Graph, NetworkModel, NodeId, NonlinearChoice, Plan, Protocol, Shape};
 use std::collections::{HashMap, HashSet};
 
 /// Truncation assumed when weighing garbled layers before scales are chosen.
@@ -25,6 +29,8 @@ const TYPICAL_TRUNCATION: u32 = 12;
 pub struct ProtocolOptions {
     /// ReLU layers (by node name) to square with Beaver pairs instead of comparing.
     pub approx: Vec<String>,
+    /// Which comparison protocols to weigh, and the network to weigh them for.
+    pub network: NetworkModel,
 }
 
 /// Why the protocols could not be chosen.
@@ -72,23 +78,20 @@ pub fn squared_nodes(g: &Graph, names: &[String]) -> Result<HashSet<NodeId>, Pro
 }
 
 /// The protocols that may run a node of `class`: those [`Protocol::runs`] allows, less those
-/// the user's options rule out. `squared` says the user asked for this ReLU's approximation.
-pub fn candidates(class: OpClass, squared: bool) -> Vec<Protocol> {
+/// the user's options rule out. `squared` says the user asked for this ReLU's approximation;
+/// `choice` which exact comparison protocols are allowed.
+pub fn candidates(class: OpClass, squared: bool, choice: NonlinearChoice) -> Vec<Protocol> {
     Protocol::ALL
         .into_iter()
         .filter(|p| p.runs(class))
         .filter(|p| match p {
             // An approximation only where the user asked for it, and then nothing exact.
             Protocol::BeaverSquare => squared,
-            Protocol::GarbledCircuit => !squared,
+            Protocol::GarbledCircuit => !squared && choice != NonlinearChoice::Ot,
+            Protocol::OtComparison => !squared && choice != NonlinearChoice::Gc,
             _ => true,
         })
         .collect()
-}
-
-/// The cost the choice minimises: bytes both ways, offline and online, then AND gates.
-fn rank(c: &LayerCost) -> (u64, u64) {
-    (c.bytes_offline() + c.bytes_online(), c.and_gates)
 }
 
 /// Each node's protocol: the cheapest of its candidates.
@@ -111,13 +114,39 @@ pub fn choose_protocols(
                 TYPICAL_TRUNCATION,
             )
         };
-        let best = candidates(node.op.class(), squared.contains(&id))
+        let net = &opts.network;
+        let best = candidates(node.op.class(), squared.contains(&id), net.nonlinear)
             .into_iter()
-            .min_by_key(|&p| rank(&cost(p)))
+            .map(|p| (p, seconds(&cost(p), net)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(p, _)| p)
             .ok_or_else(|| ProtocolError::NoCandidate(node.name.clone()))?;
         chosen.insert(id, best);
     }
     Ok(chosen)
+}
+
+fn seconds(c: &LayerCost, net: &NetworkModel) -> f64 {
+    c.seconds(net)
+}
+
+/// Moves every OT-compared layer that OT comparisons cannot run exactly under the plan's
+/// scales to garbled circuits, and records the network in the plan. Returns the names of the
+/// layers moved, with why.
+pub fn settle(plan: &mut Plan, network: NetworkModel) -> Vec<(String, String)> {
+    plan.network = network;
+    let mut moved = Vec::new();
+    for i in 0..plan.layers.len() {
+        let id = plan.layers[i].node;
+        if plan.layers[i].protocol != Protocol::OtComparison {
+            continue;
+        }
+        if let Err(why) = ot_comparable(plan, id) {
+            moved.push((plan.graph.node(id).name.clone(), why));
+            plan.layers[i].protocol = Protocol::GarbledCircuit;
+        }
+    }
+    moved
 }
 
 #[cfg(test)]
@@ -128,15 +157,23 @@ mod tests {
     #[test]
     fn candidates_follow_the_runs_rule_and_the_options() {
         use OpClass::*;
-        assert_eq!(candidates(Input, false), vec![Protocol::Input]);
-        assert_eq!(candidates(SecretLinear, false), vec![Protocol::HeLinear]);
-        assert_eq!(candidates(Local, false), vec![Protocol::Local]);
-        assert_eq!(candidates(ClientOutput, false), vec![Protocol::Client]);
-        assert_eq!(candidates(NonLinear, false), vec![Protocol::GarbledCircuit]);
-        assert_eq!(candidates(NonLinear, true), vec![Protocol::BeaverSquare]);
+        use NonlinearChoice::{Auto, Gc, Ot};
+        assert_eq!(candidates(Input, false, Auto), vec![Protocol::Input]);
+        assert_eq!(candidates(SecretLinear, false, Auto), vec![Protocol::HeLinear]);
+        assert_eq!(candidates(Local, false, Auto), vec![Protocol::Local]);
+        assert_eq!(candidates(ClientOutput, false, Auto), vec![Protocol::Client]);
+        assert_eq!(
+            candidates(NonLinear, false, Auto),
+            vec![Protocol::GarbledCircuit, Protocol::OtComparison]
+        );
+        assert_eq!(candidates(NonLinear, false, Gc), vec![Protocol::GarbledCircuit]);
+        assert_eq!(candidates(NonLinear, false, Ot), vec![Protocol::OtComparison]);
+        for choice in [Auto, Gc, Ot] {
+            assert_eq!(candidates(NonLinear, true, choice), vec![Protocol::BeaverSquare]);
+        }
         for class in [Input, SecretLinear, Local, NonLinear, ClientOutput] {
             for squared in [false, true] {
-                for p in candidates(class, squared) {
+                for p in candidates(class, squared, Auto) {
                     assert!(p.runs(class), "{p:?} for {class:?}");
                 }
             }
@@ -155,13 +192,17 @@ mod tests {
         g
     }
 
-    /// The choice is what `Protocol::default_for` gave before the pass existed, except for
-    /// the ReLUs the user asked to square.
+    /// Under `--nonlinear gc` the choice is what `Protocol::default_for` gave before the pass
+    /// existed, except for the ReLUs the user asked to square.
     #[test]
-    fn non_linear_layers_are_garbled_unless_asked_to_square() {
+    fn non_linear_layers_are_garbled_under_gc_unless_asked_to_square() {
         let g = graph();
         let opts = ProtocolOptions {
             approx: vec!["relu2".into()],
+            network: NetworkModel {
+                nonlinear: NonlinearChoice::Gc,
+                ..Default::default()
+            },
         };
         let chosen = choose_protocols(&g, &opts).unwrap();
         for id in g.topo_order().unwrap() {
@@ -180,10 +221,38 @@ mod tests {
         let g = graph();
         let ask = |name: &str| ProtocolOptions {
             approx: vec![name.into()],
+            ..Default::default()
         };
         let e = choose_protocols(&g, &ask("nope")).unwrap_err();
         assert_eq!(e.to_string(), "--approx: no layer named `nope`");
         let e = choose_protocols(&g, &ask("pool")).unwrap_err();
         assert!(matches!(e, ProtocolError::NotRelu { .. }), "{e}");
+    }
+
+    /// Under `auto` the OT comparisons win on a LAN and on a WAN (a fraction of the bytes),
+    /// and garbled circuits win where round trips cost far more than bytes.
+    #[test]
+    fn auto_weighs_bytes_against_round_trips() {
+        let g = graph();
+        let pick = |bandwidth_mbit: f64, rtt_ms: f64| {
+            let opts = ProtocolOptions {
+                approx: vec![],
+                network: NetworkModel {
+                    nonlinear: NonlinearChoice::Auto,
+                    bandwidth_mbit,
+                    rtt_ms,
+                },
+            };
+            let chosen = choose_protocols(&g, &opts).unwrap();
+            g.topo_order()
+                .unwrap()
+                .into_iter()
+                .filter(|&id| g.node(id).op.class() == OpClass::NonLinear)
+                .map(|id| chosen[&id])
+                .collect::<Vec<_>>()
+        };
+        assert!(pick(1000.0, 0.5).iter().all(|&p| p == Protocol::OtComparison));
+        assert!(pick(200.0, 40.0).iter().all(|&p| p == Protocol::OtComparison));
+        assert!(pick(1e6, 1e4).iter().all(|&p| p == Protocol::GarbledCircuit));
     }
 }

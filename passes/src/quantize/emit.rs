@@ -60,6 +60,7 @@ pub(crate) fn emit(
             safety_bits: cfg.safety_bits,
         },
         weights_hash,
+        network: Default::default(),
     };
     let lowest = plan.lowest_activation_bits().unwrap_or(fx.frac_bits);
     // The least public (whole-bit) headroom, first such layer in plan order: the record is
@@ -87,6 +88,11 @@ pub(crate) fn emit(
         name: "quantize".into(),
         detail,
     });
+    // With the scales known: OT comparisons where they compute the layer exactly.
+    let moved = crate::protocol::settle(&mut plan, cfg.network);
+    let record = super::protocol_record(&plan, &moved);
+    progress(&format!("{}: {}", record.name, record.detail));
+    plan.passes.push(record);
     plan.validate()?;
     Ok(Quantized { plan, weights })
 }

@@ -54,6 +54,8 @@ pub struct QuantConfig {
     /// ReLU layers (by node name) replaced by x^2 with Beaver squares: no comparisons, the
     /// scale doubles until the next garbled layer truncates.
     pub approx: Vec<String>,
+    /// The comparison protocols allowed and the network the choice among them is made for.
+    pub network: c3d_ir::NetworkModel,
 }
 
 impl QuantConfig {
@@ -79,6 +81,7 @@ impl Default for QuantConfig {
             calib_inputs: Vec::new(),
             safety_bits: 2,
             approx: Vec::new(),
+            network: Default::default(),
         }
     }
 }
@@ -177,6 +180,7 @@ pub fn quantize(
     };
     let opts = ProtocolOptions {
         approx: cfg.approx.clone(),
+        network: cfg.network,
     };
     let protocols = choose_protocols(&model.graph, &opts)?;
     let inp = layout::Inputs {
@@ -187,6 +191,30 @@ pub fn quantize(
     };
     let (fx, lay) = search::search(&inp, cfg, &primes, &fs, &mut progress)?;
     emit::emit(model, cfg, fx, lay, &stats, &mut progress)
+}
+
+/// What the protocol choice came to, for the plan's record.
+pub(crate) fn protocol_record(plan: &c3d_ir::Plan, moved: &[(String, String)]) -> c3d_ir::PassRecord {
+    use c3d_ir::Protocol;
+    let count = |p: Protocol| plan.layers.iter().filter(|l| l.protocol == p).count();
+    let n = &plan.network;
+    let mut detail = format!(
+        "{} non-linear layers by OT comparisons, {} garbled, {} squared (--nonlinear {:?} for {} Mbit/s, {} ms RTT)",
+        count(Protocol::OtComparison),
+        count(Protocol::GarbledCircuit),
+        count(Protocol::BeaverSquare),
+        n.nonlinear,
+        n.bandwidth_mbit,
+        n.rtt_ms
+    );
+    if !moved.is_empty() {
+        let list: Vec<String> = moved.iter().map(|(l, why)| format!("`{l}` ({why})")).collect();
+        detail.push_str(&format!("; garbled instead: {}", list.join(", ")));
+    }
+    c3d_ir::PassRecord {
+        name: "protocol".into(),
+        detail,
+    }
 }
 
 #[cfg(test)]

@@ -16,10 +16,16 @@ use std::collections::VecDeque;
 const ROUND_MIN: u64 = 1 << 14;
 const ROUND_MAX: u64 = 1 << 21;
 
-/// The round size for a session that needs `total` COTs in a direction: the power of two
-/// at or above it, within [2^14, 2^21].
+/// The round size for `total` COTs in a direction: as few rounds as rounds of at most 2^21
+/// allow, each the power of two (at least 2^14) that covers its share, so little of the last
+/// round goes unused.
 pub fn round_params(total: u64) -> Result<SilentParams> {
-    let n = total.max(1).next_power_of_two().clamp(ROUND_MIN, ROUND_MAX);
+    let rounds = total.max(1).div_ceil(ROUND_MAX);
+    let n = total
+        .max(1)
+        .div_ceil(rounds)
+        .next_power_of_two()
+        .clamp(ROUND_MIN, ROUND_MAX);
     SilentParams::for_round(n).map_err(|e| OtError::Malformed(format!("silent OT round: {e}")))
 }
 

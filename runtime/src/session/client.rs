@@ -1,6 +1,7 @@
 //! The client's side of a session: it holds the clip and the BFV secret key, prepares all
 //! masks offline, and learns only the revealed logits.
 
+use super::compared::{self, CotSupply, SupplyState};
 use super::garbled;
 use super::report::{Event, Phase, Recorder, Report, StepProtocol};
 use super::schedule::{Schedule, StepKind};
@@ -76,6 +77,8 @@ pub struct ClientPrepared<'a> {
     streamed: HashMap<NodeId, (Vec<u64>, Vec<u64>)>,
     /// Their step indices, ascending.
     streamed_steps: Vec<usize>,
+    /// OT-compared layers: the client's input share, output mask and COTs.
+    compared: HashMap<NodeId, (Vec<u64>, Vec<u64>, CotSupply)>,
     deadlines: super::Deadlines,
     reveal_share: Vec<u64>,
     spool: Spool,
@@ -152,6 +155,8 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let mut input_mask = Vec::new();
     let mut squares = HashMap::new();
     let mut streamed_in = HashMap::new();
+    let mut compared_in = HashMap::new();
+    let mut supply = SupplyState::default();
     for (i, step) in sched.steps.iter().enumerate() {
         progress(&Event::start(Phase::Offline, i, total, step));
         rec.begin(ch, i, step);
@@ -200,6 +205,12 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     squares.insert(step.node, (ins[0].to_vec(), sq, r.clone()));
                     r
                 }
+                StepKind::Compared(layer) => {
+                    let cots = compared::client_supply(ch, &mut ot, &mut supply, layer, rng)?;
+                    let r = f.random_vec(rng, step.len);
+                    compared_in.insert(step.node, (ins[0].to_vec(), r.clone(), cots));
+                    r
+                }
             }
         };
         release(&mut left, &mut c, &step.inputs);
@@ -221,6 +232,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         squares,
         streamed: streamed_in,
         streamed_steps: streamed,
+        compared: compared_in,
         deadlines: opts.deadlines,
         reveal_share,
         spool,
@@ -299,6 +311,15 @@ impl ClientPrepared<'_> {
                     } else {
                         garbled::client_online(ch, layer, &mut self.spool, &mut tick)?;
                     }
+                }
+                StepKind::Compared(layer) => {
+                    let (c_in, r, mut cots) = self
+                        .compared
+                        .remove(&step.node)
+                        .expect("offline material of every compared step");
+                    let mut tick =
+                        |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
+                    compared::client_layer(ch, &mut cots, layer, &c_in, &r, &mut tick)?;
                 }
                 StepKind::Square => {
                     let (cx, sq, r) = self

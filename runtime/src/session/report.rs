@@ -50,6 +50,9 @@ pub enum StepProtocol {
     /// x^2 with Beaver square pairs.
     #[serde(rename = "beaver-square")]
     BeaverSquare,
+    /// Comparisons by OT on silent-OT correlations.
+    #[serde(rename = "ot-comparison")]
+    OtComparison,
 }
 
 impl StepProtocol {
@@ -61,6 +64,7 @@ impl StepProtocol {
             StepKind::Linear { .. } => StepProtocol::HeLinear,
             StepKind::Garbled(_) => StepProtocol::Garbled,
             StepKind::Square => StepProtocol::BeaverSquare,
+            StepKind::Compared(_) => StepProtocol::OtComparison,
         }
     }
 
@@ -74,6 +78,7 @@ impl StepProtocol {
             StepProtocol::Garbled => "garbled",
             StepProtocol::GarbledStreamed => "garbled-streamed",
             StepProtocol::BeaverSquare => "beaver-square",
+            StepProtocol::OtComparison => "ot-comparison",
         }
     }
 }
@@ -341,6 +346,7 @@ mod tests {
             Garbled,
             GarbledStreamed,
             BeaverSquare,
+            OtComparison,
         ] {
             let json = serde_json::to_string(&p).unwrap();
             assert_eq!(json, format!("\"{}\"", p.as_str()), "{p:?}");

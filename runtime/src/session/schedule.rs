@@ -2,6 +2,7 @@
 //! the HE backend's public parameters, which fix each linear layer's packing), so they agree
 //! without exchanging anything.
 
+use super::compared::ComparedLayer;
 use super::garbled::{GarbledLayer, Windows};
 use super::SessionError;
 use crate::gc::pool_relu::{pool_relu, width};
@@ -32,6 +33,8 @@ pub enum StepKind {
     },
     /// Truncation, maximum and ReLU in garbled circuits, on the layer described.
     Garbled(GarbledLayer),
+    /// Truncation, maximum and ReLU by OT-based comparisons, on the layer described.
+    Compared(ComparedLayer),
     /// x^2 on shares with Beaver square pairs.
     Square,
 }
@@ -158,6 +161,9 @@ impl Schedule {
                     garbled(p, windows, t, true, at, &node.name)?
                 }
                 (Op::Relu, Protocol::BeaverSquare) => StepKind::Square,
+                (op @ (Op::Relu | Op::MaxPool3d(_) | Op::MaxPoolRelu3d(_)), Protocol::OtComparison) => {
+                    compared(plan, id, op, &inputs, &node.name)?
+                }
                 (op @ (Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win)), Protocol::GarbledCircuit) => {
                     let (c, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
                     let (_, out) = dhw(&node.shape, &node.name)?;
@@ -253,6 +259,63 @@ fn pool_windows(win: &c3d_ir::Window3d, c: usize, input: [usize; 3], out: [usize
         }
     }
     Windows { taps, offsets }
+}
+
+/// The OT-compared step of a node: ReLU windows of one position, pools their valid taps;
+/// refused unless OT comparisons compute it exactly ([`c3d_ir::ot_comparable`]).
+fn compared(
+    plan: &Plan,
+    id: NodeId,
+    op: &Op,
+    inputs: &[NodeId],
+    name: &str,
+) -> Result<StepKind, SessionError> {
+    c3d_ir::ot_comparable(plan, id)
+        .map_err(|why| bad(format!("`{name}` cannot run by OT comparisons: {why}")))?;
+    let g = &plan.graph;
+    let q = &plan
+        .layer(id)
+        .ok_or_else(|| bad(format!("no plan entry for `{name}`")))?
+        .quant;
+    let (p, t) = (plan.fixed.p, q.truncate_bits);
+    let (windows, relu) = match op {
+        Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win) => {
+            let (c, input) = dhw(&g.node(inputs[0]).shape, name)?;
+            let (_, out) = dhw(&g.node(id).shape, name)?;
+            (pool_windows(win, c, input, out), matches!(op, Op::MaxPoolRelu3d(_)))
+        }
+        _ => {
+            let n = g.node(id).shape.numel() as u32;
+            let w = Windows {
+                taps: (0..n).collect(),
+                offsets: (0..=n).collect(),
+            };
+            (w, true)
+        }
+    };
+    for u in 0..windows.len() {
+        if windows.of(u).is_empty() {
+            return Err(bad(format!("`{name}`: window {u} covers no input")));
+        }
+    }
+    // A signed maximum is shifted to [0, (p-1)/2] before truncating: by the input's public
+    // bound, rounded up to a multiple of 2^t (the headroom rule leaves room for it).
+    let offset = if relu || t == 0 {
+        0
+    } else {
+        let input = plan
+            .layer(inputs[0])
+            .ok_or_else(|| bad(format!("no plan entry for the input of `{name}`")))?;
+        let bound = ((p - 1) / 2) >> input.quant.headroom_bits;
+        bound.div_ceil(1 << t) << t
+    };
+    Ok(StepKind::Compared(ComparedLayer {
+        p,
+        windows,
+        truncate: t,
+        relu,
+        offset,
+    }))
 }
 
 /// The garbled step of step number `index`, with the circuit of each window size that

@@ -1,6 +1,7 @@
 //! The server's side of a session: it holds the weights, answers the client's offline
 //! requests, and online computes on masked values only.
 
+use super::compared::{self, CotSupply, SupplyState};
 use super::garbled::{self, ServerLayer};
 use super::report::{Event, Phase, Recorder, Report, StepProtocol};
 use super::schedule::{Schedule, StepKind};
@@ -152,6 +153,8 @@ enum Material {
     /// A garbled layer the client chose to stream in the online phase.
     Streamed,
     Square(Squares),
+    /// The COTs of an OT-compared layer.
+    Compared(CotSupply),
 }
 
 /// What the server keeps between its phases for one client: the offline material of every
@@ -241,6 +244,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     // Offline.
     let total = sched.steps.len();
     let mut mat: HashMap<NodeId, Material> = HashMap::new();
+    let mut supply = SupplyState::default();
     rec.begin_phase(Phase::Offline);
     for (i, step) in sched.steps.iter().enumerate() {
         progress(&Event::start(Phase::Offline, i, total, step));
@@ -280,6 +284,10 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
             StepKind::Square => {
                 let sq = beaver::server_squares_ot(&f, ch, &mut ot, step.len, rng)?;
                 mat.insert(step.node, Material::Square(sq));
+            }
+            StepKind::Compared(layer) => {
+                let cots = compared::server_supply(ch, &mut ot, &mut supply, layer, rng)?;
+                mat.insert(step.node, Material::Compared(cots));
             }
         }
         rec.end(ch);
@@ -362,6 +370,14 @@ fn online_inner<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                         }
                         _ => unreachable!("offline material of every garbled step"),
                     }
+                }
+                StepKind::Compared(layer) => {
+                    let Some(Material::Compared(mut cots)) = mat.remove(&step.node) else {
+                        unreachable!("offline material of every compared step")
+                    };
+                    let mut tick =
+                        |d, n| progress(&Event::start(Phase::Online, i, total, step).part(d, n));
+                    compared::server_layer(ch, &mut cots, layer, ins[0], rng, &mut tick)?
                 }
                 StepKind::Square => {
                     let Some(Material::Square(sq)) = mat.remove(&step.node) else {

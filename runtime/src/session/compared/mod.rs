@@ -77,22 +77,6 @@ impl ComparedLayer {
         (fwd, steps)
     }
 
-    /// Bytes the layer sends, both ways together (the leaf tables dominate).
-    pub fn bytes(&self) -> u64 {
-        let q = digits(drelu_field::compare_bits(self.p)) as u64;
-        let steps: u64 = (0..self.windows.len()).map(|u| self.steps(u) as u64).sum();
-        let w = width(self.p) as u64;
-        // Leaf fixes and tables, AND openings, the 1-of-4, the multiplexer.
-        let step_bits = 4 * q + 64 * q + 4 * 4 * (q - 1) * 2 + 2 + 4 + 2 + 2 * w;
-        let mut bits = steps * step_bits;
-        if self.truncate > 0 {
-            let qt = digits(truncate::compare_bits(self.truncate)) as u64;
-            bits += self.windows.len() as u64 * (4 * qt + 64 * qt + 16 * (qt - 1) * 2 + 4 + 16 * w);
-        }
-        bits += self.windows.len() as u64 * w;
-        bits.div_ceil(8)
-    }
-
     /// Consecutive windows with at most [`CHUNK`] candidates (one window at least).
     fn chunks(&self) -> Vec<Range<usize>> {
         let mut out = Vec::new();
@@ -131,11 +115,12 @@ pub enum CotSupply {
     },
 }
 
-/// One party in a compared layer: the channel, its COTs and its randomness.
+/// One party in a compared layer: the channel, its COTs and (the server's) randomness; the
+/// client's side draws none.
 struct Party<'a, S: Stream, R> {
     ch: &'a mut Channel<S>,
     cots: &'a mut CotSupply,
-    rng: &'a mut R,
+    rng: Option<&'a mut R>,
     f: Field,
     h: Hasher,
 }
@@ -147,6 +132,11 @@ fn wrong(what: &'static str, got: usize, want: usize) -> SessionError {
 impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
     fn server(&self) -> bool {
         matches!(self.cots, CotSupply::Server { .. })
+    }
+
+    /// The server's randomness (its masks).
+    fn rng(&mut self) -> &mut R {
+        self.rng.as_mut().expect("the server's side has its randomness")
     }
 
     fn recv_bits(
@@ -260,7 +250,7 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
         let (mut s1, mut s2);
         if self.server() {
             let masks: Vec<(bool, bool)> = (0..2 * n * q)
-                .map(|_| (self.rng.random(), self.rng.random()))
+                .map(|_| (self.rng().random(), self.rng().random()))
                 .collect();
             let (m1, sh1) = sender_leaves(a1, bits, &masks[..n * q]);
             let (m2, sh2) = sender_leaves(a2, bits, &masks[n * q..]);
@@ -310,7 +300,7 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
             let wrap: Vec<u64> = ins.iter().map(|i| i.0).collect();
             let cmp: Vec<u64> = ins.iter().map(|i| i.1).collect();
             let (w0, c0) = self.compare2(n, &wrap, &cmp, &[], bits)?;
-            let masks: Vec<bool> = (0..n).map(|_| self.rng.random()).collect();
+            let masks: Vec<bool> = (0..n).map(|_| self.rng().random()).collect();
             let msgs: Vec<Vec<u64>> = (0..n)
                 .map(|i| drelu_field::sender_final(ins[i].2, w0[i], c0[i], masks[i]))
                 .collect();
@@ -381,7 +371,7 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
             let a1: Vec<u64> = ins.iter().map(|i| i.0).collect();
             let a2: Vec<u64> = ins.iter().map(|i| i.1).collect();
             let (c0, c1) = self.compare2(n, &a1, &a2, &[], bits)?;
-            let masks: Vec<u64> = (0..n).map(|_| f.random(self.rng)).collect();
+            let masks: Vec<u64> = (0..n).map(|_| f.random(self.rng())).collect();
             let msgs: Vec<Vec<u64>> = (0..n)
                 .map(|i| truncate::sender_messages(&f, t, &ins[i].2, c0[i], c1[i], masks[i]))
                 .collect();
@@ -488,7 +478,7 @@ pub fn server_layer<S: Stream, R: Rng + CryptoRng>(
     let mut party = Party {
         ch,
         cots,
-        rng,
+        rng: Some(rng),
         f,
         h: Hasher::default(),
     };
@@ -507,20 +497,19 @@ pub fn server_layer<S: Stream, R: Rng + CryptoRng>(
 
 /// The client's side of a compared layer: from its shares of the input (known offline), it
 /// ends holding `mask` as its share of the outputs.
-pub fn client_layer<S: Stream, R: Rng + CryptoRng>(
+pub fn client_layer<S: Stream>(
     ch: &mut Channel<S>,
     cots: &mut CotSupply,
     layer: &ComparedLayer,
     input: &[u64],
     mask: &[u64],
-    rng: &mut R,
     tick: &mut dyn FnMut(usize, usize),
 ) -> Result<(), SessionError> {
     let f = Field::new(layer.p).map_err(super::PlanError::from)?;
-    let mut party = Party {
+    let mut party: Party<'_, S, rand_chacha::ChaCha20Rng> = Party {
         ch,
         cots,
-        rng,
+        rng: None,
         f,
         h: Hasher::default(),
     };
@@ -536,45 +525,78 @@ pub fn client_layer<S: Stream, R: Rng + CryptoRng>(
 
 /// Index of the reverse instance's first COT: far above any forward index, so no two COTs of
 /// a session share an index, and so a hash tweak.
-const REVERSE_FIRST: u64 = 1 << 62;
+pub const REVERSE_FIRST: u64 = 1 << 62;
 
-/// COTs the layers take in all, (forward, reverse).
-pub fn totals<'a>(layers: impl Iterator<Item = &'a ComparedLayer>) -> (u64, u64) {
-    layers.fold((0, 0), |(a, b), l| {
-        let (x, y) = l.cots();
-        (a + x, b + y)
-    })
+/// Where a session's COT indices stand, and its reverse IKNP (the client as OT sender),
+/// set up at the first compared layer. Each layer's pools start where the last one's ended.
+pub struct SupplyState<T> {
+    back: Option<T>,
+    next: (u64, u64),
 }
 
-/// The server's COT pools, prepared offline with the client: forward rounds on the session's
-/// IKNP (`ot`), then a second IKNP with the roles swapped for the reverse rounds.
+impl<T> Default for SupplyState<T> {
+    fn default() -> Self {
+        SupplyState {
+            back: None,
+            next: (0, REVERSE_FIRST),
+        }
+    }
+}
+
+/// The server's COT pools for one layer (its [`ComparedLayer::cots`]), prepared offline with
+/// the client: forward rounds on the session's IKNP (`ot`), reverse rounds on the second IKNP
+/// with the roles swapped.
 pub fn server_supply<S: Stream, R: Rng + CryptoRng>(
     ch: &mut Channel<S>,
     ot: &mut OtSender,
-    (fwd, rev): (u64, u64),
+    state: &mut SupplyState<OtReceiver>,
+    layer: &ComparedLayer,
     rng: &mut R,
 ) -> Result<CotSupply, SessionError> {
+    let (fwd, rev) = layer.cots();
     let pf = round_params(fwd)?;
-    let fwd = SenderPool::prepare(pf, rounds_for(&pf, fwd), 0, ch, ot, rng)?;
-    let mut back = OtReceiver::setup(ch, rng)?;
+    let (rf, rr) = (rounds_for(&pf, fwd), 0);
+    let fwd_pool = SenderPool::prepare(pf, rf, state.next.0, ch, ot, rng)?;
+    if state.back.is_none() {
+        state.back = Some(OtReceiver::setup(ch, rng)?);
+    }
+    let back = state.back.as_mut().expect("set up above");
     let pr = round_params(rev)?;
-    let rev = ReceiverPool::prepare(pr, rounds_for(&pr, rev), REVERSE_FIRST, ch, &mut back, rng)?;
-    Ok(CotSupply::Server { fwd, rev })
+    let rr = rr + rounds_for(&pr, rev);
+    let rev_pool = ReceiverPool::prepare(pr, rr, state.next.1, ch, back, rng)?;
+    state.next.0 += rf * pf.n;
+    state.next.1 += rr * pr.n;
+    Ok(CotSupply::Server {
+        fwd: fwd_pool,
+        rev: rev_pool,
+    })
 }
 
-/// The client's COT pools, the mirror of [`server_supply`].
+/// The client's COT pools for one layer, the mirror of [`server_supply`].
 pub fn client_supply<S: Stream, R: Rng + CryptoRng>(
     ch: &mut Channel<S>,
     ot: &mut OtReceiver,
-    (fwd, rev): (u64, u64),
+    state: &mut SupplyState<OtSender>,
+    layer: &ComparedLayer,
     rng: &mut R,
 ) -> Result<CotSupply, SessionError> {
+    let (fwd, rev) = layer.cots();
     let pf = round_params(fwd)?;
-    let fwd = ReceiverPool::prepare(pf, rounds_for(&pf, fwd), 0, ch, ot, rng)?;
-    let mut back = OtSender::setup(ch, rng)?;
+    let rf = rounds_for(&pf, fwd);
+    let fwd_pool = ReceiverPool::prepare(pf, rf, state.next.0, ch, ot, rng)?;
+    if state.back.is_none() {
+        state.back = Some(OtSender::setup(ch, rng)?);
+    }
+    let back = state.back.as_mut().expect("set up above");
     let pr = round_params(rev)?;
-    let rev = SenderPool::prepare(pr, rounds_for(&pr, rev), REVERSE_FIRST, ch, &mut back, rng)?;
-    Ok(CotSupply::Client { fwd, rev })
+    let rr = rounds_for(&pr, rev);
+    let rev_pool = SenderPool::prepare(pr, rr, state.next.1, ch, back, rng)?;
+    state.next.0 += rf * pf.n;
+    state.next.1 += rr * pr.n;
+    Ok(CotSupply::Client {
+        fwd: fwd_pool,
+        rev: rev_pool,
+    })
 }
 
 impl CotSupply {

@@ -33,10 +33,9 @@ fn clear(layer: &ComparedLayer, y: &[i64]) -> Vec<i64> {
 
 /// Runs the layers in order in one session: offline supply, then each layer online.
 /// Returns the reconstructed outputs and the COTs left on each side.
-fn run(
-    layers: Vec<ComparedLayer>,
-    inputs: Vec<Vec<i64>>,
-) -> (Vec<Vec<i64>>, (u64, u64), (u64, u64)) {
+type Left = Vec<(u64, u64)>;
+
+fn run(layers: Vec<ComparedLayer>, inputs: Vec<Vec<i64>>) -> (Vec<Vec<i64>>, Left, Left) {
     let f = Field::new(P).unwrap();
     let enc = |v: i64| v.rem_euclid(P as i64) as u64;
     let mut rng = ChaCha20Rng::seed_from_u64(50);
@@ -47,27 +46,35 @@ fn run(
         let r: Vec<u64> = f.random_vec(&mut rng, layers[shares.len()].windows.len());
         shares.push((s, c, r));
     }
-    let totals = totals(layers.iter());
     let (mut a, mut b) = Channel::pair().unwrap();
     let (l2, sh2) = (layers.clone(), shares.clone());
     let server = std::thread::spawn(move || {
         let mut rng = ChaCha20Rng::seed_from_u64(51);
         let mut ot = OtSender::setup(&mut a, &mut rng).unwrap();
-        let mut cots = server_supply(&mut a, &mut ot, totals, &mut rng).unwrap();
+        let mut state = SupplyState::default();
+        let mut supplies: Vec<CotSupply> = l2
+            .iter()
+            .map(|l| server_supply(&mut a, &mut ot, &mut state, l, &mut rng).unwrap())
+            .collect();
         let outs: Vec<Vec<u64>> = l2
             .iter()
             .zip(&sh2)
-            .map(|(l, (s, _, _))| {
-                server_layer(&mut a, &mut cots, l, s, &mut rng, &mut |_, _| {}).unwrap()
+            .zip(&mut supplies)
+            .map(|((l, (s, _, _)), cots)| {
+                server_layer(&mut a, cots, l, s, &mut rng, &mut |_, _| {}).unwrap()
             })
             .collect();
-        (outs, cots.left())
+        (outs, supplies.iter().map(CotSupply::left).collect::<Vec<_>>())
     });
     let mut rng = ChaCha20Rng::seed_from_u64(52);
     let mut ot = OtReceiver::setup(&mut b, &mut rng).unwrap();
-    let mut cots = client_supply(&mut b, &mut ot, totals, &mut rng).unwrap();
-    for (l, (_, c, r)) in layers.iter().zip(&shares) {
-        client_layer(&mut b, &mut cots, l, c, r, &mut rng, &mut |_, _| {}).unwrap();
+    let mut state = SupplyState::default();
+    let mut supplies: Vec<CotSupply> = layers
+        .iter()
+        .map(|l| client_supply(&mut b, &mut ot, &mut state, l, &mut rng).unwrap())
+        .collect();
+    for ((l, (_, c, r)), cots) in layers.iter().zip(&shares).zip(&mut supplies) {
+        client_layer(&mut b, cots, l, c, r, &mut |_, _| {}).unwrap();
     }
     let (outs, left_s) = server.join().unwrap();
     let got = outs
@@ -86,7 +93,7 @@ fn run(
                 .collect()
         })
         .collect();
-    (got, left_s, cots.left())
+    (got, left_s, supplies.iter().map(CotSupply::left).collect())
 }
 
 fn relu_layer(n: u32, t: u32) -> ComparedLayer {
@@ -198,9 +205,9 @@ fn the_cot_count_is_what_the_layers_take() {
     let pr = round_params(rev).unwrap();
     assert_eq!(
         left_s,
-        (
+        vec![(
             rounds_for(&pf, fwd) * pf.n - fwd,
             rounds_for(&pr, rev) * pr.n - rev
-        )
+        )]
     );
 }
