@@ -357,8 +357,9 @@ fn approx_for_budget(
                 )
         })
         .map(|(id, c)| {
-            let saved = (c.gc_bytes_offline + c.gc_bytes_online + c.ot_bytes_offline + c.ot_bytes_online)
-                .saturating_sub(c.beaver_bytes_offline + c.beaver_bytes_online);
+            let saved =
+                (c.gc_bytes_offline + c.gc_bytes_online + c.ot_bytes_offline + c.ot_bytes_online)
+                    .saturating_sub(c.beaver_bytes_offline + c.beaver_bytes_online);
             (saved, q.plan.graph.node(*id).name.clone())
         })
         .collect();

@@ -107,7 +107,8 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
         if let Some((w, b)) = n.op.weight_shapes() {
             nweights += (w.numel() + b.numel()) as u64;
         }
-        let choices = if n.op.class() == OpClass::NonLinear && l.protocol != Protocol::BeaverSquare {
+        let choices = if n.op.class() == OpClass::NonLinear && l.protocol != Protocol::BeaverSquare
+        {
             [Protocol::GarbledCircuit, Protocol::OtComparison]
                 .into_iter()
                 .map(|p| {
@@ -283,7 +284,11 @@ pub fn render(ins: &Inspection) -> String {
             " (no weights file: layers counted dense)"
         }
     );
-    let rows: Vec<&Row> = ins.layers.iter().filter(|r| !r.choices.is_empty()).collect();
+    let rows: Vec<&Row> = ins
+        .layers
+        .iter()
+        .filter(|r| !r.choices.is_empty())
+        .collect();
     if !rows.is_empty() {
         let n = &ins.network;
         s += &format!(

@@ -350,7 +350,7 @@ pub fn ot_comparable(plan: &Plan, node: NodeId) -> std::result::Result<(), Strin
     let l = plan.layer(node).ok_or("no plan entry")?;
     let t = l.quant.truncate_bits;
     let p = plan.fixed.p;
-    if t > 0 && (t >= 40 || (p - 1) % (1u64 << t) != 0) {
+    if t > 0 && (t >= 40 || !(p - 1).is_multiple_of(1u64 << t)) {
         return Err(format!("p - 1 is not a multiple of 2^{t}"));
     }
     let (pool, relu) = match n.op {

@@ -47,13 +47,13 @@ fn digits(bits: u64) -> u64 {
 
 /// Bits on the wire of one OT max step, max(a, b) = b + DReLU(a - b) (a - b), at prime p:
 /// the leaf OTs of the two comparisons of DReLU (4 choice bits and 16 four-bit entries a
-/// digit), their AND gates (2 per digit combination and comparison, 4 bits each), the
-/// 1-out-of-4 that ends DReLU, and the multiplexer (a choice bit and a field element each
-/// way). The runtime's `session::compared` sends exactly these.
+/// digit), their AND gates (a pair sharing an input per digit combination and comparison, 3
+/// bits each way), the 1-out-of-4 that ends DReLU, and the multiplexer (a choice bit and a
+/// field element each way). The runtime's `session::compared` sends exactly these.
 pub fn ot_step_bits(p: u64) -> u64 {
     let w = width(p);
     let q = digits(w + 1);
-    68 * q + 16 * (q - 1) + 6 + 2 + 2 * w
+    68 * q + 12 * (q - 1) + 6 + 2 + 2 * w
 }
 
 /// Bits on the wire of one exact truncation by t bits (none for t = 0): two comparisons on
@@ -63,21 +63,23 @@ pub fn ot_truncate_bits(p: u64, t: u32) -> u64 {
         return 0;
     }
     let q = digits(t as u64 + 1);
-    68 * q + 16 * (q - 1) + 4 + 16 * width(p)
+    68 * q + 12 * (q - 1) + 4 + 16 * width(p)
 }
 
-/// Forward COTs of one OT max step (the multiplexer takes one reverse COT besides).
-pub fn ot_step_cots(p: u64) -> u64 {
-    12 * digits(width(p) + 1) - 5
+/// COTs of one OT max step, (forward, reverse): 4 a leaf digit, one each way per pair of
+/// ANDs, 2 for the 1-of-4, one each way for the multiplexer.
+pub fn ot_step_cots(p: u64) -> (u64, u64) {
+    let q = digits(width(p) + 1);
+    (4 * q + 2 * (q - 1) + 3, 2 * (q - 1) + 1)
 }
 
-/// COTs of one exact truncation.
-pub fn ot_truncate_cots(t: u32) -> u64 {
+/// COTs of one exact truncation, (forward, reverse).
+pub fn ot_truncate_cots(t: u32) -> (u64, u64) {
     if t == 0 {
-        0
-    } else {
-        12 * digits(t as u64 + 1) - 4
+        return (0, 0);
     }
+    let q = digits(t as u64 + 1);
+    (4 * q + 2 * (q - 1) + 4, 2 * (q - 1))
 }
 
 /// Candidates an OT-compared layer handles per chunk (the runtime's chunk).
@@ -327,9 +329,11 @@ pub fn nonlinear_cost(
             let steps = c.comparisons;
             let bits = steps * ot_step_bits(p) + outs * (ot_truncate_bits(p, t) + n);
             c.ot_bytes_online = bits.div_ceil(8);
-            let fwd = steps * ot_step_cots(p) + outs * ot_truncate_cots(t);
-            c.ot_cots = fwd + steps;
-            c.ot_bytes_offline = silent_bytes(fwd, steps);
+            let (sf, sr) = ot_step_cots(p);
+            let (tf, tr) = ot_truncate_cots(t);
+            let (fwd, rev) = (steps * sf + outs * tf, steps * sr + outs * tr);
+            c.ot_cots = fwd + rev;
+            c.ot_bytes_offline = silent_bytes(fwd, rev);
             // Per chunk: each level of the window tree 2 flights for the leaves, 2 per AND
             // level, 2 for the 1-of-4 and 3 for the multiplexer; the truncation likewise; 1
             // for the re-randomisation.
@@ -339,7 +343,11 @@ pub fn nonlinear_cost(
             let levels = 64 - (k_max.max(1) - 1).leading_zeros() as u64;
             let and_levels = |bits: u64| 64 - (digits(bits).max(1) - 1).leading_zeros() as u64;
             let level = 2 + 2 * and_levels(n + 1) + 2 + 3;
-            let trunc = if t > 0 { 2 + 2 * and_levels(t as u64 + 1) + 2 } else { 0 };
+            let trunc = if t > 0 {
+                2 + 2 * and_levels(t as u64 + 1) + 2
+            } else {
+                0
+            };
             c.flights = chunks * (levels * level + trunc + 1);
         }
         Protocol::BeaverSquare => {

@@ -156,20 +156,35 @@ mod tests {
 
     #[test]
     fn candidates_follow_the_runs_rule_and_the_options() {
-        use OpClass::*;
         use NonlinearChoice::{Auto, Gc, Ot};
+        use OpClass::*;
         assert_eq!(candidates(Input, false, Auto), vec![Protocol::Input]);
-        assert_eq!(candidates(SecretLinear, false, Auto), vec![Protocol::HeLinear]);
+        assert_eq!(
+            candidates(SecretLinear, false, Auto),
+            vec![Protocol::HeLinear]
+        );
         assert_eq!(candidates(Local, false, Auto), vec![Protocol::Local]);
-        assert_eq!(candidates(ClientOutput, false, Auto), vec![Protocol::Client]);
+        assert_eq!(
+            candidates(ClientOutput, false, Auto),
+            vec![Protocol::Client]
+        );
         assert_eq!(
             candidates(NonLinear, false, Auto),
             vec![Protocol::GarbledCircuit, Protocol::OtComparison]
         );
-        assert_eq!(candidates(NonLinear, false, Gc), vec![Protocol::GarbledCircuit]);
-        assert_eq!(candidates(NonLinear, false, Ot), vec![Protocol::OtComparison]);
+        assert_eq!(
+            candidates(NonLinear, false, Gc),
+            vec![Protocol::GarbledCircuit]
+        );
+        assert_eq!(
+            candidates(NonLinear, false, Ot),
+            vec![Protocol::OtComparison]
+        );
         for choice in [Auto, Gc, Ot] {
-            assert_eq!(candidates(NonLinear, true, choice), vec![Protocol::BeaverSquare]);
+            assert_eq!(
+                candidates(NonLinear, true, choice),
+                vec![Protocol::BeaverSquare]
+            );
         }
         for class in [Input, SecretLinear, Local, NonLinear, ClientOutput] {
             for squared in [false, true] {
@@ -251,8 +266,14 @@ mod tests {
                 .map(|id| chosen[&id])
                 .collect::<Vec<_>>()
         };
-        assert!(pick(1000.0, 0.5).iter().all(|&p| p == Protocol::OtComparison));
-        assert!(pick(200.0, 40.0).iter().all(|&p| p == Protocol::OtComparison));
-        assert!(pick(1e6, 1e4).iter().all(|&p| p == Protocol::GarbledCircuit));
+        assert!(pick(1000.0, 0.5)
+            .iter()
+            .all(|&p| p == Protocol::OtComparison));
+        assert!(pick(200.0, 40.0)
+            .iter()
+            .all(|&p| p == Protocol::OtComparison));
+        assert!(pick(1e6, 1e4)
+            .iter()
+            .all(|&p| p == Protocol::GarbledCircuit));
     }
 }

@@ -97,6 +97,29 @@ impl Scaled {
     }
 }
 
+/// The whole bits of headroom the inputs of pools run by OT comparisons need: 1 for a
+/// maximum followed by ReLU, 2 for a signed maximum (it may be truncated, after a shift to
+/// non-negative values; [`c3d_ir::ot_comparable`] is the rule).
+fn ot_pool_margins(inp: &Inputs) -> HashMap<NodeId, u32> {
+    let g = &inp.model.graph;
+    let mut out: HashMap<NodeId, u32> = HashMap::new();
+    for (&id, &p) in inp.protocols {
+        if p != Protocol::OtComparison {
+            continue;
+        }
+        let need = match g.node(id).op {
+            Op::MaxPoolRelu3d(_) => 1,
+            Op::MaxPool3d(_) => 2,
+            _ => continue,
+        };
+        for i in g.inputs_of(id) {
+            let m = out.entry(i).or_default();
+            *m = (*m).max(need);
+        }
+    }
+    out
+}
+
 /// Computes scales, bounds and quantized biases for one (p, f).
 /// `act` overrides the output scale of the input and of non-linear layers, and the weight
 /// scale base of linear layers (default f; extra bits for small weights come on top).
@@ -113,6 +136,7 @@ pub(crate) fn layout(
     let mut layers = Vec::new();
     let mut biases = HashMap::new();
     let mut worst: Option<(NodeId, String, f64)> = None;
+    let margins = ot_pool_margins(inp);
     for id in g.topo_order()? {
         let node = g.node(id);
         let ins = g.inputs_of(id);
@@ -168,11 +192,17 @@ pub(crate) fn layout(
         } else {
             max_bits - exact_bits
         };
+        let bound_bits = LayerQuant::bound_bits_of(bmax);
+        let headroom_bits = LayerQuant::headroom_bits_of(&fx, bound_bits);
+        // The input of a pool run by OT comparisons needs whole bits of public headroom
+        // (c3d_ir::ot_comparable); short of them the node does not fit.
+        let exact_headroom = match margins.get(&id) {
+            Some(&m) => exact_headroom.min(headroom_bits as f64 - m as f64),
+            None => exact_headroom,
+        };
         if !is_client && worst.as_ref().is_none_or(|(_, _, h)| exact_headroom < *h) {
             worst = Some((id, node.name.clone(), exact_headroom));
         }
-        let bound_bits = LayerQuant::bound_bits_of(bmax);
-        let headroom_bits = LayerQuant::headroom_bits_of(&fx, bound_bits);
         scale_of.insert(id, (s.scale, s.divisor));
         bound_of.insert(id, s.bound);
         layers.push(NodePlan {

@@ -194,7 +194,10 @@ pub fn quantize(
 }
 
 /// What the protocol choice came to, for the plan's record.
-pub(crate) fn protocol_record(plan: &c3d_ir::Plan, moved: &[(String, String)]) -> c3d_ir::PassRecord {
+pub(crate) fn protocol_record(
+    plan: &c3d_ir::Plan,
+    moved: &[(String, String)],
+) -> c3d_ir::PassRecord {
     use c3d_ir::Protocol;
     let count = |p: Protocol| plan.layers.iter().filter(|l| l.protocol == p).count();
     let n = &plan.network;
@@ -208,7 +211,10 @@ pub(crate) fn protocol_record(plan: &c3d_ir::Plan, moved: &[(String, String)]) -
         n.rtt_ms
     );
     if !moved.is_empty() {
-        let list: Vec<String> = moved.iter().map(|(l, why)| format!("`{l}` ({why})")).collect();
+        let list: Vec<String> = moved
+            .iter()
+            .map(|(l, why)| format!("`{l}` ({why})"))
+            .collect();
         detail.push_str(&format!("; garbled instead: {}", list.join(", ")));
     }
     c3d_ir::PassRecord {

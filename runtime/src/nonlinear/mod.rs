@@ -12,6 +12,7 @@ pub mod drelu_field;
 pub mod max_tree;
 pub mod millionaire;
 pub mod mux;
+pub mod pair_triples;
 pub mod truncate;
 
 /// Both parties of the building blocks in one process, with COTs from a dealer (the sessions

@@ -26,7 +26,7 @@ use crate::field::Field;
 
 /// Whether truncation by `t` bits is exact here: 1 <= t and p = 1 mod 2^t.
 pub fn supported(p: u64, t: u32) -> bool {
-    (1..40).contains(&t) && (p - 1) % (1u64 << t) == 0
+    (1..40).contains(&t) && (p - 1).is_multiple_of(1u64 << t)
 }
 
 /// Bits of the two comparisons.

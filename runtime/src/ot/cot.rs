@@ -11,6 +11,7 @@
 
 use crate::field::Field;
 use crate::gc::hash::{Hasher, MAX_BATCH};
+use rayon::prelude::*;
 
 /// The top byte of every tweak derived here, apart from IKNP's (OT counters) and the garbler's
 /// (gate indices), which stay far below 2^120.
@@ -44,13 +45,10 @@ fn tweaks(first: u64, n: usize) -> impl Iterator<Item = u128> {
 fn hash_run(h: &Hasher, xs: &[u128], first: u64) -> Vec<u128> {
     let mut out = vec![0u128; xs.len()];
     let ts: Vec<u128> = tweaks(first, xs.len()).collect();
-    for ((o, x), t) in out
-        .chunks_mut(MAX_BATCH)
-        .zip(xs.chunks(MAX_BATCH))
-        .zip(ts.chunks(MAX_BATCH))
-    {
-        h.hash_blocks(x, t, o);
-    }
+    out.par_chunks_mut(MAX_BATCH)
+        .zip(xs.par_chunks(MAX_BATCH))
+        .zip(ts.par_chunks(MAX_BATCH))
+        .for_each(|((o, x), t)| h.hash_blocks(x, t, o));
     out
 }
 

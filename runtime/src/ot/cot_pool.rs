@@ -37,6 +37,7 @@ pub fn rounds_for(params: &SilentParams, total: u64) -> u64 {
 /// The COT sender's supply (it holds Delta).
 pub struct SenderPool {
     silent: SilentSender,
+    ready: VecDeque<CotSender>,
     keys: VecDeque<SenderKey>,
     cur: CotSender,
     pos: usize,
@@ -46,6 +47,7 @@ pub struct SenderPool {
 /// The COT receiver's supply.
 pub struct ReceiverPool {
     silent: SilentReceiver,
+    ready: VecDeque<CotReceiver>,
     keys: VecDeque<ReceiverKey>,
     cur: CotReceiver,
     pos: usize,
@@ -70,6 +72,7 @@ impl SenderPool {
         let delta = silent.delta();
         Ok(SenderPool {
             silent,
+            ready: VecDeque::new(),
             keys,
             cur: CotSender {
                 delta,
@@ -92,8 +95,13 @@ impl SenderPool {
         let mut v = Vec::with_capacity(n);
         while v.len() < n {
             if self.pos == self.cur.v.len() {
-                let key = self.keys.pop_front().expect("rounds cover what is left");
-                self.cur = self.silent.expand(&key)?;
+                self.cur = match self.ready.pop_front() {
+                    Some(r) => r,
+                    None => {
+                        let key = self.keys.pop_front().expect("rounds cover what is left");
+                        self.silent.expand(&key)?
+                    }
+                };
                 self.pos = 0;
             }
             let k = (n - v.len()).min(self.cur.v.len() - self.pos);
@@ -114,6 +122,21 @@ impl SenderPool {
     pub fn left(&self) -> u64 {
         self.left
     }
+
+    /// Expands the first rounds now (in the offline phase), as many as fit `bytes` of memory
+    /// at 16 bytes a COT; returns the bytes used. The rest are expanded as they are taken.
+    pub fn expand_ahead(&mut self, bytes: u64) -> Result<u64> {
+        let per = self.silent.params().n * 16;
+        let mut used = 0;
+        while used + per <= bytes {
+            let Some(key) = self.keys.pop_front() else {
+                break;
+            };
+            self.ready.push_back(self.silent.expand(&key)?);
+            used += per;
+        }
+        Ok(used)
+    }
 }
 
 impl ReceiverPool {
@@ -133,6 +156,7 @@ impl ReceiverPool {
             .collect::<Result<VecDeque<_>>>()?;
         Ok(ReceiverPool {
             silent,
+            ready: VecDeque::new(),
             keys,
             cur: CotReceiver {
                 w: Vec::new(),
@@ -154,8 +178,13 @@ impl ReceiverPool {
         let mut w = Vec::with_capacity(n);
         while w.len() < n {
             if self.pos == self.cur.w.len() {
-                let key = self.keys.pop_front().expect("rounds cover what is left");
-                self.cur = self.silent.expand(&key)?;
+                self.cur = match self.ready.pop_front() {
+                    Some(r) => r,
+                    None => {
+                        let key = self.keys.pop_front().expect("rounds cover what is left");
+                        self.silent.expand(&key)?
+                    }
+                };
                 self.pos = 0;
             }
             let k = (n - w.len()).min(self.cur.w.len() - self.pos);
@@ -170,5 +199,20 @@ impl ReceiverPool {
     /// COTs not yet taken.
     pub fn left(&self) -> u64 {
         self.left
+    }
+
+    /// Expands the first rounds now, as many as fit `bytes` (see
+    /// [`SenderPool::expand_ahead`]); returns the bytes used.
+    pub fn expand_ahead(&mut self, bytes: u64) -> Result<u64> {
+        let per = self.silent.params().n * 16;
+        let mut used = 0;
+        while used + per <= bytes {
+            let Some(key) = self.keys.pop_front() else {
+                break;
+            };
+            self.ready.push_back(self.silent.expand(&key)?);
+            used += per;
+        }
+        Ok(used)
     }
 }

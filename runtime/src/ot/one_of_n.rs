@@ -20,6 +20,7 @@
 
 use super::cot::{CotReceiver, CotSender};
 use crate::gc::hash::Hasher;
+use rayon::prelude::*;
 
 /// The top byte of this construction's tweaks, apart from [`super::cot::COT_DOMAIN`]'s.
 pub const ONE_OF_N_DOMAIN: u128 = 0xC1 << 120;
@@ -69,30 +70,38 @@ pub fn sender_tables(
     assert_eq!(cots.v.len(), messages.len() * m as usize, "m COTs per OT");
     cots.fix_choices(fix);
     let mask = low_bits(l);
-    let mut out = Vec::with_capacity(messages.len() * n);
-    for (o, msgs) in messages.iter().enumerate() {
-        assert_eq!(msgs.len(), n, "2^m messages per OT");
-        // node[s][prefix] = H(K_s^{prefix_s}, tweak(COT s, prefix)), prefix of s + 1 bits.
-        let mut pads = vec![0u64; n];
-        for s in 0..m as usize {
-            let k = o * m as usize + s;
-            let index = cots.first + k as u64;
-            let width = 1usize << (s + 1);
-            let xs: Vec<u128> = (0..width)
-                .map(|p| cots.v[k] ^ if (p >> s) & 1 == 1 { cots.delta } else { 0 })
-                .collect();
-            let ts: Vec<u128> = (0..width).map(|p| tweak(index, p)).collect();
-            let mut hs = vec![0u128; width];
-            for ((o, x), t) in hs.chunks_mut(64).zip(xs.chunks(64)).zip(ts.chunks(64)) {
-                h.hash_blocks(x, t, o);
+    let cots = &*cots;
+    // OTs are independent: tables in parallel, in order.
+    let tables: Vec<Vec<u64>> = messages
+        .par_iter()
+        .enumerate()
+        .map(|(o, msgs)| {
+            assert_eq!(msgs.len(), n, "2^m messages per OT");
+            // node[s][prefix] = H(K_s^{prefix_s}, tweak(COT s, prefix)), prefix of s + 1 bits.
+            let mut pads = vec![0u64; n];
+            for s in 0..m as usize {
+                let k = o * m as usize + s;
+                let index = cots.first + k as u64;
+                let width = 1usize << (s + 1);
+                let xs: Vec<u128> = (0..width)
+                    .map(|p| cots.v[k] ^ if (p >> s) & 1 == 1 { cots.delta } else { 0 })
+                    .collect();
+                let ts: Vec<u128> = (0..width).map(|p| tweak(index, p)).collect();
+                let mut hs = vec![0u128; width];
+                for ((o, x), t) in hs.chunks_mut(64).zip(xs.chunks(64)).zip(ts.chunks(64)) {
+                    h.hash_blocks(x, t, o);
+                }
+                for (k, pad) in pads.iter_mut().enumerate() {
+                    *pad ^= hs[k % width] as u64;
+                }
             }
-            for (k, pad) in pads.iter_mut().enumerate() {
-                *pad ^= hs[k % width] as u64;
-            }
-        }
-        out.extend(msgs.iter().zip(&pads).map(|(m, p)| (m ^ p) & mask));
-    }
-    out
+            msgs.iter()
+                .zip(&pads)
+                .map(|(m, p)| (m ^ p) & mask)
+                .collect()
+        })
+        .collect();
+    tables.concat()
 }
 
 /// Receiver, second step: message `indices[o]` of every OT from the sender's tables.
@@ -109,7 +118,7 @@ pub fn receiver_outputs(
     assert_eq!(tables.len(), indices.len() * n, "2^m entries per OT");
     let mask = low_bits(l);
     indices
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(o, &x)| {
             let mut pad = 0u64;

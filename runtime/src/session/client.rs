@@ -157,6 +157,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let mut streamed_in = HashMap::new();
     let mut compared_in = HashMap::new();
     let mut supply = SupplyState::default();
+    let mut ahead = compared::EXPAND_AHEAD_BYTES;
     for (i, step) in sched.steps.iter().enumerate() {
         progress(&Event::start(Phase::Offline, i, total, step));
         rec.begin(ch, i, step);
@@ -206,7 +207,8 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                     r
                 }
                 StepKind::Compared(layer) => {
-                    let cots = compared::client_supply(ch, &mut ot, &mut supply, layer, rng)?;
+                    let mut cots = compared::client_supply(ch, &mut ot, &mut supply, layer, rng)?;
+                    ahead -= cots.expand_ahead(ahead)?;
                     let r = f.random_vec(rng, step.len);
                     compared_in.insert(step.node, (ins[0].to_vec(), r.clone(), cots));
                     r

@@ -98,7 +98,11 @@ pub fn phase_budget(sched: &Schedule, streamed: &[usize], phase: Phase) -> Durat
             // Silent-OT rounds offline; expanding and using the COTs online.
             (StepKind::Compared(l), ph) => {
                 let (f, r) = l.cots();
-                let per_s = if ph == Phase::Offline { 2e7 } else { COTS_PER_S };
+                let per_s = if ph == Phase::Offline {
+                    2e7
+                } else {
+                    COTS_PER_S
+                };
                 (f + r) as f64 / per_s
             }
             _ => step.len as f64 * 8.0 / BYTES_PER_S,

@@ -161,9 +161,10 @@ impl Schedule {
                     garbled(p, windows, t, true, at, &node.name)?
                 }
                 (Op::Relu, Protocol::BeaverSquare) => StepKind::Square,
-                (op @ (Op::Relu | Op::MaxPool3d(_) | Op::MaxPoolRelu3d(_)), Protocol::OtComparison) => {
-                    compared(plan, id, op, &inputs, &node.name)?
-                }
+                (
+                    op @ (Op::Relu | Op::MaxPool3d(_) | Op::MaxPoolRelu3d(_)),
+                    Protocol::OtComparison,
+                ) => compared(plan, id, op, &inputs, &node.name)?,
                 (op @ (Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win)), Protocol::GarbledCircuit) => {
                     let (c, input) = dhw(&g.node(inputs[0]).shape, &node.name)?;
                     let (_, out) = dhw(&node.shape, &node.name)?;
@@ -282,7 +283,10 @@ fn compared(
         Op::MaxPool3d(win) | Op::MaxPoolRelu3d(win) => {
             let (c, input) = dhw(&g.node(inputs[0]).shape, name)?;
             let (_, out) = dhw(&g.node(id).shape, name)?;
-            (pool_windows(win, c, input, out), matches!(op, Op::MaxPoolRelu3d(_)))
+            (
+                pool_windows(win, c, input, out),
+                matches!(op, Op::MaxPoolRelu3d(_)),
+            )
         }
         _ => {
             let n = g.node(id).shape.numel() as u32;

@@ -153,8 +153,8 @@ enum Material {
     /// A garbled layer the client chose to stream in the online phase.
     Streamed,
     Square(Squares),
-    /// The COTs of an OT-compared layer.
-    Compared(CotSupply),
+    /// The COTs of an OT-compared layer (boxed: far larger than the other variants).
+    Compared(Box<CotSupply>),
 }
 
 /// What the server keeps between its phases for one client: the offline material of every
@@ -245,6 +245,7 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let total = sched.steps.len();
     let mut mat: HashMap<NodeId, Material> = HashMap::new();
     let mut supply = SupplyState::default();
+    let mut ahead = compared::EXPAND_AHEAD_BYTES.min(model.keep_limit);
     rec.begin_phase(Phase::Offline);
     for (i, step) in sched.steps.iter().enumerate() {
         progress(&Event::start(Phase::Offline, i, total, step));
@@ -286,8 +287,9 @@ fn offline_inner<'a, B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
                 mat.insert(step.node, Material::Square(sq));
             }
             StepKind::Compared(layer) => {
-                let cots = compared::server_supply(ch, &mut ot, &mut supply, layer, rng)?;
-                mat.insert(step.node, Material::Compared(cots));
+                let mut cots = compared::server_supply(ch, &mut ot, &mut supply, layer, rng)?;
+                ahead -= cots.expand_ahead(ahead)?;
+                mat.insert(step.node, Material::Compared(Box::new(cots)));
             }
         }
         rec.end(ch);

@@ -20,11 +20,10 @@ use super::{check_field, PeerMisbehaved, SessionError};
 use crate::bitpack::{pack, pack_bits, unpack, unpack_bits};
 use crate::field::Field;
 use crate::gc::hash::Hasher;
-use crate::nonlinear::and_gates::{finish, open};
-use crate::nonlinear::bit_triples::{receiver_triples, sender_triples, BitTriples};
 use crate::nonlinear::millionaire::{
     digits, level_inputs, level_outputs, receiver_leaves, sender_leaves, split,
 };
+use crate::nonlinear::pair_triples::{self, client_pairs, server_pairs, PairTriples};
 use crate::nonlinear::{drelu_field, mux, truncate};
 use crate::ot::cot_pool::{round_params, rounds_for, ReceiverPool, SenderPool};
 use crate::ot::one_of_n::{receiver_fix, receiver_outputs, sender_tables};
@@ -65,16 +64,21 @@ impl ComparedLayer {
         self.windows.of(u).len() + self.relu as usize - 1
     }
 
-    /// COTs the layer takes, (forward: the server's Delta; reverse: the client's).
+    /// COTs the layer takes, (forward: the server's Delta; reverse: the client's). Per max
+    /// step: 4 a leaf digit, one each way per pair of ANDs (2 (q - 1) pairs), 2 for the
+    /// 1-of-4, one each way for the multiplexer; per truncation likewise, with 4 for its
+    /// 1-of-16.
     pub fn cots(&self) -> (u64, u64) {
         let q = digits(drelu_field::compare_bits(self.p)) as u64;
         let steps: u64 = (0..self.windows.len()).map(|u| self.steps(u) as u64).sum();
-        let mut fwd = steps * (12 * q - 5);
+        let mut fwd = steps * (4 * q + 2 * (q - 1) + 3);
+        let mut rev = steps * (2 * (q - 1) + 1);
         if self.truncate > 0 {
             let qt = digits(truncate::compare_bits(self.truncate)) as u64;
-            fwd += self.windows.len() as u64 * (12 * qt - 4);
+            fwd += self.windows.len() as u64 * (4 * qt + 2 * (qt - 1) + 4);
+            rev += self.windows.len() as u64 * 2 * (qt - 1);
         }
-        (fwd, steps)
+        (fwd, rev)
     }
 
     /// Consecutive windows with at most [`CHUNK`] candidates (one window at least).
@@ -136,7 +140,9 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
 
     /// The server's randomness (its masks).
     fn rng(&mut self) -> &mut R {
-        self.rng.as_mut().expect("the server's side has its randomness")
+        self.rng
+            .as_mut()
+            .expect("the server's side has its randomness")
     }
 
     fn recv_bits(
@@ -171,11 +177,12 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
         Ok(v)
     }
 
-    /// Bit triples for `n` AND gates (2 forward COTs each, no traffic).
-    fn triples(&mut self, n: usize) -> Result<BitTriples, SessionError> {
+    /// Pairs of triples for `n` pairs of AND gates sharing an input (one forward and one
+    /// reverse COT each, no traffic).
+    fn pairs(&mut self, n: usize) -> Result<PairTriples, SessionError> {
         Ok(match self.cots {
-            CotSupply::Server { fwd, .. } => sender_triples(&self.h, &fwd.take(2 * n)?),
-            CotSupply::Client { fwd, .. } => receiver_triples(&self.h, &fwd.take(2 * n)?),
+            CotSupply::Server { fwd, rev } => server_pairs(&self.h, &fwd.take(n)?, &rev.take(n)?),
+            CotSupply::Client { fwd, rev } => client_pairs(&self.h, &fwd.take(n)?, &rev.take(n)?),
         })
     }
 
@@ -212,27 +219,26 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
         self.recv_bits(Tag::CmpChoiceFix, n, "choice fixes")
     }
 
-    /// AND gates x y on shares, one exchange (the client's openings first).
-    fn and(
+    /// Pairs of AND gates x y_1, x y_2 on shares, one exchange of 3 bits a pair (the
+    /// client's openings first).
+    fn and_pairs(
         &mut self,
         x: &[bool],
-        y: &[bool],
-        t: &BitTriples,
+        y: &[[bool; 2]],
+        t: &PairTriples,
         from: usize,
-    ) -> Result<Vec<bool>, SessionError> {
-        let mine = open(x, y, t, from);
-        let n = x.len();
-        let bits: Vec<bool> = mine.0.iter().chain(&mine.1).copied().collect();
+    ) -> Result<Vec<[bool; 2]>, SessionError> {
+        let mine = pair_triples::open(x, y, t, from);
+        let n = mine.len();
         let theirs = if self.server() {
-            let b = self.recv_bits(Tag::CmpAndOpen, 2 * n, "AND openings")?;
-            self.ch.send(Tag::CmpAndOpen, &pack_bits(&bits))?;
+            let b = self.recv_bits(Tag::CmpAndOpen, n, "AND openings")?;
+            self.ch.send(Tag::CmpAndOpen, &pack_bits(&mine))?;
             b
         } else {
-            self.ch.send(Tag::CmpAndOpen, &pack_bits(&bits))?;
-            self.recv_bits(Tag::CmpAndOpen, 2 * n, "AND openings")?
+            self.ch.send(Tag::CmpAndOpen, &pack_bits(&mine))?;
+            self.recv_bits(Tag::CmpAndOpen, n, "AND openings")?
         };
-        let theirs = (theirs[..n].to_vec(), theirs[n..].to_vec());
-        Ok(finish(self.server(), &mine, &theirs, t, from))
+        Ok(pair_triples::finish(self.server(), &mine, &theirs, t, from))
     }
 
     /// Shares of [a1 < b] and [a2 < b] on `bits` bits: the server's inputs `a1`, `a2`, the
@@ -267,15 +273,24 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
             s1 = receiver_leaves(&got.iter().map(|o| o & 3).collect::<Vec<_>>());
             s2 = receiver_leaves(&got.iter().map(|o| o >> 2).collect::<Vec<_>>());
         }
-        let t = self.triples(2 * 2 * (q - 1) * n)?;
+        // Each combination of two digits is a pair of ANDs sharing eq_hi.
+        let t = self.pairs(2 * (q - 1) * n)?;
         let (mut w, mut used) = (q, 0);
         while w > 1 {
             let (x1, y1) = level_inputs(&s1, w);
             let (x2, y2) = level_inputs(&s2, w);
             let k = x1.len();
-            let x: Vec<bool> = x1.into_iter().chain(x2).collect();
-            let y: Vec<bool> = y1.into_iter().chain(y2).collect();
-            let z = self.and(&x, &y, &t, used)?;
+            let x: Vec<bool> = x1.iter().chain(&x2).step_by(2).copied().collect();
+            let y: Vec<[bool; 2]> = y1
+                .chunks_exact(2)
+                .chain(y2.chunks_exact(2))
+                .map(|p| [p[0], p[1]])
+                .collect();
+            let z: Vec<bool> = self
+                .and_pairs(&x, &y, &t, used)?
+                .into_iter()
+                .flatten()
+                .collect();
             used += x.len();
             s1 = level_outputs(&s1, w, &z[..k]);
             s2 = level_outputs(&s2, w, &z[k..]);
@@ -523,6 +538,10 @@ pub fn client_layer<S: Stream>(
     Ok(())
 }
 
+/// Memory a session may hold in COTs expanded offline, per party (16 bytes each); the rest
+/// are expanded online as the layers take them.
+pub const EXPAND_AHEAD_BYTES: u64 = 1 << 30;
+
 /// Index of the reverse instance's first COT: far above any forward index, so no two COTs of
 /// a session share an index, and so a hash tweak.
 pub const REVERSE_FIRST: u64 = 1 << 62;
@@ -600,6 +619,21 @@ pub fn client_supply<S: Stream, R: Rng + CryptoRng>(
 }
 
 impl CotSupply {
+    /// Expands the layer's first rounds now (offline), within `bytes` of memory; returns the
+    /// bytes used. A party's own choice: the peer sees no difference.
+    pub fn expand_ahead(&mut self, bytes: u64) -> Result<u64, SessionError> {
+        Ok(match self {
+            CotSupply::Server { fwd, rev } => {
+                let a = fwd.expand_ahead(bytes)?;
+                a + rev.expand_ahead(bytes - a)?
+            }
+            CotSupply::Client { fwd, rev } => {
+                let a = fwd.expand_ahead(bytes)?;
+                a + rev.expand_ahead(bytes - a)?
+            }
+        })
+    }
+
     /// COTs left, (forward, reverse): both 0 once every layer has run, if the count was right.
     pub fn left(&self) -> (u64, u64) {
         match self {
