@@ -229,7 +229,7 @@ fn damaged_plans_and_mismatched_weights_are_refused() {
                 b[8..12].copy_from_slice(&4u32.to_le_bytes());
                 b
             },
-            "format version 4 is older than this build's 5: recompile the model with `c3dc compile`",
+            "format version 4 is older than this build's 6: recompile the model with `c3dc compile`",
         ),
         ("empty", vec![], "shorter than"),
     ];
@@ -264,7 +264,7 @@ fn damaged_plans_and_mismatched_weights_are_refused() {
         "--weights",
         s(&old_path),
     ]);
-    refused(&o, "weights: format version 4 is older than this build's 5");
+    refused(&o, "weights: format version 4 is older than this build's 6");
     refused(&o, "recompile the model with `c3dc compile`");
     // A plan passed where the weights go.
     let o = c3dc(&[

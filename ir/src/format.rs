@@ -343,7 +343,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
         let e = Weights::from_bytes(&bytes).unwrap_err().to_string();
         assert!(
-            e.contains("format version 4 is older than this build's 5")
+            e.contains("format version 4 is older than this build's 6")
                 && e.contains("recompile the model with `c3dc compile`"),
             "{e}"
         );

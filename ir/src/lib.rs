@@ -30,7 +30,7 @@ pub use op::{Conv3dParams, Op, OpClass, ShapeError, Window3d, WindowError};
 pub use packing::{ConvShape, GeometryError, Packing};
 pub use plan::{
     ot_comparable, Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NetworkModel,
-    NodePlan, NonlinearChoice, PassRecord, Plan, Preprocess, Protocol, Weights,
+    NodePlan, NonlinearChoice, NotComparable, PassRecord, Plan, Preprocess, Protocol, Weights,
 };
 pub use shape::Shape;
 pub use simulate::{simulate, simulate_timed, SimOutput};

@@ -142,7 +142,7 @@ pub fn settle(plan: &mut Plan, network: NetworkModel) -> Vec<(String, String)> {
             continue;
         }
         if let Err(why) = ot_comparable(plan, id) {
-            moved.push((plan.graph.node(id).name.clone(), why));
+            moved.push((plan.graph.node(id).name.clone(), why.to_string()));
             plan.layers[i].protocol = Protocol::GarbledCircuit;
         }
     }
@@ -244,12 +244,22 @@ mod tests {
         assert!(matches!(e, ProtocolError::NotRelu { .. }), "{e}");
     }
 
-    /// Under `auto` the OT comparisons win on a LAN and on a WAN (a fraction of the bytes),
-    /// and garbled circuits win where round trips cost far more than bytes.
+    /// Under `auto` the OT comparisons win large layers on a LAN and on a WAN (a fraction of
+    /// the bytes), garbled circuits win where round trips cost far more than bytes, and tiny
+    /// layers (a silent-OT round's fixed cost) stay garbled on a LAN.
     #[test]
     fn auto_weighs_bytes_against_round_trips() {
-        let g = graph();
-        let pick = |bandwidth_mbit: f64, rtt_ms: f64| {
+        let big = {
+            let mut g = Graph::new();
+            let x = g.add_input("x", Shape::new(vec![1, 16, 4, 32, 32]));
+            let r = g.add("relu", Op::Relu, &[x], None).unwrap();
+            let mut w = Window3d::dense([1, 2, 2]);
+            w.stride = [1, 2, 2];
+            let m = g.add("pool", Op::MaxPoolRelu3d(w), &[r], None).unwrap();
+            g.set_outputs(vec![m]);
+            g
+        };
+        let pick = |g: &Graph, bandwidth_mbit: f64, rtt_ms: f64| {
             let opts = ProtocolOptions {
                 approx: vec![],
                 network: NetworkModel {
@@ -258,7 +268,7 @@ mod tests {
                     rtt_ms,
                 },
             };
-            let chosen = choose_protocols(&g, &opts).unwrap();
+            let chosen = choose_protocols(g, &opts).unwrap();
             g.topo_order()
                 .unwrap()
                 .into_iter()
@@ -266,14 +276,10 @@ mod tests {
                 .map(|id| chosen[&id])
                 .collect::<Vec<_>>()
         };
-        assert!(pick(1000.0, 0.5)
-            .iter()
-            .all(|&p| p == Protocol::OtComparison));
-        assert!(pick(200.0, 40.0)
-            .iter()
-            .all(|&p| p == Protocol::OtComparison));
-        assert!(pick(1e6, 1e4)
-            .iter()
-            .all(|&p| p == Protocol::GarbledCircuit));
+        let all = |v: Vec<Protocol>, p: Protocol| v.iter().all(|&q| q == p);
+        assert!(all(pick(&big, 1000.0, 0.5), Protocol::OtComparison));
+        assert!(all(pick(&big, 200.0, 40.0), Protocol::OtComparison));
+        assert!(all(pick(&big, 1e6, 1e4), Protocol::GarbledCircuit));
+        assert!(all(pick(&graph(), 1000.0, 0.5), Protocol::GarbledCircuit));
     }
 }

@@ -137,6 +137,11 @@ pub fn compile_row(dir: &Path, spec: &RowSpec) -> Compiled {
         quant: QuantConfig {
             calib_inputs: calib,
             min_frac_bits: spec.min_frac_bits,
+            // The table's costs are those of garbled comparisons, as it was recorded.
+            network: c3d_ir::NetworkModel {
+                nonlinear: c3d_ir::NonlinearChoice::Gc,
+                ..Default::default()
+            },
             ..QuantConfig::default()
         },
         prune: spec.prune,

@@ -7,6 +7,13 @@ use c3d_ir::Op;
 use c3d_passes::cost::plan_cost;
 use c3d_tests::{export, squared_layers};
 
+/// The budget policy weighs garbled traffic: these plans keep every comparison garbled.
+fn gc() -> CompileOptions {
+    let mut o = CompileOptions::default();
+    o.quant.network.nonlinear = c3d_ir::NonlinearChoice::Gc;
+    o
+}
+
 fn bytes(plan: &c3d_ir::Plan) -> u64 {
     let t = plan_cost(plan, None).total;
     t.bytes_offline() + t.bytes_online()
@@ -16,7 +23,7 @@ fn bytes(plan: &c3d_ir::Plan) -> u64 {
 fn budget_squares_the_costliest_standalone_relus_until_it_fits() {
     let dir = tempfile::tempdir().unwrap();
     let onnx = export(dir.path(), "c3d-tiny", Some(10), 3);
-    let dense = compile(&onnx, &CompileOptions::default(), |_| {}).unwrap();
+    let dense = compile(&onnx, &gc(), |_| {}).unwrap();
     let full = bytes(&dense.plan);
     // Every standalone garbled ReLU, by its garbled traffic, from the dense plan's cost.
     let cost = plan_cost(&dense.plan, None);
@@ -40,7 +47,7 @@ fn budget_squares_the_costliest_standalone_relus_until_it_fits() {
         &onnx,
         &CompileOptions {
             approx_budget: Some(full - 1),
-            ..CompileOptions::default()
+            ..gc()
         },
         |_| {},
     )
@@ -56,9 +63,10 @@ fn budget_squares_the_costliest_standalone_relus_until_it_fits() {
     let low = CompileOptions {
         quant: c3d_passes::QuantConfig {
             min_frac_bits: 4,
+            network: gc().quant.network,
             ..Default::default()
         },
-        ..CompileOptions::default()
+        ..gc()
     };
     let opts = CompileOptions {
         approx_budget: Some(full - 1),
@@ -74,7 +82,7 @@ fn budget_squares_the_costliest_standalone_relus_until_it_fits() {
         &onnx,
         &CompileOptions {
             approx_budget: Some(full),
-            ..CompileOptions::default()
+            ..gc()
         },
         |_| {},
     )

@@ -1,9 +1,10 @@
 //! The secure two-party run against the plaintext fixed-point simulation: the logits the
-//! client learns must equal `simulate`'s bit for bit, with every non-linear layer garbled and
-//! with some ReLUs squared by Beaver.
+//! client learns must equal `simulate`'s bit for bit, with every non-linear layer garbled,
+//! every one by OT comparisons, mixed plans, the compiler's own choice, and with some ReLUs
+//! squared by Beaver.
 
 use c3d_compiler::{compile, CompileOptions, Compiled};
-use c3d_ir::simulate;
+use c3d_ir::{simulate, NetworkModel, NonlinearChoice, Protocol};
 use c3d_passes::cost::plan_cost;
 use c3d_passes::QuantConfig;
 use c3d_runtime::session::report::{Phase, Report};
@@ -14,17 +15,40 @@ fn compiled(name: &str, approx: &[&str]) -> Compiled {
 }
 
 fn compiled_pruned(name: &str, approx: &[&str], prune: f64) -> Compiled {
+    compiled_as(name, approx, prune, NonlinearChoice::Auto)
+}
+
+fn compiled_as(name: &str, approx: &[&str], prune: f64, nonlinear: NonlinearChoice) -> Compiled {
     let dir = tempfile::tempdir().unwrap();
     let onnx = export(dir.path(), name, None, 3);
+    compile_file(&onnx, approx, prune, nonlinear)
+}
+
+fn compile_file(
+    onnx: &std::path::Path,
+    approx: &[&str],
+    prune: f64,
+    nonlinear: NonlinearChoice,
+) -> Compiled {
     let opts = CompileOptions {
         quant: QuantConfig {
             approx: approx.iter().map(|s| s.to_string()).collect(),
+            network: NetworkModel {
+                nonlinear,
+                ..NetworkModel::default()
+            },
             ..QuantConfig::default()
         },
         prune,
         ..CompileOptions::default()
     };
-    compile(&onnx, &opts, |_| {}).expect("compiles")
+    compile(onnx, &opts, |_| {}).expect("compiles")
+}
+
+/// How many non-linear layers run by each exact protocol.
+fn protocols(c: &Compiled) -> (usize, usize) {
+    let n = |p| c.plan.layers.iter().filter(|l| l.protocol == p).count();
+    (n(Protocol::GarbledCircuit), n(Protocol::OtComparison))
 }
 
 /// The server's arithmetic on linear layers in a phase, from its report.
@@ -103,7 +127,60 @@ fn secure_equals_simulation(c: &Compiled, n: usize, seed: u64) -> Report {
 
 #[test]
 fn c3d_tiny_secure_equals_simulation() {
-    secure_equals_simulation(&compiled("c3d-tiny", &[]), 2, 1);
+    // The compiler's choice on a LAN: OT comparisons for the large layers.
+    let c = compiled("c3d-tiny", &[]);
+    assert!(protocols(&c).1 >= 6, "{:?}", protocols(&c));
+    secure_equals_simulation(&c, 2, 1);
+}
+
+#[test]
+fn c3d_tiny_garbled_equals_simulation() {
+    let c = compiled_as("c3d-tiny", &[], 0.0, NonlinearChoice::Gc);
+    assert_eq!(protocols(&c), (10, 0));
+    secure_equals_simulation(&c, 1, 11);
+}
+
+#[test]
+fn c3d_tiny_with_ot_comparisons_equals_simulation() {
+    let c = compiled_as("c3d-tiny", &[], 0.0, NonlinearChoice::Ot);
+    assert_eq!(protocols(&c), (0, 10));
+    secure_equals_simulation(&c, 1, 12);
+}
+
+/// Every other comparison layer garbled, the rest by OT: the two protocols hand shares to each
+/// other through the linear and local layers between them.
+#[test]
+fn c3d_tiny_mixed_plan_equals_simulation() {
+    let mut c = compiled_as("c3d-tiny", &[], 0.0, NonlinearChoice::Ot);
+    let mut k = 0;
+    for l in c.plan.layers.iter_mut() {
+        if l.protocol == Protocol::OtComparison {
+            if k % 2 == 1 {
+                l.protocol = Protocol::GarbledCircuit;
+            }
+            k += 1;
+        }
+    }
+    c.plan.validate().unwrap();
+    assert_eq!(protocols(&c), (5, 5));
+    secure_equals_simulation(&c, 1, 13);
+}
+
+#[test]
+fn i3d_tiny_with_ot_comparisons_equals_simulation() {
+    // Branches, concatenations and per-axis separable pools.
+    let c = compiled_as("i3d-tiny", &[], 0.0, NonlinearChoice::Ot);
+    let (gc, ot) = protocols(&c);
+    assert!(ot > 10, "{gc} garbled, {ot} by OT");
+    secure_equals_simulation(&c, 1, 14);
+}
+
+#[test]
+fn trained_motion_model_with_ot_comparisons_equals_simulation() {
+    let path = c3d_tests::motion_table::models_dir().join("c3d-motion.onnx");
+    let c = compile_file(&path, &[], 0.0, NonlinearChoice::Ot);
+    assert!(protocols(&c).1 > 0);
+    secure_equals_simulation(&c, 1, 15);
 }
 
 #[test]
@@ -177,7 +254,7 @@ fn streamed_garbled_layers_equal_simulation() {
     use c3d_runtime::session::placement::{choose_streamed, garbled_costs};
     use c3d_runtime::session::{ClientOptions, Schedule};
     use c3d_tests::run_secure_with;
-    let c = compiled("c3d-tiny", &[]);
+    let c = compiled_as("c3d-tiny", &[], 0.0, NonlinearChoice::Gc);
     let plan_hash = c.plan.hash().unwrap();
     let be = c3d_runtime::he::fhers::FheRs::new(c.plan.fixed.p).unwrap();
     let sched = Schedule::new(&c.plan, &be).unwrap();

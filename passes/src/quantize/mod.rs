@@ -31,6 +31,7 @@ use crate::calibrate::{calibrate, CalibConfig, CalibError};
 use crate::protocol::{choose_protocols, ProtocolError, ProtocolOptions};
 use c3d_ir::fixed::candidate_primes;
 use c3d_ir::{Model, Plan, Tensor, Weights};
+use std::collections::HashMap;
 
 /// Settings of the quantization pass.
 #[derive(Clone, Debug)]
@@ -183,13 +184,49 @@ pub fn quantize(
         network: cfg.network,
     };
     let protocols = choose_protocols(&model.graph, &opts)?;
-    let inp = layout::Inputs {
+    // Pools by OT comparisons need headroom for their differences, which may cost a larger
+    // field; they get it only within the field the plan needs anyway, else they run garbled.
+    let garbled_pools: HashMap<c3d_ir::NodeId, c3d_ir::Protocol> = protocols
+        .iter()
+        .map(|(&id, &p)| {
+            let pool = matches!(
+                model.graph.node(id).op,
+                c3d_ir::Op::MaxPool3d(_) | c3d_ir::Op::MaxPoolRelu3d(_)
+            );
+            let p = if pool && p == c3d_ir::Protocol::OtComparison {
+                c3d_ir::Protocol::GarbledCircuit
+            } else {
+                p
+            };
+            (id, p)
+        })
+        .collect();
+    let inputs = |protocols| layout::Inputs {
         model,
         stats: &stats,
         safety: cfg.safety_bits,
-        protocols: &protocols,
+        protocols,
     };
-    let (fx, lay) = search::search(&inp, cfg, &primes, &fs, &mut progress)?;
+    let (fx, lay) = if garbled_pools == protocols {
+        search::search(&inputs(&protocols), cfg, &primes, &fs, &mut progress)?
+    } else {
+        let plain = search::search(&inputs(&garbled_pools), cfg, &primes, &fs, &mut |_| {});
+        match (
+            search::search(&inputs(&protocols), cfg, &primes, &fs, &mut progress),
+            plain,
+        ) {
+            (Ok(ot), Ok(plain)) if ot.0.p > plain.0.p => {
+                progress(&format!(
+                    "quantize: OT pools would need p = {} instead of {}: the pools run garbled",
+                    ot.0.p, plain.0.p
+                ));
+                plain
+            }
+            (Ok(ot), _) => ot,
+            (Err(_), Ok(plain)) => plain,
+            (Err(e), Err(_)) => return Err(e),
+        }
+    };
     emit::emit(model, cfg, fx, lay, &stats, &mut progress)
 }
 
