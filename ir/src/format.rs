@@ -354,9 +354,9 @@ mod tests {
             e.starts_with("plan: format version 4 is older") && e.contains("recompile"),
             "{e}"
         );
-        bytes[8..12].copy_from_slice(&6u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
         let e = Plan::from_bytes(&bytes).unwrap_err().to_string();
-        assert!(e.contains("format version 6 is newer"), "{e}");
+        assert!(e.contains("format version 7 is newer"), "{e}");
         assert_eq!(FORMAT_VERSION, 6);
     }
 

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod he_model;
 pub mod kernels;
 pub mod op;
+pub mod ot_rule;
 pub mod packing;
 pub mod plan;
 pub mod shape;
@@ -27,10 +28,11 @@ pub use graph::{Graph, Node, NodeId};
 pub use he_model::{FloodBudget, HeModel, HeModelError, NoiseBudget};
 pub use kernels::Tensor;
 pub use op::{Conv3dParams, Op, OpClass, ShapeError, Window3d, WindowError};
+pub use ot_rule::{ot_comparable, NotComparable};
 pub use packing::{ConvShape, GeometryError, Packing};
 pub use plan::{
-    ot_comparable, Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NetworkModel,
-    NodePlan, NonlinearChoice, NotComparable, PassRecord, Plan, Preprocess, Protocol, Weights,
+    Calibration, ChannelOrder, LayerQuant, LayerWeights, ModelMeta, NetworkModel, NodePlan,
+    NonlinearChoice, PassRecord, Plan, Preprocess, Protocol, Weights,
 };
 pub use shape::Shape;
 pub use simulate::{simulate, simulate_timed, SimOutput};

@@ -4,9 +4,10 @@
 //! check the secure output against the plaintext fixed-point simulation, and render a
 //! markdown table and per-layer SVG plots.
 
+use crate::shaper::Link;
 use c3d_compiler::npy::read_f32;
 use c3d_compiler::{compile, CompileOptions};
-use c3d_ir::{simulate, Plan};
+use c3d_ir::{simulate, NetworkModel, NonlinearChoice, Plan};
 use c3d_passes::cost::plan_cost;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,6 +39,10 @@ pub struct BenchOptions {
     pub port: u16,
     /// Run the server's online linear layers on the GPU (`c3d-run --gpu`).
     pub gpu: bool,
+    /// The comparison protocols the plan may use (`c3dc compile --nonlinear`).
+    pub nonlinear: NonlinearChoice,
+    /// An emulated link between the parties (name and figures), or plain loopback.
+    pub link: Option<(String, Link)>,
 }
 
 /// One model's results.
@@ -80,6 +85,10 @@ pub struct BenchResult {
     pub machine: String,
     /// Date of the run (UTC, YYYY-MM-DD).
     pub date: String,
+    /// The comparison protocols and the network, as `--nonlinear` and `--net` name them
+    /// (empty in results recorded before they existed: auto... garbled, loopback).
+    #[serde(default)]
+    pub variant: String,
 }
 
 impl BenchResult {
@@ -102,6 +111,14 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
     let t0 = Instant::now();
     let mut copts = CompileOptions::default();
     copts.quant.calib_samples = o.calib_samples;
+    copts.quant.network = NetworkModel {
+        nonlinear: o.nonlinear,
+        ..NetworkModel::default()
+    };
+    if let Some((_, l)) = o.link {
+        copts.quant.network.bandwidth_mbit = l.mbit;
+        copts.quant.network.rtt_ms = l.rtt_ms;
+    }
     let c = compile(&onnx, &copts, |_| {}).map_err(|e| format!("compile: {e}"))?;
     let compile_s = t0.elapsed().as_secs_f64();
     let plan_path = o.work.join(format!("{name}.plan"));
@@ -153,12 +170,28 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
             .spawn()
             .map_err(|e| format!("{}: {e}", bin.display()))?,
     );
+    // Through the emulated link, when there is one: a relay on the next port.
+    let client_addr = match o.link {
+        Some((_, link)) => {
+            let front = format!("127.0.0.1:{}", o.port + 1);
+            let l = std::net::TcpListener::bind(&front).map_err(|e| format!("{front}: {e}"))?;
+            crate::shaper::relay_once(l, addr.clone(), link);
+            front
+        }
+        None => addr.clone(),
+    };
     let mut client = Command::new(&bin);
     client
         .args(["--role", "client"])
         .arg(&plan_path)
         .arg(&o.clip)
-        .args(["--connect", &addr, "--connect-wait", "60", "--report"])
+        .args([
+            "--connect",
+            &client_addr,
+            "--connect-wait",
+            "60",
+            "--report",
+        ])
         .arg(&crep)
         .arg("--save-input")
         .arg(&clip_npy)
@@ -264,7 +297,22 @@ pub fn run_model(name: &str, o: &BenchOptions) -> Result<BenchResult, String> {
         threads,
         machine: machine(o.gpu),
         date: today(),
+        variant: variant(o),
     })
+}
+
+/// The run's protocol and network, in the flags' words.
+pub fn variant(o: &BenchOptions) -> String {
+    let n = match o.nonlinear {
+        NonlinearChoice::Gc => "gc",
+        NonlinearChoice::Ot => "ot",
+        NonlinearChoice::Auto => "auto",
+    };
+    let net = o
+        .link
+        .as_ref()
+        .map_or("loopback", |(name, _)| name.as_str());
+    format!("{n}, {net}")
 }
 
 /// A child process killed if it is still running when dropped (the server, when the client
@@ -366,14 +414,15 @@ fn mb(b: u64) -> f64 {
 pub fn markdown(rs: &[BenchResult]) -> String {
     let mut s = String::new();
     s.push_str(
-        "| model | input | threads | offline s | online s | total s | client sent MB (off / on) | client received MB (off / on) | spooled MB | streamed layers | peak MB client / server | tract float s | total / float | online / float | secure = fixed point |\n",
+        "| model | protocol, network | input | threads | offline s | online s | total s | client sent MB (off / on) | client received MB (off / on) | spooled MB | streamed layers | peak MB client / server | tract float s | total / float | online / float | secure = fixed point |\n",
     );
-    s.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    s.push_str("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for r in rs {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} | {} | {:.0} / {:.0} | {:.4} | {:.0}x | {:.0}x | {} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} | {} | {:.0} / {:.0} | {:.4} | {:.0}x | {:.0}x | {} |",
             r.model,
+            if r.variant.is_empty() { "gc, loopback" } else { &r.variant },
             r.input,
             r.threads,
             r.offline_s,
@@ -504,6 +553,7 @@ mod tests {
             threads: 2,
             machine: "test box".into(),
             date: "2026-11-22".into(),
+            variant: "ot, wan".into(),
         }
     }
 

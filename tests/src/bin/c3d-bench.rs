@@ -12,7 +12,9 @@
 
 #![forbid(unsafe_code)]
 
+use c3d_ir::NonlinearChoice;
 use c3d_tests::bench::{markdown, run_model, svg, BenchOptions, BenchResult};
+use c3d_tests::shaper::Link;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,6 +65,14 @@ struct Args {
     /// Server: online linear layers on the GPU (a c3d-run built with --features cuda).
     #[arg(long)]
     gpu: bool,
+    /// Comparison protocols: garbled circuits, OT comparisons, or the compiler's choice for
+    /// the network of --net.
+    #[arg(long, default_value = "auto", value_parser = ["gc", "ot", "auto"])]
+    nonlinear: String,
+    /// The network between the parties: plain loopback, or an emulated LAN (1 Gbit/s, 0.5 ms
+    /// RTT) or WAN (200 Mbit/s, 40 ms RTT) through a user-space relay.
+    #[arg(long, default_value = "loopback", value_parser = ["loopback", "lan", "wan"])]
+    net: String,
 }
 
 const ORDER: [&str; 5] = ["c3d-tiny", "c3d-small", "c3d", "i3d-tiny", "i3d"];
@@ -94,6 +104,12 @@ fn run(a: &Args) -> Result<(), String> {
             check: !a.no_check,
             port: a.port,
             gpu: a.gpu,
+            nonlinear: match a.nonlinear.as_str() {
+                "gc" => NonlinearChoice::Gc,
+                "ot" => NonlinearChoice::Ot,
+                _ => NonlinearChoice::Auto,
+            },
+            link: Link::named(&a.net).map(|l| (a.net.clone(), l)),
         };
         for m in &a.models {
             let r = run_model(m, &o).map_err(|e| format!("{m}: {e}"))?;
@@ -102,7 +118,12 @@ fn run(a: &Args) -> Result<(), String> {
                 r.offline_s, r.online_s, r.tract_s, r.equals_simulation
             );
             let j = serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?;
-            write(&a.results.join(format!("{m}.json")), &j)?;
+            let file = if a.nonlinear == "auto" && a.net == "loopback" {
+                format!("{m}.json")
+            } else {
+                format!("{m}-{}-{}.json", a.nonlinear, a.net)
+            };
+            write(&a.results.join(file), &j)?;
         }
     }
     render(a)
@@ -114,16 +135,36 @@ fn write(p: &Path, b: &[u8]) -> Result<(), String> {
 
 fn render(a: &Args) -> Result<(), String> {
     let mut rs: Vec<BenchResult> = Vec::new();
-    for m in ORDER {
-        let p = a.results.join(format!("{m}.json"));
-        if let Ok(b) = std::fs::read(&p) {
-            rs.push(serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))?);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.results)
+        .map_err(|e| format!("{}: {e}", a.results.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for p in files {
+        let b = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let r: BenchResult =
+            serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))?;
+        if ORDER.contains(&r.model.as_str()) {
+            rs.push(r);
         }
     }
+    rs.sort_by_key(|r| {
+        let at = ORDER
+            .iter()
+            .position(|m| *m == r.model)
+            .unwrap_or(ORDER.len());
+        (at, r.variant.clone())
+    });
     let dir = a.doc.with_extension("");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for r in &rs {
-        write(&dir.join(format!("{}.svg", r.model)), svg(r).as_bytes())?;
+        let name = if r.variant.is_empty() || r.variant == "auto, loopback" {
+            r.model.clone()
+        } else {
+            format!("{}-{}", r.model, r.variant.replace(", ", "-"))
+        };
+        write(&dir.join(format!("{name}.svg")), svg(r).as_bytes())?;
     }
     let table = markdown(&rs);
     let doc = std::fs::read_to_string(&a.doc).unwrap_or_default();
