@@ -83,7 +83,7 @@ pub fn ot_truncate_cots(t: u32) -> (u64, u64) {
 }
 
 /// Candidates an OT-compared layer handles per chunk (the runtime's chunk).
-pub const OT_CHUNK: u64 = 1 << 14;
+pub const OT_CHUNK: u64 = 1 << 16;
 /// AND gates per garbled chunk (the runtime's chunk).
 pub const GC_CHUNK_ANDS: u64 = 1 << 18;
 /// Least and most COTs per silent-OT round (the runtime's `ot::cot_pool`).

@@ -4,15 +4,21 @@
 /// Packs `v`, `width` bits each (1..=64), little-endian bit order.
 pub fn pack(v: &[u64], width: u32) -> Vec<u8> {
     assert!((1..=64).contains(&width), "width 1..=64");
-    let mut out = vec![0u8; (v.len() * width as usize).div_ceil(8)];
-    let mut bit = 0usize;
+    let mut out = Vec::with_capacity(packed_len(v.len(), width));
+    let mask = u64::MAX >> (64 - width);
+    // Bits not yet written, low first; at most 7 + 64 of them.
+    let (mut acc, mut n) = (0u128, 0u32);
     for &x in v {
-        for b in 0..width as usize {
-            if (x >> b) & 1 == 1 {
-                out[bit >> 3] |= 1 << (bit & 7);
-            }
-            bit += 1;
+        acc |= u128::from(x & mask) << n;
+        n += width;
+        while n >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            n -= 8;
         }
+    }
+    if n > 0 {
+        out.push(acc as u8);
     }
     out
 }
@@ -20,18 +26,21 @@ pub fn pack(v: &[u64], width: u32) -> Vec<u8> {
 /// Unpacks `n` values of `width` bits; `None` unless `b` is exactly their packed length.
 pub fn unpack(b: &[u8], n: usize, width: u32) -> Option<Vec<u64>> {
     assert!((1..=64).contains(&width), "width 1..=64");
-    if b.len() != (n * width as usize).div_ceil(8) {
+    if b.len() != packed_len(n, width) {
         return None;
     }
+    let mask = u64::MAX >> (64 - width);
     let mut out = Vec::with_capacity(n);
-    let mut bit = 0usize;
+    let (mut acc, mut have) = (0u128, 0u32);
+    let mut bytes = b.iter();
     for _ in 0..n {
-        let mut x = 0u64;
-        for k in 0..width as usize {
-            x |= (((b[bit >> 3] >> (bit & 7)) & 1) as u64) << k;
-            bit += 1;
+        while have < width {
+            acc |= u128::from(*bytes.next().unwrap_or(&0)) << have;
+            have += 8;
         }
-        out.push(x);
+        out.push(acc as u64 & mask);
+        acc >>= width;
+        have -= width;
     }
     Some(out)
 }

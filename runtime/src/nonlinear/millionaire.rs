@@ -37,17 +37,15 @@ pub fn sender_leaves(
     a: &[u64],
     bits: u32,
     masks: &[(bool, bool)],
-) -> (Vec<Vec<u64>>, Vec<(bool, bool)>) {
+) -> (Vec<u64>, Vec<(bool, bool)>) {
     let q = digits(bits);
     assert_eq!(masks.len(), a.len() * q, "two mask bits per digit");
-    let mut messages = Vec::with_capacity(masks.len());
+    let mut messages = Vec::with_capacity(masks.len() * 16);
     for (i, &v) in a.iter().enumerate() {
         for (d, &ad) in split(v, bits).iter().enumerate() {
             let (ml, me) = masks[i * q + d];
-            messages.push(
-                (0..16u8)
-                    .map(|k| ((ad < k) ^ ml) as u64 | ((((ad == k) ^ me) as u64) << 1))
-                    .collect(),
+            messages.extend(
+                (0..16u8).map(|k| ((ad < k) ^ ml) as u64 | ((((ad == k) ^ me) as u64) << 1)),
             );
         }
     }

@@ -93,8 +93,8 @@ pub(crate) mod testing {
         // The final 1-out-of-4 OT of a bit: 2 COTs each.
         let (mut s, mut r, _) = dealt(rng, 2 * n, 1 << 40);
         let masks: Vec<bool> = (0..n).map(|_| rng.random()).collect();
-        let msgs: Vec<Vec<u64>> = (0..n)
-            .map(|i| sender_final(ins[i].2, w0[i], c0[i], masks[i]))
+        let msgs: Vec<u64> = (0..n)
+            .flat_map(|i| sender_final(ins[i].2, w0[i], c0[i], masks[i]))
             .collect();
         let idx: Vec<u8> = (0..n).map(|i| receiver_final(w1[i], c1[i])).collect();
         let fix = receiver_fix(&mut r, 2, &idx);

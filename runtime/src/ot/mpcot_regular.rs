@@ -103,11 +103,15 @@ pub fn sender_vector(
 ) -> Result<Vec<u128>, MpcotError> {
     expect("seeds", seeds.len(), params.t as usize)?;
     let h = params.depth();
-    let trees = seeds
-        .par_iter()
-        .map(|&seed| sender_leaves(prg, seed, h))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(trees.concat())
+    // Each tree straight into its block of the vector (no copy of the whole).
+    let mut v = vec![0u128; params.big_n as usize];
+    v.par_chunks_mut(params.block() as usize)
+        .zip(seeds.par_iter())
+        .try_for_each(|(block, &seed)| {
+            block.copy_from_slice(&sender_leaves(prg, seed, h)?);
+            Ok::<_, MpcotError>(())
+        })?;
+    Ok(v)
 }
 
 /// The receiver's punctured points for a round, one uniform point per block.
@@ -140,13 +144,19 @@ pub fn receiver_round(
     expect("points", points.len(), t)?;
     expect("tree messages", messages.len(), t)?;
     expect("base OT outputs", base.len(), t * h as usize)?;
-    let trees = points
-        .par_iter()
-        .zip(messages)
-        .zip(base.par_chunks(h as usize))
-        .map(|((&a, m), levels)| receiver_tree(prg, a, h, m, levels))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(trees.concat())
+    let mut w = vec![0u128; params.big_n as usize];
+    w.par_chunks_mut(params.block() as usize)
+        .zip(
+            points
+                .par_iter()
+                .zip(messages)
+                .zip(base.par_chunks(h as usize)),
+        )
+        .try_for_each(|(block, ((&a, m), levels))| {
+            block.copy_from_slice(&receiver_tree(prg, a, h, m, levels)?);
+            Ok::<_, MpcotError>(())
+        })?;
+    Ok(w)
 }
 
 #[cfg(test)]

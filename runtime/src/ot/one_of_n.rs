@@ -19,7 +19,7 @@
 //! the caller's to check (a peer's table frame before [`receiver_outputs`]); a mismatch panics.
 
 use super::cot::{CotReceiver, CotSender};
-use crate::gc::hash::Hasher;
+use crate::gc::hash::{Hasher, MAX_BATCH};
 use rayon::prelude::*;
 
 /// The top byte of this construction's tweaks, apart from [`super::cot::COT_DOMAIN`]'s.
@@ -56,52 +56,62 @@ pub fn receiver_fix(cots: &mut CotReceiver, m: u32, indices: &[u8]) -> Vec<bool>
     cots.fix_choices(&wanted)
 }
 
-/// Sender: applies the fix and masks every OT's 2^m messages (`messages[o][k]`, l bits each).
+/// Sender: applies the fix and masks every OT's 2^m messages (`messages[o 2^m + k]`, l bits
+/// each).
 pub fn sender_tables(
     h: &Hasher,
     cots: &mut CotSender,
     fix: &[bool],
     m: u32,
     l: u32,
-    messages: &[Vec<u64>],
+    messages: &[u64],
 ) -> Vec<u64> {
     check(m, l);
     let n = 1usize << m;
-    assert_eq!(cots.v.len(), messages.len() * m as usize, "m COTs per OT");
+    assert_eq!(messages.len() % n, 0, "2^m messages per OT");
+    let count = messages.len() / n;
+    assert_eq!(cots.v.len(), count * m as usize, "m COTs per OT");
     cots.fix_choices(fix);
     let mask = low_bits(l);
     let cots = &*cots;
-    // OTs are independent: tables in parallel, in order.
-    let tables: Vec<Vec<u64>> = messages
-        .par_iter()
+    let mut out = vec![0u64; messages.len()];
+    // OTs are independent: tables in parallel, in order; each OT's 2^{m+1} - 2 node hashes
+    // go through AES in batches of up to 64.
+    out.par_chunks_mut(n)
+        .zip(messages.par_chunks(n))
         .enumerate()
-        .map(|(o, msgs)| {
-            assert_eq!(msgs.len(), n, "2^m messages per OT");
-            // node[s][prefix] = H(K_s^{prefix_s}, tweak(COT s, prefix)), prefix of s + 1 bits.
-            let mut pads = vec![0u64; n];
+        .for_each(|(o, (table, msgs))| {
+            let mut xs = [0u128; 2 * (1 << MAX_BITS)];
+            let mut ts = [0u128; 2 * (1 << MAX_BITS)];
+            let mut hs = [0u128; 2 * (1 << MAX_BITS)];
+            let mut at = 0;
             for s in 0..m as usize {
                 let k = o * m as usize + s;
                 let index = cots.first + k as u64;
-                let width = 1usize << (s + 1);
-                let xs: Vec<u128> = (0..width)
-                    .map(|p| cots.v[k] ^ if (p >> s) & 1 == 1 { cots.delta } else { 0 })
-                    .collect();
-                let ts: Vec<u128> = (0..width).map(|p| tweak(index, p)).collect();
-                let mut hs = vec![0u128; width];
-                for ((o, x), t) in hs.chunks_mut(64).zip(xs.chunks(64)).zip(ts.chunks(64)) {
-                    h.hash_blocks(x, t, o);
-                }
-                for (k, pad) in pads.iter_mut().enumerate() {
-                    *pad ^= hs[k % width] as u64;
+                for p in 0..1usize << (s + 1) {
+                    xs[at] = cots.v[k] ^ if (p >> s) & 1 == 1 { cots.delta } else { 0 };
+                    ts[at] = tweak(index, p);
+                    at += 1;
                 }
             }
-            msgs.iter()
-                .zip(&pads)
-                .map(|(m, p)| (m ^ p) & mask)
-                .collect()
-        })
-        .collect();
-    tables.concat()
+            for ((o, x), t) in hs[..at]
+                .chunks_mut(MAX_BATCH)
+                .zip(xs[..at].chunks(MAX_BATCH))
+                .zip(ts[..at].chunks(MAX_BATCH))
+            {
+                h.hash_blocks(x, t, o);
+            }
+            // node (s, prefix) sits at 2^{s+1} - 2 + prefix.
+            for (k, (e, &msg)) in table.iter_mut().zip(msgs).enumerate() {
+                let mut pad = 0u64;
+                for s in 0..m as usize {
+                    let width = 1usize << (s + 1);
+                    pad ^= hs[width - 2 + k % width] as u64;
+                }
+                *e = (msg ^ pad) & mask;
+            }
+        });
+    out
 }
 
 /// Receiver, second step: message `indices[o]` of every OT from the sender's tables.
@@ -121,18 +131,17 @@ pub fn receiver_outputs(
         .par_iter()
         .enumerate()
         .map(|(o, &x)| {
-            let mut pad = 0u64;
+            let mut xs = [0u128; MAX_BITS as usize];
+            let mut ts = [0u128; MAX_BITS as usize];
+            let mut hs = [0u128; MAX_BITS as usize];
             for s in 0..m as usize {
                 let k = o * m as usize + s;
-                let prefix = x as usize % (1 << (s + 1));
-                let mut out = [0u128];
-                h.hash_blocks(
-                    &[cots.w[k]],
-                    &[tweak(cots.first + k as u64, prefix)],
-                    &mut out,
-                );
-                pad ^= out[0] as u64;
+                xs[s] = cots.w[k];
+                ts[s] = tweak(cots.first + k as u64, x as usize % (1 << (s + 1)));
             }
+            let m = m as usize;
+            h.hash_blocks(&xs[..m], &ts[..m], &mut hs[..m]);
+            let pad = hs[..m].iter().fold(0u64, |p, &v| p ^ v as u64);
             (tables[o * n + x as usize] ^ pad) & mask
         })
         .collect()
@@ -156,15 +165,17 @@ mod tests {
                 .map(|_| rng.random_range(0..1u16 << m) as u8)
                 .collect();
             let mask = low_bits(l);
-            let messages: Vec<Vec<u64>> = (0..ots)
-                .map(|_| (0..1 << m).map(|_| rng.random::<u64>() & mask).collect())
-                .collect();
+            let messages: Vec<u64> = (0..ots << m).map(|_| rng.random::<u64>() & mask).collect();
             let fix = receiver_fix(&mut r, m, &indices);
             let tables = sender_tables(&h, &mut s, &fix, m, l, &messages);
             assert_eq!(tables.len(), ots << m);
             let got = receiver_outputs(&h, &r, m, l, &indices, &tables);
             for o in 0..ots {
-                assert_eq!(got[o], messages[o][indices[o] as usize], "m {m} OT {o}");
+                assert_eq!(
+                    got[o],
+                    messages[(o << m) + indices[o] as usize],
+                    "m {m} OT {o}"
+                );
             }
             if l >= 8 {
                 // Unmasking another entry with the receiver's own pad does not give its message
@@ -173,7 +184,7 @@ mod tests {
                     .filter(|&o| {
                         let k = (indices[o] as usize + 1) % (1 << m);
                         let pad = tables[o * (1 << m) + indices[o] as usize] ^ got[o];
-                        tables[o * (1 << m) + k] ^ pad == messages[o][k]
+                        tables[o * (1 << m) + k] ^ pad == messages[(o << m) + k]
                     })
                     .count();
                 assert!(wrong < 5, "{wrong} of {ots} other messages open");

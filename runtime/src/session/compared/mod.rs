@@ -35,7 +35,7 @@ use std::ops::Range;
 
 /// Candidates per chunk: bounds the COTs, tables and shares in memory at once (about 160
 /// COTs of 16 bytes per candidate and side).
-const CHUNK: usize = 1 << 14;
+const CHUNK: usize = 1 << 16;
 
 /// An OT-compared layer's public description, derived from the plan by both parties.
 #[derive(Clone, Debug)]
@@ -192,12 +192,12 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
         &mut self,
         m: u32,
         l: u32,
-        messages: &[Vec<u64>],
+        messages: &[u64],
         indices: &[u8],
     ) -> Result<Vec<u64>, SessionError> {
         match self.cots {
             CotSupply::Server { fwd, .. } => {
-                let n = messages.len();
+                let n = messages.len() >> m;
                 let mut cs = fwd.take(n * m as usize)?;
                 let fix = self.recv_bits_from(n * m as usize)?;
                 let tables = sender_tables(&self.h, &mut cs, &fix, m, l, messages);
@@ -260,11 +260,7 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
                 .collect();
             let (m1, sh1) = sender_leaves(a1, bits, &masks[..n * q]);
             let (m2, sh2) = sender_leaves(a2, bits, &masks[n * q..]);
-            let messages: Vec<Vec<u64>> = m1
-                .iter()
-                .zip(&m2)
-                .map(|(x, y)| x.iter().zip(y).map(|(x, y)| x | y << 2).collect())
-                .collect();
+            let messages: Vec<u64> = m1.iter().zip(&m2).map(|(x, y)| x | y << 2).collect();
             self.one_of_n(4, 4, &messages, &[])?;
             (s1, s2) = (sh1, sh2);
         } else {
@@ -316,8 +312,8 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
             let cmp: Vec<u64> = ins.iter().map(|i| i.1).collect();
             let (w0, c0) = self.compare2(n, &wrap, &cmp, &[], bits)?;
             let masks: Vec<bool> = (0..n).map(|_| self.rng().random()).collect();
-            let msgs: Vec<Vec<u64>> = (0..n)
-                .map(|i| drelu_field::sender_final(ins[i].2, w0[i], c0[i], masks[i]))
+            let msgs: Vec<u64> = (0..n)
+                .flat_map(|i| drelu_field::sender_final(ins[i].2, w0[i], c0[i], masks[i]))
                 .collect();
             self.one_of_n(2, 1, &msgs, &[])?;
             Ok(masks.iter().map(|m| !m).collect())
@@ -387,8 +383,8 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
             let a2: Vec<u64> = ins.iter().map(|i| i.1).collect();
             let (c0, c1) = self.compare2(n, &a1, &a2, &[], bits)?;
             let masks: Vec<u64> = (0..n).map(|_| f.random(self.rng())).collect();
-            let msgs: Vec<Vec<u64>> = (0..n)
-                .map(|i| truncate::sender_messages(&f, t, &ins[i].2, c0[i], c1[i], masks[i]))
+            let msgs: Vec<u64> = (0..n)
+                .flat_map(|i| truncate::sender_messages(&f, t, &ins[i].2, c0[i], c1[i], masks[i]))
                 .collect();
             self.one_of_n(4, width(p), &msgs, &[])?;
             Ok((0..n)
