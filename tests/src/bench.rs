@@ -447,8 +447,12 @@ pub fn markdown(rs: &[BenchResult]) -> String {
         );
     }
     s.push('\n');
+    let mut seen = std::collections::HashSet::new();
     for r in rs {
-        let _ = writeln!(s, "- {}: {}, {}.", r.model, r.date, r.machine);
+        let line = format!("- {}: {}, {}.", r.model, r.date, r.machine);
+        if seen.insert(line.clone()) {
+            let _ = writeln!(s, "{line}");
+        }
     }
     s
 }
