@@ -321,3 +321,35 @@ fn streamed_garbled_layers_equal_simulation() {
         );
     }
 }
+
+/// The cost model counts the silent-OT rounds the runtime prepares: the same rule on both
+/// sides of the crate boundary (passes cannot depend on the runtime).
+#[test]
+fn the_cost_model_counts_the_runtimes_silent_rounds() {
+    use c3d_runtime::ot::cot_pool::{round_params, rounds_for};
+    for total in [
+        0u64,
+        1,
+        100,
+        1 << 14,
+        (1 << 14) + 1,
+        3 << 20,
+        1 << 21,
+        (1 << 21) + 7,
+        5 << 22,
+        123_456_789,
+    ] {
+        let p = round_params(total).unwrap();
+        assert_eq!(
+            c3d_passes::cost::silent_rounds(total),
+            (rounds_for(&p, total), p.n),
+            "{total} COTs"
+        );
+        assert_eq!(
+            c3d_passes::cost::silent_round_bytes(p.n),
+            p.round_bytes() + 10,
+            "n = {}",
+            p.n
+        );
+    }
+}
