@@ -138,6 +138,7 @@ mod tests {
         c.read_exact(&mut ans).unwrap();
         let s = t.elapsed().as_secs_f64();
         assert_eq!(&ans, b"ok");
-        assert!((0.2..1.0).contains(&s), "{s} s");
+        // At least the link's time (the upper bound only catches a relay that hangs).
+        assert!((0.2..10.0).contains(&s), "{s} s");
     }
 }
