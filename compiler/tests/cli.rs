@@ -430,3 +430,75 @@ fn a_failing_pass_is_reported_with_its_cause_once_and_exit_1() {
     );
     assert!(!plan.exists(), "no plan written");
 }
+
+#[test]
+fn bad_network_figures_are_refused_before_import() {
+    refused_before_import(
+        "bandwidth",
+        &["0", "-3", "NaN", "inf"],
+        "expected a positive Mbit/s",
+    );
+    refused_before_import(
+        "rtt",
+        &["-1", "NaN", "inf"],
+        "expected a non-negative number of ms",
+    );
+    let d = tempfile::tempdir().unwrap();
+    let o = c3dc(&[
+        "compile",
+        s(&d.path().join("none.onnx")),
+        "--nonlinear",
+        "yao",
+    ]);
+    refused(&o, "invalid value 'yao' for '--nonlinear");
+}
+
+/// `--nonlinear` decides the comparison protocols, the plan records the network, and
+/// `inspect --json` gives both protocols' costs for every comparison layer.
+#[test]
+fn the_comparison_protocol_follows_nonlinear_and_inspect_shows_both() {
+    let d = tempfile::tempdir().unwrap();
+    let (onnx, _) = compiled(d.path(), 1, "n");
+    for (choice, want) in [("gc", "GarbledCircuit"), ("ot", "OtComparison")] {
+        let plan = d.path().join(format!("{choice}.bin"));
+        let o = c3dc(&[
+            "compile",
+            s(&onnx),
+            "-o",
+            s(&plan),
+            "--nonlinear",
+            choice,
+            "--bandwidth",
+            "200",
+            "--rtt",
+            "40",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = c3dc(&["inspect", s(&plan), "--json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["network"]["bandwidth_mbit"], 200.0);
+        assert_eq!(j["network"]["rtt_ms"], 40.0);
+        let rows: Vec<&serde_json::Value> = j["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| !r["choices"].as_array().unwrap().is_empty())
+            .collect();
+        assert_eq!(rows.len(), 10, "c3d-tiny's comparison layers");
+        for r in rows {
+            assert_eq!(r["protocol"], want, "{}", r["name"]);
+            let c = r["choices"].as_array().unwrap();
+            let (gc, ot) = (
+                c[0]["bytes"].as_u64().unwrap(),
+                c[1]["bytes"].as_u64().unwrap(),
+            );
+            assert!(ot < gc, "{}: OT {ot} B, GC {gc} B", r["name"]);
+        }
+        let table = text(&c3dc(&["inspect", s(&plan)]));
+        assert!(
+            table.contains("comparison protocols (--nonlinear"),
+            "{table}"
+        );
+    }
+}
