@@ -100,7 +100,7 @@ impl ComparedLayer {
     }
 }
 
-/// One party's COT pools for the session: forward (the server holds Delta) and reverse (the
+/// One party's COT pools for one layer: forward (the server holds Delta) and reverse (the
 /// client does).
 pub enum CotSupply {
     /// The server's side.
