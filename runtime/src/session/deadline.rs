@@ -21,7 +21,8 @@ const HE_CIPHERTEXT_S: f64 = 20e-3;
 const BYTES_PER_S: f64 = 20e6;
 const MACS_PER_S: f64 = 20e6;
 const BEAVER_ELEMENTS_PER_S: f64 = 1e6;
-/// COTs an OT-compared layer expands and uses per second, online (slow machines included).
+/// COTs an OT-compared layer expands and uses per second (a tenth of the measured rate, so
+/// slow machines and debug builds are included).
 const COTS_PER_S: f64 = 2e5;
 /// Safety factor on the estimate, and the fixed allowance added to it.
 const FACTOR: f64 = 4.0;
@@ -95,15 +96,11 @@ pub fn phase_budget(sched: &Schedule, streamed: &[usize], phase: Phase) -> Durat
             // The online half of a layer prepared offline: labels, a few per wire.
             (StepKind::Garbled(_), _) => step.len as f64 * 64.0 * 64.0 / BYTES_PER_S,
             (StepKind::Square, _) => step.len as f64 / BEAVER_ELEMENTS_PER_S,
-            // Silent-OT rounds offline; expanding and using the COTs online.
-            (StepKind::Compared(l), ph) => {
+            // Offline the silent-OT rounds and the COTs expanded ahead, online the rest and
+            // the comparisons: either phase may have to expand all of them.
+            (StepKind::Compared(l), _) => {
                 let (f, r) = l.cots();
-                let per_s = if ph == Phase::Offline {
-                    2e7
-                } else {
-                    COTS_PER_S
-                };
-                (f + r) as f64 / per_s
+                (f + r) as f64 / COTS_PER_S
             }
             _ => step.len as f64 * 8.0 / BYTES_PER_S,
         };
