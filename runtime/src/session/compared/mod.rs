@@ -24,7 +24,7 @@ use crate::nonlinear::millionaire::{
     digits, level_inputs, level_outputs, receiver_leaves, sender_leaves, split,
 };
 use crate::nonlinear::pair_triples::{self, client_pairs, server_pairs, PairTriples};
-use crate::nonlinear::{drelu_field, mux, truncate};
+use crate::nonlinear::{drelu_field, max_tree, mux, truncate};
 use crate::ot::cot_pool::{round_params, rounds_for, ReceiverPool, SenderPool};
 use crate::ot::one_of_n::{receiver_fix, receiver_outputs, sender_tables};
 use crate::ot::{OtReceiver, OtSender};
@@ -431,23 +431,23 @@ impl<S: Stream, R: Rng + CryptoRng> Party<'_, S, R> {
                 c
             })
             .collect();
+        // Level by level, the pairs and carries of the window tree (`max_tree::level`).
         while cand.iter().any(|c| c.len() > 1) {
+            let levels: Vec<_> = cand.iter().map(|c| max_tree::level(c.len())).collect();
             let (mut d, mut b) = (Vec::new(), Vec::new());
-            for c in &cand {
-                for pair in c.chunks_exact(2) {
-                    d.push(f.sub(pair[0], pair[1]));
-                    b.push(pair[1]);
+            for (c, (pairs, _)) in cand.iter().zip(&levels) {
+                for &(i, j) in pairs {
+                    d.push(f.sub(c[i], c[j]));
+                    b.push(c[j]);
                 }
             }
             let sel = self.drelu(&d)?;
             let m = self.mux(&sel, &d)?;
             let mut k = 0;
-            for c in &mut cand {
-                let carry = (c.len() % 2 == 1).then(|| c[c.len() - 1]);
-                let pairs = c.len() / 2;
-                let mut next: Vec<u64> = (0..pairs).map(|i| f.add(b[k + i], m[k + i])).collect();
-                k += pairs;
-                next.extend(carry);
+            for (c, (pairs, carry)) in cand.iter_mut().zip(&levels) {
+                let mut next: Vec<u64> = (k..k + pairs.len()).map(|i| f.add(b[i], m[i])).collect();
+                k += pairs.len();
+                next.extend(carry.map(|i| c[i]));
                 *c = next;
             }
         }
