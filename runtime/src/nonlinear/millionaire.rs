@@ -11,8 +11,8 @@
 //! lt = lt_hi xor (eq_hi and lt_lo),   eq = eq_hi and eq_lo,
 //! ```
 //!
-//! two ANDs ([`super::and_gates`]) per combination and one exchange per tree level. The
-//! top digit is padded with zero bits, which changes no comparison. Crypto core, no IO: the
+//! a pair of ANDs sharing eq_hi ([`super::pair_triples`]) per combination and one exchange per
+//! tree level. The top digit is padded with zero bits, which changes no comparison. Crypto core, no IO: the
 //! caller carries the tables and the openings.
 
 /// Digit width of the leaf OTs.

@@ -1,13 +1,12 @@
 //! The OT-based protocol for non-linear layers (issue 16), beside the garbled circuits of
 //! [`crate::gc`]: building blocks over correlated OT ([`crate::ot::cot`]) in the manner of
 //! CrypTFlow2 (Rathee et al., CCS 2020) and Cheetah (Huang et al., USENIX Security 2022).
-//! Crypto cores, no IO. Built so far: Beaver bit triples from two random OTs, AND gates on them,
-//! boolean-to-arithmetic conversion into F_p, the millionaire's comparison, DReLU mod p, and the
-//! multiplexer that makes ReLU from it, and the tree of comparisons for the maximum over a window.
+//! Crypto cores, no IO: pairs of Beaver bit triples and the pairs of AND gates they serve,
+//! boolean-to-arithmetic conversion into F_p, the millionaire's comparison, DReLU mod p, the
+//! multiplexer that makes ReLU from it, the tree of comparisons for the maximum over a window,
+//! and exact truncation. `session::compared` runs them between the parties.
 
-pub mod and_gates;
 pub mod b2a;
-pub mod bit_triples;
 pub mod drelu_field;
 pub mod max_tree;
 pub mod millionaire;
@@ -19,11 +18,10 @@ pub mod truncate;
 /// make them by silent OT between the parties).
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::and_gates::{finish, open};
-    use super::bit_triples::{receiver_triples, sender_triples};
     use super::millionaire::{
         digits, level_inputs, level_outputs, receiver_leaves, sender_leaves, split,
     };
+    use super::pair_triples::{client_pairs, finish, open, server_pairs};
     use crate::gc::hash::Hasher;
     use crate::ot::cot::dealt;
     use crate::ot::one_of_n::{receiver_fix, receiver_outputs, sender_tables};
@@ -48,17 +46,24 @@ pub(crate) mod testing {
         let fix = receiver_fix(&mut cr, 4, &bd);
         let tables = sender_tables(&h, &mut cs, &fix, 4, 2, &messages);
         let mut r = receiver_leaves(&receiver_outputs(&h, &cr, 4, 2, &bd, &tables));
-        // Triples: 2 ANDs per combination, q - 1 combinations per value, 2 COTs per triple.
-        let ands = 2 * (q - 1) * n;
-        let (ts, tr, _) = dealt(rng, 2 * ands, 1 << 32);
-        let (ts, tr) = (sender_triples(&h, &ts), receiver_triples(&h, &tr));
+        // Pairs of triples: one pair of ANDs per combination, q - 1 combinations per value, a
+        // forward and a reverse COT each (as the sessions run it, `session::compared`).
+        let ands = (q - 1) * n;
+        let (fs, fr, _) = dealt(rng, ands, 1 << 32);
+        let (rs, rr, _) = dealt(rng, ands, 1 << 62);
+        let (ts, tr) = (server_pairs(&h, &fs, &rr), client_pairs(&h, &fr, &rs));
         let (mut width, mut used) = (q, 0);
         while width > 1 {
             let (xs, ys) = level_inputs(&s, width);
             let (xr, yr) = level_inputs(&r, width);
+            let pairs = |x: &[bool], y: &[bool]| -> (Vec<bool>, Vec<[bool; 2]>) {
+                let x = x.iter().step_by(2).copied().collect();
+                (x, y.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
+            };
+            let ((xs, ys), (xr, yr)) = (pairs(&xs, &ys), pairs(&xr, &yr));
             let (os, or) = (open(&xs, &ys, &ts, used), open(&xr, &yr, &tr, used));
-            let zs = finish(true, &os, &or, &ts, used);
-            let zr = finish(false, &or, &os, &tr, used);
+            let zs: Vec<bool> = finish(true, &os, &or, &ts, used).concat();
+            let zr: Vec<bool> = finish(false, &or, &os, &tr, used).concat();
             used += xs.len();
             s = level_outputs(&s, width, &zs);
             r = level_outputs(&r, width, &zr);
