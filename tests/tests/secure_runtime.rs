@@ -353,3 +353,33 @@ fn the_cost_model_counts_the_runtimes_silent_rounds() {
         );
     }
 }
+
+/// A plan whose OT pool lacks the headroom its window differences need is refused by the
+/// runtime's schedule, naming the layer and the reason (the compiler never writes one; a
+/// tampered or hand-made plan might).
+#[test]
+fn an_ot_layer_the_rule_rejects_is_refused_by_name() {
+    use c3d_runtime::session::Schedule;
+    let mut c = compiled_as("c3d-tiny", &[], 0.0, NonlinearChoice::Ot);
+    let g = &c.plan.graph;
+    let pool = c
+        .plan
+        .layers
+        .iter()
+        .find(|l| matches!(g.node(l.node).op, c3d_ir::Op::MaxPoolRelu3d(_)))
+        .expect("c3d-tiny has fused pools");
+    let (pool, name) = (pool.node, g.node(pool.node).name.clone());
+    let input = g.inputs_of(pool)[0];
+    for l in c.plan.layers.iter_mut().filter(|l| l.node == input) {
+        l.quant.headroom_bits = 0;
+    }
+    let be = c3d_runtime::he::fhers::FheRs::new(c.plan.fixed.p).unwrap();
+    let e = Schedule::new(&c.plan, &be)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains(&name) && e.contains("cannot run by OT comparisons") && e.contains("headroom"),
+        "{e}"
+    );
+}
