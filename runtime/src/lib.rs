@@ -1,6 +1,7 @@
 //! The two-party runtime's building blocks, free of model knowledge: field arithmetic, the
 //! framed transport, oblivious transfer, garbled circuits, BFV homomorphic encryption, the
-//! offline linear-layer protocol and Beaver triples.
+//! offline linear-layer protocol and Beaver triples; the sessions over a plan, and
+//! [`party`], the API that embeds either role in a program.
 
 pub mod beaver;
 pub mod bitpack;
@@ -10,6 +11,7 @@ pub mod he;
 pub mod linear;
 pub mod nonlinear;
 pub mod ot;
+pub mod party;
 pub mod service;
 pub mod session;
 pub mod tls;
@@ -17,3 +19,5 @@ pub mod transport;
 #[cfg(feature = "video")]
 pub mod video;
 pub mod wire;
+
+pub use party::{Client, Prediction, Server};

@@ -6,7 +6,7 @@
 use crate::he::Backend;
 use crate::session::{self, server, Event, Report, ServerModel, SessionError};
 use crate::tls::NetStream;
-use crate::transport::Channel;
+use crate::transport::{Channel, Meter, Metered};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::net::TcpListener;
@@ -37,8 +37,9 @@ impl Default for ServeOptions {
     }
 }
 
-/// Sees every session's progress events, with the session's number.
-pub type ProgressSink = Arc<dyn Fn(usize, &Event) + Send + Sync>;
+/// Sees every session's progress events, with the session's number and the bytes its
+/// connection has moved.
+pub type ProgressSink = Arc<dyn Fn(usize, &Event, &Meter) + Send + Sync>;
 /// Called once per connection with how it ended.
 pub type OutcomeSink = Arc<dyn Fn(Outcome) + Send + Sync>;
 
@@ -115,7 +116,9 @@ pub fn serve<B: Backend + 'static>(
             let _slot = slot;
             let peer = tcp.peer_addr().map_or("?".into(), |a| a.to_string());
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                serve_connection(&model, tcp, &opts2, &mut |e: &Event| progress(id, e))
+                let meter = Meter::default();
+                let mut tick = |e: &Event| progress(id, e, &meter);
+                serve_connection(&model, tcp, &opts2, meter.clone(), &mut tick)
             }))
             .unwrap_or_else(|p| Err(SessionError::Panic(session::panic_text(&*p))));
             done(Outcome { id, peer, result });
@@ -136,6 +139,7 @@ fn serve_connection<B: Backend>(
     model: &ServerModel<B>,
     tcp: std::net::TcpStream,
     opts: &ServeOptions,
+    meter: Meter,
     progress: &mut dyn FnMut(&Event),
 ) -> Result<Report, SessionError> {
     tcp.set_nodelay(true)
@@ -149,7 +153,7 @@ fn serve_connection<B: Backend>(
         Some(cfg) => NetStream::accept(cfg.clone(), tcp, deadline)?,
         None => NetStream::plain(tcp),
     };
-    let mut ch = Channel::over(stream);
+    let mut ch = Channel::over(Metered::new(stream, meter));
     ch.set_timeout(Some(opts.idle_timeout))?;
     ch.set_deadline(Some(deadline), "handshake");
     let mut rng = ChaCha20Rng::from_os_rng();

@@ -55,7 +55,7 @@ fn server_survives_hostile_clients_among_honest_ones() {
                 model,
                 listener,
                 &opts,
-                Arc::new(|_, _| {}),
+                Arc::new(|_, _, _| {}),
                 Arc::new(move |o: Outcome| {
                     let msg = o
                         .result

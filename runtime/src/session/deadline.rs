@@ -78,10 +78,17 @@ impl Deadlines {
 /// Seconds of work in `phase`: HE and garbled material offline (streamed layers online),
 /// masked values, labels and multiply-adds online.
 pub fn phase_budget(sched: &Schedule, streamed: &[usize], phase: Phase) -> Duration {
-    let mut secs = 0.0f64;
+    let secs: f64 = step_work(sched, streamed, phase).iter().sum();
+    ALLOWANCE + Duration::from_secs_f64((secs * FACTOR).min(1e7))
+}
+
+/// Each step's work in `phase`, in seconds at the slow rates above: the budget's terms, and
+/// the weights a progress display spreads a phase's time over.
+pub fn step_work(sched: &Schedule, streamed: &[usize], phase: Phase) -> Vec<f64> {
+    let mut out = Vec::with_capacity(sched.steps.len());
     for (i, step) in sched.steps.iter().enumerate() {
         let online_only = streamed.binary_search(&i).is_ok();
-        secs += match (&step.kind, phase) {
+        out.push(match (&step.kind, phase) {
             (StepKind::Linear { shape, packing, .. }, Phase::Offline) => {
                 packing.products(shape) as f64 * HE_PRODUCT_S
                     + (packing.cts_in(shape) + packing.cts_out(shape)) as f64 * HE_CIPHERTEXT_S
@@ -103,7 +110,7 @@ pub fn phase_budget(sched: &Schedule, streamed: &[usize], phase: Phase) -> Durat
                 (f + r) as f64 / COTS_PER_S
             }
             _ => step.len as f64 * 8.0 / BYTES_PER_S,
-        };
+        });
     }
-    ALLOWANCE + Duration::from_secs_f64((secs * FACTOR).min(1e7))
+    out
 }

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 pub use client::{client_offline, client_online, ClientOptions, ClientOutcome, ClientPrepared};
 pub use deadline::Deadlines;
 pub use error::{PeerMisbehaved, PlanError, SessionError};
-pub use report::{Event, Phase, Report, StepProtocol};
+pub use report::{Event, LayerReport, Phase, PhaseReport, Report, StepProtocol};
 pub use schedule::Schedule;
 pub use server::{serve, server_offline, server_online, ServerModel, ServerPrepared};
 

@@ -97,8 +97,14 @@ impl<B: Backend> ServerModel<B> {
     /// to the CPU).
     #[cfg(feature = "cuda")]
     pub fn with_gpu(mut self, gpu: crate::linear::gpu::Gpu) -> Self {
-        self.gpu = Some(std::sync::Arc::new(gpu));
+        self.set_gpu(gpu);
         self
+    }
+
+    /// [`ServerModel::with_gpu`] in place.
+    #[cfg(feature = "cuda")]
+    pub fn set_gpu(&mut self, gpu: crate::linear::gpu::Gpu) {
+        self.gpu = Some(std::sync::Arc::new(gpu));
     }
 
     /// W x + b on the server's share: on the GPU when there is one and the layer fits its
@@ -128,8 +134,13 @@ impl<B: Backend> ServerModel<B> {
 
     /// Sets the deadlines every session gets.
     pub fn with_deadlines(mut self, d: super::Deadlines) -> Self {
-        self.deadlines = d;
+        self.set_deadlines(d);
         self
+    }
+
+    /// [`ServerModel::with_deadlines`] in place.
+    pub fn set_deadlines(&mut self, d: super::Deadlines) {
+        self.deadlines = d;
     }
 
     /// The deadlines every session gets.
@@ -140,8 +151,13 @@ impl<B: Backend> ServerModel<B> {
     /// Caps the garbled material one session keeps in memory between its phases (bytes);
     /// clients stream the layers over it in the online phase.
     pub fn with_keep_limit(mut self, bytes: u64) -> Self {
-        self.keep_limit = bytes;
+        self.set_keep_limit(bytes);
         self
+    }
+
+    /// [`ServerModel::with_keep_limit`] in place.
+    pub fn set_keep_limit(&mut self, bytes: u64) {
+        self.keep_limit = bytes;
     }
 }
 

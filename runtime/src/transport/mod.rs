@@ -12,8 +12,10 @@
 
 mod channel;
 mod error;
+mod metered;
 mod timed;
 
 pub use channel::{Channel, Pipe, StepStats, DEFAULT_MAX_FRAME, STREAM_CHUNK};
 pub use error::{sanitize, AbortCode, Result, TransportError};
+pub use metered::{Meter, Metered};
 pub use timed::{Socket, Stream, Timed};
