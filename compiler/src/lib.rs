@@ -7,6 +7,7 @@ pub mod compile;
 pub mod const_fold;
 pub mod diagnostics;
 pub mod inspect;
+pub mod name;
 pub mod npy;
 pub mod onnx;
 pub mod report;

@@ -65,6 +65,11 @@ enum Cmd {
         /// Class names, one per line.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// The model's name in the plan (default: the model's `c3d.model` metadata, else its
+        /// graph name unless that is an exporter's default such as `main_graph`, else the
+        /// file stem).
+        #[arg(long)]
+        name: Option<String>,
         /// ReLU layers (node names, comma-separated) to replace by x^2 with Beaver squares.
         #[arg(long, value_delimiter = ',')]
         approx: Vec<String>,
@@ -216,6 +221,7 @@ fn run(
             calib,
             preprocess,
             labels,
+            name,
             approx,
             prune,
             no_rewrite,
@@ -287,6 +293,7 @@ fn run(
                 },
                 preprocess,
                 class_names,
+                name,
                 prune,
                 no_rewrite,
                 approx_budget,

@@ -502,3 +502,71 @@ fn the_comparison_protocol_follows_nonlinear_and_inspect_shows_both() {
         );
     }
 }
+
+/// c3d_micro (5 classes, Softmax output) with graph name `graph`, and `c3d.model` metadata
+/// when `meta` is given, written to `dir/file`.
+fn micro(dir: &Path, file: &str, graph: &str, meta: Option<&str>) -> PathBuf {
+    let mut m = c3d_models::fixtures::c3d_micro(3);
+    m.graph.as_mut().unwrap().name = graph.into();
+    m.metadata_props.retain(|e| e.key != "c3d.model");
+    if let Some(v) = meta {
+        m.metadata_props
+            .push(tract_onnx::pb::StringStringEntryProto {
+                key: "c3d.model".into(),
+                value: v.into(),
+            });
+    }
+    let p = dir.join(file);
+    std::fs::write(&p, to_bytes(&m)).unwrap();
+    p
+}
+
+/// The name `c3dc compile ARGS` records in the plan.
+fn compiled_name(dir: &Path, onnx: &Path, extra: &[&str]) -> String {
+    let plan = dir.join("named.bin");
+    let mut args = vec!["compile", s(onnx), "-o", s(&plan), "--calib-samples", "1"];
+    args.extend_from_slice(extra);
+    let o = c3dc(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    c3d_ir::Plan::load(&plan).unwrap().0.meta.name
+}
+
+/// --name, then `c3d.model`, then a graph name that is not an exporter's default, then the
+/// file stem.
+#[test]
+fn model_names_skip_exporter_defaults_and_name_overrides() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        ("r2plus1d_18.onnx", "torch_jit", None, "r2plus1d_18"),
+        ("slowfast.onnx", "main_graph", None, "slowfast"),
+        ("x.onnx", "torch-jit-export", None, "x"),
+        ("tf.onnx", "tf2onnx", None, "tf"),
+        ("empty.onnx", "", None, "empty"),
+        ("file.onnx", "x3d_s", None, "x3d_s"),
+        (
+            "file.onnx",
+            "main_graph",
+            Some("kinetics-c3d"),
+            "kinetics-c3d",
+        ),
+    ];
+    for (file, graph, meta, want) in cases {
+        let onnx = micro(d.path(), file, graph, meta);
+        assert_eq!(compiled_name(d.path(), &onnx, &[]), want, "{file} {graph}");
+    }
+    let onnx = micro(d.path(), "file.onnx", "x3d_s", Some("kinetics-c3d"));
+    assert_eq!(
+        compiled_name(d.path(), &onnx, &["--name", "  demo model  "]),
+        "demo model"
+    );
+    // inspect shows it.
+    let o = c3dc(&["inspect", s(&d.path().join("named.bin"))]);
+    assert!(text(&o).contains("model demo model"), "{}", text(&o));
+}
+
+#[test]
+fn bad_names_are_refused_before_import() {
+    refused_before_import("name", &["", "   "], "the name is empty");
+    refused_before_import("name", &["a\u{7}b"], "control character");
+    refused_before_import("name", &[&"n".repeat(129)], "more than the 128 allowed");
+}
