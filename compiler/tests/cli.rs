@@ -570,3 +570,161 @@ fn bad_names_are_refused_before_import() {
     refused_before_import("name", &["a\u{7}b"], "control character");
     refused_before_import("name", &[&"n".repeat(129)], "more than the 128 allowed");
 }
+
+const LABELS: [&str; 5] = ["walk", "run", "jump", "a <b> & c", "wave"];
+
+/// c3d_micro compiled with LABELS; returns (onnx, plan, compile's stdout and stderr).
+fn labelled(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf, Output) {
+    let onnx = micro(dir, "micro.onnx", "micro", None);
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, LABELS.join("\n")).unwrap();
+    let plan = dir.join("micro.bin");
+    let mut args = vec![
+        "compile",
+        s(&onnx),
+        "-o",
+        s(&plan),
+        "--labels",
+        s(&labels),
+        "--calib-samples",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let o = c3dc(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    (onnx, plan, o)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn compile_json_is_one_object_that_matches_the_plan_files() {
+    let d = tempfile::tempdir().unwrap();
+    let (onnx, plan, o) = labelled(d.path(), &["--json"]);
+    // All of stdout is one JSON value (from_slice refuses trailing text).
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("compiled "));
+    let (p, hash) = c3d_ir::Plan::load(&plan).unwrap();
+    let weights = PathBuf::from(format!("{}.weights", s(&plan)));
+    assert_eq!(j["model"], "micro");
+    assert_eq!(j["input"], s(&onnx));
+    assert_eq!(j["plan"], s(&plan));
+    assert_eq!(j["plan_hash"], hex(&hash));
+    assert_eq!(j["plan_bytes"], std::fs::metadata(&plan).unwrap().len());
+    assert_eq!(j["weights"], s(&weights));
+    assert_eq!(
+        j["weights_bytes"],
+        std::fs::metadata(&weights).unwrap().len()
+    );
+    assert_eq!(j["p"], p.fixed.p);
+    assert_eq!(j["frac_bits"], p.fixed.frac_bits);
+    assert_eq!(j["classes"], serde_json::json!(LABELS));
+    let phases = j["phases"].as_array().unwrap();
+    assert!(
+        phases.iter().any(|x| x["name"] == "import+fold"),
+        "{phases:?}"
+    );
+    let sum: f64 = phases.iter().map(|x| x["seconds"].as_f64().unwrap()).sum();
+    assert!(
+        sum <= j["seconds"].as_f64().unwrap(),
+        "{sum} > {}",
+        j["seconds"]
+    );
+    // The per-layer list and the counts, against the plan read back.
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), p.layers.len());
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for (l, r) in p.layers.iter().zip(layers) {
+        let n = p.graph.node(l.node);
+        assert_eq!(r["name"], n.name.as_str());
+        assert_eq!(r["op"], n.op.name());
+        assert_eq!(r["protocol"], serde_json::to_value(l.protocol).unwrap());
+        *counts
+            .entry(r["protocol"].as_str().unwrap().into())
+            .or_default() += 1;
+    }
+    assert_eq!(j["protocols"], serde_json::to_value(&counts).unwrap());
+    assert!(counts.contains_key("HeLinear") && counts.contains_key("Client"));
+}
+
+#[test]
+fn simulate_json_matches_the_library_and_the_float_reference() {
+    let d = tempfile::tempdir().unwrap();
+    let (onnx, plan, _) = labelled(d.path(), &[]);
+    let x = d.path().join("x.npy");
+    assert!(c3dc(&["random-input", s(&plan), "-o", s(&x)])
+        .status
+        .success());
+    let o = c3dc(&[
+        "simulate",
+        s(&plan),
+        "--input",
+        s(&x),
+        "--reference",
+        s(&onnx),
+        "--top",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fixed-point simulation: top 3"));
+    let (p, hash) = c3d_ir::Plan::load(&plan).unwrap();
+    let w = p
+        .load_weights(&PathBuf::from(format!("{}.weights", s(&plan))))
+        .unwrap();
+    let xin = c3d_compiler::npy::read_f32(&x).unwrap();
+    let lib = c3d_ir::simulate(&p, &w, &xin).unwrap().output.data;
+    assert_eq!(j["plan_hash"], hex(&hash));
+    assert_eq!(j["model"], "micro");
+    // The model ends in Softmax: the values are probabilities.
+    assert_eq!(j["output_kind"], "probability");
+    let out: Vec<f32> = j["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(out, lib);
+    let mut order: Vec<usize> = (0..lib.len()).collect();
+    order.sort_by(|&a, &b| lib[b].partial_cmp(&lib[a]).unwrap().then(a.cmp(&b)));
+    let top = j["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    for (t, &i) in top.iter().zip(&order) {
+        assert_eq!(t["index"], i);
+        assert_eq!(t["label"], LABELS[i]);
+        assert_eq!(t["probability"].as_f64().unwrap() as f32, lib[i]);
+    }
+    assert!(!j["layers"].as_array().unwrap().is_empty());
+    let f = c3d_compiler::tract_ref::run_tract(&onnx, &xin)
+        .unwrap()
+        .data;
+    let r = &j["reference"];
+    let diff = f
+        .iter()
+        .zip(&lib)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert_eq!(r["max_abs_diff"].as_f64().unwrap() as f32, diff);
+    let best = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+    assert_eq!(r["top1_agrees"], best(&f) == best(&lib));
+
+    // Without Softmax the values are scores; without --reference there is none.
+    let mut m = c3d_models::fixtures::c3d_micro(3);
+    let g = m.graph.as_mut().unwrap();
+    let softmax = g.node.pop().unwrap();
+    g.output[0].name = softmax.input[0].clone();
+    let logits = d.path().join("logits.onnx");
+    std::fs::write(&logits, to_bytes(&m)).unwrap();
+    let lp = d.path().join("logits.bin");
+    let o = c3dc(&["compile", s(&logits), "-o", s(&lp), "--calib-samples", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = c3dc(&["simulate", s(&lp), "--input", s(&x), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["output_kind"], "score");
+    assert!(j["top"][0]["score"].is_number() && j["top"][0]["label"].is_null());
+    assert!(j["reference"].is_null());
+}
