@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod name;
 pub mod npy;
 pub mod onnx;
+pub mod plot;
 pub mod report;
 pub mod summary;
 pub mod tract_ref;

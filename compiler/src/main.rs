@@ -136,6 +136,10 @@ enum Cmd {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also draw the per-layer cost (bytes offline and online, estimated seconds), coloured
+        /// by protocol, as SVG into this file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
     /// Write a random preprocessed clip (uniform pixels) for a plan, as float32 .npy.
     RandomInput {
@@ -500,6 +504,7 @@ fn run(
             plan,
             weights,
             json,
+            svg,
         } => {
             let (p, hash) = load_plan(&plan)?;
             let wpath = weights.clone().unwrap_or_else(|| weights_path_for(&plan));
@@ -509,6 +514,11 @@ fn run(
                 None
             };
             let ins = inspect::inspect(&p, &hash, w.as_ref());
+            if let Some(path) = &svg {
+                c3d_ir::format::write_atomic(path, inspect::svg(&ins).as_bytes())
+                    .map_err(|e| miette!("cannot write the SVG {}: {e}", path.display()))?;
+                progress(&format!("wrote {}", path.display()));
+            }
             if json {
                 println!(
                     "{}",

@@ -728,3 +728,89 @@ fn simulate_json_matches_the_library_and_the_float_reference() {
     assert!(j["top"][0]["score"].is_number() && j["top"][0]["label"].is_null());
     assert!(j["reference"].is_null());
 }
+
+/// Whether `svg` is well-formed XML as far as a chart goes: every tag closed in order, no
+/// raw `<` or `&` in text or attributes outside an entity.
+fn well_formed(svg: &str) -> Result<(), String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find('<') {
+        check_text(&rest[..i])?;
+        let end = rest[i..].find('>').ok_or("unclosed tag")? + i;
+        let tag = &rest[i + 1..end];
+        rest = &rest[end + 1..];
+        if tag.contains('<') {
+            return Err(format!("`<` inside tag {tag}"));
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            match stack.pop() {
+                Some(open) if open == name => {}
+                other => return Err(format!("</{name}> closes {other:?}")),
+            }
+        } else if !tag.ends_with('/') {
+            stack.push(tag.split_whitespace().next().unwrap_or("").to_string());
+        } else {
+            check_text(tag)?;
+        }
+    }
+    check_text(rest)?;
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed {stack:?}"))
+    }
+}
+
+fn check_text(t: &str) -> Result<(), String> {
+    for (i, _) in t.match_indices('&') {
+        let ent = &t[i..t[i..].find(';').map_or(t.len(), |e| i + e + 1)];
+        if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&ent) {
+            return Err(format!("raw & at {ent}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn inspect_svg_draws_one_escaped_bar_group_per_layer_and_shows_classes() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, plan, _) = labelled(d.path(), &["--name", "micro <v2> & \"co\""]);
+    let svg = d.path().join("cost.svg");
+    let o = c3dc(&["inspect", s(&plan), "--svg", s(&svg)]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The text table names the classes, and so does the JSON.
+    assert!(
+        text(&o).contains("classes: 5 (walk, run, jump, a <b> & c, wave)"),
+        "{}",
+        text(&o)
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&c3dc(&["inspect", s(&plan), "--json"]).stdout).unwrap();
+    assert_eq!(j["classes"], serde_json::json!(LABELS));
+    assert_eq!(j["outputs"], 5);
+    let body = std::fs::read_to_string(&svg).unwrap();
+    well_formed(&body).unwrap();
+    let (p, _) = c3d_ir::Plan::load(&plan).unwrap();
+    assert_eq!(
+        body.matches(r#"<g class="bar-group">"#).count(),
+        p.layers.len()
+    );
+    assert!(
+        body.contains("micro &lt;v2&gt; &amp; &quot;co&quot;"),
+        "{body}"
+    );
+    for name in [
+        "MB offline",
+        "MB online",
+        "estimated s",
+        "HeLinear",
+        "Client",
+    ] {
+        assert!(body.contains(name), "no {name}");
+    }
+    // A path that cannot be written: an error naming it, no panic.
+    let bad = d.path().join("no/such/dir/cost.svg");
+    let o = c3dc(&["inspect", s(&plan), "--svg", s(&bad)]);
+    refused(&o, "cannot write the SVG");
+    refused(&o, "no/such/dir");
+}
