@@ -28,6 +28,8 @@ pub struct CompileOptions {
     pub preprocess: Option<Preprocess>,
     /// Class names to record instead of the model's metadata.
     pub class_names: Option<Vec<String>>,
+    /// The model's name to record instead of the one the file gives ([`crate::name`]).
+    pub name: Option<String>,
     /// Fraction of each secret layer's weights to prune (0 <= S < 1).
     pub prune: f64,
     /// Skip the e-graph rewrites.
@@ -118,12 +120,23 @@ pub fn compile(
             opts.prune
         )));
     }
+    let name = match &opts.name {
+        Some(n) => Some(
+            crate::name::check(n)
+                .map_err(|e| CompileError::Options(format!("--name {n:?}: {e}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
     progress(&format!("import: {}", path.display()));
     let t0 = std::time::Instant::now();
     let (mut model, folds) = import_file(path, &opts.import)?;
     let t_import = t0.elapsed().as_secs_f64();
     if let Some(p) = &opts.preprocess {
         model.meta.preprocess = p.clone();
+    }
+    if let Some(n) = name {
+        model.meta.name = n;
     }
     if let Some(c) = &opts.class_names {
         model.meta.class_names = c.clone();

@@ -67,6 +67,10 @@ pub struct Inspection {
     pub frac_bits: u32,
     /// Plan hash (hex).
     pub plan_hash: String,
+    /// Number of outputs (classes).
+    pub outputs: usize,
+    /// Class names, one per output (empty when the plan has none).
+    pub classes: Vec<String>,
     /// Passes that ran.
     pub passes: Vec<String>,
     /// The network the comparison protocols were chosen for.
@@ -156,6 +160,8 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
         p: plan.fixed.p,
         frac_bits: plan.fixed.frac_bits,
         plan_hash: c3d_ir::format::hex(hash),
+        outputs: g.io().map_or(0, |(_, out)| g.node(out).shape.numel()),
+        classes: plan.meta.class_names.clone(),
         passes: plan
             .passes
             .iter()
@@ -193,6 +199,7 @@ pub fn render(ins: &Inspection) -> String {
         ins.frac_bits,
         &ins.plan_hash[..16]
     );
+    s += &classes_line(ins);
     for p in &ins.passes {
         s += &format!("  pass {p}\n");
     }
@@ -326,4 +333,92 @@ pub fn render(ins: &Inspection) -> String {
         );
     }
     s
+}
+
+/// How many classes and, when named, the first few names.
+fn classes_line(ins: &Inspection) -> String {
+    const SHOWN: usize = 8;
+    if ins.classes.is_empty() {
+        return format!("classes: {} outputs, unnamed\n", ins.outputs);
+    }
+    let mut names = ins.classes[..ins.classes.len().min(SHOWN)].join(", ");
+    if ins.classes.len() > SHOWN {
+        names += &format!(", ... ({} more)", ins.classes.len() - SHOWN);
+    }
+    format!("classes: {} ({names})\n", ins.classes.len())
+}
+
+/// The per-layer cost as an SVG chart: bytes offline, bytes online and the cost model's
+/// estimated seconds on the plan's network (bytes at the bandwidth, half a round trip per
+/// flight, AND gates and COTs at the reference rates; HE compute is not in the model), one
+/// bar group per layer in execution order, coloured by protocol.
+pub fn svg(ins: &Inspection) -> String {
+    use crate::plot::{svg as draw, Chart, Group, Panel, Segment, PALETTE};
+    let colour = |p: Protocol| {
+        let i = Protocol::ALL.iter().position(|q| *q == p).unwrap_or(0);
+        PALETTE[i % PALETTE.len()].to_string()
+    };
+    let groups = ins
+        .layers
+        .iter()
+        .map(|r| {
+            let bar = |v: f64| {
+                vec![Segment {
+                    value: v,
+                    fill: colour(r.protocol),
+                }]
+            };
+            Group {
+                label: r.name.clone(),
+                bars: vec![
+                    bar(r.cost.bytes_offline() as f64 / 1e6),
+                    bar(r.cost.bytes_online() as f64 / 1e6),
+                    bar(r.cost.seconds(&ins.network)),
+                ],
+            }
+        })
+        .collect();
+    let legend = Protocol::ALL
+        .iter()
+        .filter(|p| ins.layers.iter().any(|r| r.protocol == **p))
+        .map(|p| (format!("{p:?}"), colour(*p)))
+        .collect();
+    let t = &ins.total_cost;
+    let n = &ins.network;
+    draw(&Chart {
+        title: format!(
+            "{}: per-layer cost model, plan {}",
+            ins.model,
+            &ins.plan_hash[..16.min(ins.plan_hash.len())]
+        ),
+        panels: vec![
+            Panel {
+                axis: "MB offline (both ways)".into(),
+            },
+            Panel {
+                axis: "MB online (both ways)".into(),
+            },
+            Panel {
+                axis: format!(
+                    "estimated s ({} Mbit/s, {} ms RTT)",
+                    n.bandwidth_mbit, n.rtt_ms
+                ),
+            },
+        ],
+        groups,
+        legend,
+        notes: vec![format!(
+            "total: {:.1} MB offline, {:.1} MB online, {} HE products, {} AND gates, {} COTs{}",
+            t.bytes_offline() as f64 / 1e6,
+            t.bytes_online() as f64 / 1e6,
+            human(t.he_products),
+            human(t.and_gates),
+            human(t.ot_cots),
+            if ins.sparse_counted {
+                ""
+            } else {
+                " (no weights file: layers counted dense)"
+            }
+        )],
+    })
 }

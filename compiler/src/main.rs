@@ -3,8 +3,10 @@
 
 #![forbid(unsafe_code)]
 
-use c3d_compiler::report::{peak_rss_bytes, LayerTime, RunReport};
-use c3d_compiler::{compile, inspect, npy, tract_ref, CompileError, CompileOptions, ImportOptions};
+use c3d_compiler::report::{peak_rss_bytes, LayerTime, Phase, RunReport};
+use c3d_compiler::{
+    compile, inspect, npy, summary, tract_ref, CompileError, CompileOptions, ImportOptions,
+};
 use c3d_ir::format::{hex, weights_path_for};
 use c3d_ir::{Plan, Preprocess, Tensor};
 use c3d_passes::QuantConfig;
@@ -65,6 +67,11 @@ enum Cmd {
         /// Class names, one per line.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// The model's name in the plan (default: the model's `c3d.model` metadata, else its
+        /// graph name unless that is an exporter's default such as `main_graph`, else the
+        /// file stem).
+        #[arg(long)]
+        name: Option<String>,
         /// ReLU layers (node names, comma-separated) to replace by x^2 with Beaver squares.
         #[arg(long, value_delimiter = ',')]
         approx: Vec<String>,
@@ -90,6 +97,9 @@ enum Cmd {
         /// Network round-trip time the choice is made for, ms (default: a LAN's 0.5).
         #[arg(long, default_value_t = 0.5)]
         rtt: f64,
+        /// Print one JSON object on stdout (the summary line and progress go to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Run the plaintext fixed-point simulation of a plan on a float32 .npy input.
     Simulate {
@@ -110,6 +120,9 @@ enum Cmd {
         /// How many top classes to print.
         #[arg(long, default_value_t = 5)]
         top: usize,
+        /// Print one JSON object on stdout (the tables go to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Per-layer table of a plan: ops, shapes, protocol, scales and the cost model (HE
     /// products, AND gates, bytes offline and online, online multiply-adds).
@@ -123,6 +136,10 @@ enum Cmd {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also draw the per-layer cost (bytes offline and online, estimated seconds), coloured
+        /// by protocol, as SVG into this file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
     /// Write a random preprocessed clip (uniform pixels) for a plan, as float32 .npy.
     RandomInput {
@@ -216,6 +233,7 @@ fn run(
             calib,
             preprocess,
             labels,
+            name,
             approx,
             prune,
             no_rewrite,
@@ -223,6 +241,7 @@ fn run(
             nonlinear,
             bandwidth,
             rtt,
+            json,
         } => {
             let t0 = Instant::now();
             if !(bandwidth.is_finite() && bandwidth > 0.0) {
@@ -287,6 +306,7 @@ fn run(
                 },
                 preprocess,
                 class_names,
+                name,
                 prune,
                 no_rewrite,
                 approx_budget,
@@ -317,8 +337,9 @@ fn run(
             for (name, secs) in &compiled.timings {
                 report.phase(name, *secs);
             }
-            report.phase("total", t0.elapsed().as_secs_f64());
-            println!(
+            let total = t0.elapsed().as_secs_f64();
+            report.phase("total", total);
+            let line = format!(
                 "compiled {} -> {} ({} bytes, hash {}) and {} ({} bytes) in {:.2} s; p = {}, f = {}",
                 model.display(),
                 output.display(),
@@ -326,11 +347,40 @@ fn run(
                 &hex(&hash)[..16],
                 wpath.display(),
                 wsize,
-                t0.elapsed().as_secs_f64(),
+                total,
                 compiled.plan.fixed.p,
                 compiled.plan.fixed.frac_bits
             );
-            Ok(())
+            if !json {
+                println!("{line}");
+                return Ok(());
+            }
+            eprintln!("{line}");
+            let plan = &compiled.plan;
+            let (protocols, layers) = summary::protocols(plan);
+            print_json(&summary::CompileSummary {
+                model: plan.meta.name.clone(),
+                input: model.display().to_string(),
+                plan: output.display().to_string(),
+                plan_hash: hex(&hash),
+                plan_bytes: psize,
+                weights: wpath.display().to_string(),
+                weights_bytes: wsize,
+                p: plan.fixed.p,
+                frac_bits: plan.fixed.frac_bits,
+                seconds: total,
+                phases: compiled
+                    .timings
+                    .iter()
+                    .map(|(name, seconds)| Phase {
+                        name: name.clone(),
+                        seconds: *seconds,
+                    })
+                    .collect(),
+                classes: plan.meta.class_names.clone(),
+                protocols,
+                layers,
+            })
         }
         Cmd::Simulate {
             plan,
@@ -339,8 +389,9 @@ fn run(
             weights,
             reference,
             top,
+            json,
         } => {
-            let (plan_v, _) = load_plan(&plan)?;
+            let (plan_v, plan_hash) = load_plan(&plan)?;
             let wpath = weights.unwrap_or_else(|| weights_path_for(&plan));
             let w = plan_v.load_weights(&wpath).map_err(|e| miette!("{e}"))?;
             let x = npy::read_f32(&input).map_err(|e| miette!("input: {e}"))?;
@@ -381,18 +432,27 @@ fn run(
                 })
                 .collect();
             progress(&format!("simulate: {dt:.3} s"));
-            print_top(&plan_v, &sim.output, top, "fixed-point simulation");
+            // With --json, stdout carries the JSON object alone.
+            let say = |s: &str| {
+                if json {
+                    eprint!("{s}");
+                } else {
+                    print!("{s}");
+                }
+            };
+            let ranked = summary::top(&plan_v, &sim.output.data, top);
+            say(&top_table(&ranked, "fixed-point simulation"));
+            let mut comparison = None;
             if let Some(r) = reference {
                 let (f, load, dt) =
                     tract_ref::run_tract_timed(&r, &x).map_err(|e| miette!("{e}"))?;
                 report.phase("tract load+optimise", load);
                 report.phase("tract float reference", dt);
-                print_top(
-                    &plan_v,
-                    &f,
-                    top,
+                let ranked_f = summary::top(&plan_v, &f.data, top);
+                say(&top_table(
+                    &ranked_f,
                     &format!("tract float reference ({dt:.3} s)"),
-                );
+                ));
                 if f.data.len() != sim.output.data.len() {
                     return Err(miette!(
                         "reference output has {} values, the plan {}",
@@ -407,14 +467,36 @@ fn run(
                     .zip(&sim.output.data)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
-                let agree = argmax(&f.data) == argmax(&sim.output.data);
-                println!(
-                    "max |float - fixed| = {err:.3e}; top-1 {}",
+                let agree = summary::argmax(&f.data) == summary::argmax(&sim.output.data);
+                say(&format!(
+                    "max |float - fixed| = {err:.3e}; top-1 {}\n",
                     if agree { "agrees" } else { "DIFFERS" }
-                );
+                ));
+                comparison = Some(summary::ReferenceComparison {
+                    model: r.display().to_string(),
+                    seconds: dt,
+                    load_seconds: load,
+                    max_abs_diff: err,
+                    top1_agrees: agree,
+                    top: ranked_f,
+                    output: f.data,
+                });
             }
             if let Some(o) = output {
                 npy::write_f32(&o, &sim.output).map_err(|e| miette!("{e}"))?;
+            }
+            if json {
+                print_json(&summary::SimulateSummary {
+                    model: plan_v.meta.name.clone(),
+                    plan: plan.display().to_string(),
+                    plan_hash: hex(&plan_hash),
+                    output_kind: summary::OutputKind::of(&plan_v),
+                    top: ranked,
+                    output: sim.output.data,
+                    seconds: dt,
+                    layers: report.layers.clone(),
+                    reference: comparison,
+                })?;
             }
             Ok(())
         }
@@ -422,6 +504,7 @@ fn run(
             plan,
             weights,
             json,
+            svg,
         } => {
             let (p, hash) = load_plan(&plan)?;
             let wpath = weights.clone().unwrap_or_else(|| weights_path_for(&plan));
@@ -431,6 +514,11 @@ fn run(
                 None
             };
             let ins = inspect::inspect(&p, &hash, w.as_ref());
+            if let Some(path) = &svg {
+                c3d_ir::format::write_atomic(path, inspect::svg(&ins).as_bytes())
+                    .map_err(|e| miette!("cannot write the SVG {}: {e}", path.display()))?;
+                progress(&format!("wrote {}", path.display()));
+            }
             if json {
                 println!(
                     "{}",
@@ -458,27 +546,24 @@ fn run(
     }
 }
 
-fn argmax(v: &[f32]) -> usize {
-    let mut b = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[b] {
-            b = i;
-        }
-    }
-    b
+/// Prints one JSON object on stdout.
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| miette!("{e}"))?
+    );
+    Ok(())
 }
 
-fn print_top(plan: &Plan, out: &Tensor<f32>, k: usize, title: &str) {
-    let mut idx: Vec<usize> = (0..out.data.len()).collect();
-    idx.sort_by(|&a, &b| out.data[b].total_cmp(&out.data[a]));
-    println!("{title}: top {}", k.min(idx.len()));
-    for &i in idx.iter().take(k) {
-        let name = plan
-            .meta
-            .class_names
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| format!("class {i}"));
-        println!("  {:>5}  {:<24} {:.6}", i, name, out.data[i]);
+/// The ranked classes as the text output shows them.
+fn top_table(ranked: &[summary::Ranked], title: &str) -> String {
+    let mut s = format!("{title}: top {}\n", ranked.len());
+    for r in ranked {
+        let name = r
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("class {}", r.index));
+        s += &format!("  {:>5}  {:<24} {:.6}\n", r.index, name, r.value);
     }
+    s
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Wall time of one phase.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Phase {
     /// Phase name.
     pub name: String,
@@ -12,7 +12,7 @@ pub struct Phase {
 }
 
 /// Wall time of one layer.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LayerTime {
     /// Node name.
     pub name: String,

@@ -502,3 +502,315 @@ fn the_comparison_protocol_follows_nonlinear_and_inspect_shows_both() {
         );
     }
 }
+
+/// c3d_micro (5 classes, Softmax output) with graph name `graph`, and `c3d.model` metadata
+/// when `meta` is given, written to `dir/file`.
+fn micro(dir: &Path, file: &str, graph: &str, meta: Option<&str>) -> PathBuf {
+    let mut m = c3d_models::fixtures::c3d_micro(3);
+    m.graph.as_mut().unwrap().name = graph.into();
+    m.metadata_props.retain(|e| e.key != "c3d.model");
+    if let Some(v) = meta {
+        m.metadata_props
+            .push(tract_onnx::pb::StringStringEntryProto {
+                key: "c3d.model".into(),
+                value: v.into(),
+            });
+    }
+    let p = dir.join(file);
+    std::fs::write(&p, to_bytes(&m)).unwrap();
+    p
+}
+
+/// The name `c3dc compile ARGS` records in the plan.
+fn compiled_name(dir: &Path, onnx: &Path, extra: &[&str]) -> String {
+    let plan = dir.join("named.bin");
+    let mut args = vec!["compile", s(onnx), "-o", s(&plan), "--calib-samples", "1"];
+    args.extend_from_slice(extra);
+    let o = c3dc(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    c3d_ir::Plan::load(&plan).unwrap().0.meta.name
+}
+
+/// --name, then `c3d.model`, then a graph name that is not an exporter's default, then the
+/// file stem.
+#[test]
+fn model_names_skip_exporter_defaults_and_name_overrides() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        ("r2plus1d_18.onnx", "torch_jit", None, "r2plus1d_18"),
+        ("slowfast.onnx", "main_graph", None, "slowfast"),
+        ("x.onnx", "torch-jit-export", None, "x"),
+        ("tf.onnx", "tf2onnx", None, "tf"),
+        ("empty.onnx", "", None, "empty"),
+        ("file.onnx", "x3d_s", None, "x3d_s"),
+        (
+            "file.onnx",
+            "main_graph",
+            Some("kinetics-c3d"),
+            "kinetics-c3d",
+        ),
+    ];
+    for (file, graph, meta, want) in cases {
+        let onnx = micro(d.path(), file, graph, meta);
+        assert_eq!(compiled_name(d.path(), &onnx, &[]), want, "{file} {graph}");
+    }
+    let onnx = micro(d.path(), "file.onnx", "x3d_s", Some("kinetics-c3d"));
+    assert_eq!(
+        compiled_name(d.path(), &onnx, &["--name", "  demo model  "]),
+        "demo model"
+    );
+    // inspect shows it.
+    let o = c3dc(&["inspect", s(&d.path().join("named.bin"))]);
+    assert!(text(&o).contains("model demo model"), "{}", text(&o));
+}
+
+#[test]
+fn bad_names_are_refused_before_import() {
+    refused_before_import("name", &["", "   "], "the name is empty");
+    refused_before_import("name", &["a\u{7}b"], "control character");
+    refused_before_import("name", &[&"n".repeat(129)], "more than the 128 allowed");
+}
+
+const LABELS: [&str; 5] = ["walk", "run", "jump", "a <b> & c", "wave"];
+
+/// c3d_micro compiled with LABELS; returns (onnx, plan, compile's stdout and stderr).
+fn labelled(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf, Output) {
+    let onnx = micro(dir, "micro.onnx", "micro", None);
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, LABELS.join("\n")).unwrap();
+    let plan = dir.join("micro.bin");
+    let mut args = vec![
+        "compile",
+        s(&onnx),
+        "-o",
+        s(&plan),
+        "--labels",
+        s(&labels),
+        "--calib-samples",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let o = c3dc(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    (onnx, plan, o)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn compile_json_is_one_object_that_matches_the_plan_files() {
+    let d = tempfile::tempdir().unwrap();
+    let (onnx, plan, o) = labelled(d.path(), &["--json"]);
+    // All of stdout is one JSON value (from_slice refuses trailing text).
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("compiled "));
+    let (p, hash) = c3d_ir::Plan::load(&plan).unwrap();
+    let weights = PathBuf::from(format!("{}.weights", s(&plan)));
+    assert_eq!(j["model"], "micro");
+    assert_eq!(j["input"], s(&onnx));
+    assert_eq!(j["plan"], s(&plan));
+    assert_eq!(j["plan_hash"], hex(&hash));
+    assert_eq!(j["plan_bytes"], std::fs::metadata(&plan).unwrap().len());
+    assert_eq!(j["weights"], s(&weights));
+    assert_eq!(
+        j["weights_bytes"],
+        std::fs::metadata(&weights).unwrap().len()
+    );
+    assert_eq!(j["p"], p.fixed.p);
+    assert_eq!(j["frac_bits"], p.fixed.frac_bits);
+    assert_eq!(j["classes"], serde_json::json!(LABELS));
+    let phases = j["phases"].as_array().unwrap();
+    assert!(
+        phases.iter().any(|x| x["name"] == "import+fold"),
+        "{phases:?}"
+    );
+    let sum: f64 = phases.iter().map(|x| x["seconds"].as_f64().unwrap()).sum();
+    assert!(
+        sum <= j["seconds"].as_f64().unwrap(),
+        "{sum} > {}",
+        j["seconds"]
+    );
+    // The per-layer list and the counts, against the plan read back.
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), p.layers.len());
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for (l, r) in p.layers.iter().zip(layers) {
+        let n = p.graph.node(l.node);
+        assert_eq!(r["name"], n.name.as_str());
+        assert_eq!(r["op"], n.op.name());
+        assert_eq!(r["protocol"], serde_json::to_value(l.protocol).unwrap());
+        *counts
+            .entry(r["protocol"].as_str().unwrap().into())
+            .or_default() += 1;
+    }
+    assert_eq!(j["protocols"], serde_json::to_value(&counts).unwrap());
+    assert!(counts.contains_key("HeLinear") && counts.contains_key("Client"));
+}
+
+#[test]
+fn simulate_json_matches_the_library_and_the_float_reference() {
+    let d = tempfile::tempdir().unwrap();
+    let (onnx, plan, _) = labelled(d.path(), &[]);
+    let x = d.path().join("x.npy");
+    assert!(c3dc(&["random-input", s(&plan), "-o", s(&x)])
+        .status
+        .success());
+    let o = c3dc(&[
+        "simulate",
+        s(&plan),
+        "--input",
+        s(&x),
+        "--reference",
+        s(&onnx),
+        "--top",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fixed-point simulation: top 3"));
+    let (p, hash) = c3d_ir::Plan::load(&plan).unwrap();
+    let w = p
+        .load_weights(&PathBuf::from(format!("{}.weights", s(&plan))))
+        .unwrap();
+    let xin = c3d_compiler::npy::read_f32(&x).unwrap();
+    let lib = c3d_ir::simulate(&p, &w, &xin).unwrap().output.data;
+    assert_eq!(j["plan_hash"], hex(&hash));
+    assert_eq!(j["model"], "micro");
+    // The model ends in Softmax: the values are probabilities.
+    assert_eq!(j["output_kind"], "probability");
+    let out: Vec<f32> = j["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(out, lib);
+    let mut order: Vec<usize> = (0..lib.len()).collect();
+    order.sort_by(|&a, &b| lib[b].partial_cmp(&lib[a]).unwrap().then(a.cmp(&b)));
+    let top = j["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    for (t, &i) in top.iter().zip(&order) {
+        assert_eq!(t["index"], i);
+        assert_eq!(t["label"], LABELS[i]);
+        assert_eq!(t["probability"].as_f64().unwrap() as f32, lib[i]);
+    }
+    assert!(!j["layers"].as_array().unwrap().is_empty());
+    let f = c3d_compiler::tract_ref::run_tract(&onnx, &xin)
+        .unwrap()
+        .data;
+    let r = &j["reference"];
+    let diff = f
+        .iter()
+        .zip(&lib)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert_eq!(r["max_abs_diff"].as_f64().unwrap() as f32, diff);
+    let best = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+    assert_eq!(r["top1_agrees"], best(&f) == best(&lib));
+
+    // Without Softmax the values are scores; without --reference there is none.
+    let mut m = c3d_models::fixtures::c3d_micro(3);
+    let g = m.graph.as_mut().unwrap();
+    let softmax = g.node.pop().unwrap();
+    g.output[0].name = softmax.input[0].clone();
+    let logits = d.path().join("logits.onnx");
+    std::fs::write(&logits, to_bytes(&m)).unwrap();
+    let lp = d.path().join("logits.bin");
+    let o = c3dc(&["compile", s(&logits), "-o", s(&lp), "--calib-samples", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = c3dc(&["simulate", s(&lp), "--input", s(&x), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["output_kind"], "score");
+    assert!(j["top"][0]["score"].is_number() && j["top"][0]["label"].is_null());
+    assert!(j["reference"].is_null());
+}
+
+/// Whether `svg` is well-formed XML as far as a chart goes: every tag closed in order, no
+/// raw `<` or `&` in text or attributes outside an entity.
+fn well_formed(svg: &str) -> Result<(), String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find('<') {
+        check_text(&rest[..i])?;
+        let end = rest[i..].find('>').ok_or("unclosed tag")? + i;
+        let tag = &rest[i + 1..end];
+        rest = &rest[end + 1..];
+        if tag.contains('<') {
+            return Err(format!("`<` inside tag {tag}"));
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            match stack.pop() {
+                Some(open) if open == name => {}
+                other => return Err(format!("</{name}> closes {other:?}")),
+            }
+        } else if !tag.ends_with('/') {
+            stack.push(tag.split_whitespace().next().unwrap_or("").to_string());
+        } else {
+            check_text(tag)?;
+        }
+    }
+    check_text(rest)?;
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed {stack:?}"))
+    }
+}
+
+fn check_text(t: &str) -> Result<(), String> {
+    for (i, _) in t.match_indices('&') {
+        let ent = &t[i..t[i..].find(';').map_or(t.len(), |e| i + e + 1)];
+        if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&ent) {
+            return Err(format!("raw & at {ent}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn inspect_svg_draws_one_escaped_bar_group_per_layer_and_shows_classes() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, plan, _) = labelled(d.path(), &["--name", "micro <v2> & \"co\""]);
+    let svg = d.path().join("cost.svg");
+    let o = c3dc(&["inspect", s(&plan), "--svg", s(&svg)]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The text table names the classes, and so does the JSON.
+    assert!(
+        text(&o).contains("classes: 5 (walk, run, jump, a <b> & c, wave)"),
+        "{}",
+        text(&o)
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&c3dc(&["inspect", s(&plan), "--json"]).stdout).unwrap();
+    assert_eq!(j["classes"], serde_json::json!(LABELS));
+    assert_eq!(j["outputs"], 5);
+    let body = std::fs::read_to_string(&svg).unwrap();
+    well_formed(&body).unwrap();
+    let (p, _) = c3d_ir::Plan::load(&plan).unwrap();
+    assert_eq!(
+        body.matches(r#"<g class="bar-group">"#).count(),
+        p.layers.len()
+    );
+    assert!(
+        body.contains("micro &lt;v2&gt; &amp; &quot;co&quot;"),
+        "{body}"
+    );
+    for name in [
+        "MB offline",
+        "MB online",
+        "estimated s",
+        "HeLinear",
+        "Client",
+    ] {
+        assert!(body.contains(name), "no {name}");
+    }
+    // A path that cannot be written: an error naming it, no panic.
+    let bad = d.path().join("no/such/dir/cost.svg");
+    let o = c3dc(&["inspect", s(&plan), "--svg", s(&bad)]);
+    refused(&o, "cannot write the SVG");
+    refused(&o, "no/such/dir");
+}

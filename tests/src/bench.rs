@@ -457,77 +457,56 @@ pub fn markdown(rs: &[BenchResult]) -> String {
     s
 }
 
-/// An SVG of one model's per-layer time and bytes (offline and online side by side).
+/// An SVG of one model's per-layer time and bytes (offline and online stacked), drawn by
+/// the compiler's plot module.
 pub fn svg(r: &BenchResult) -> String {
-    let ls: Vec<&(String, f64, f64, u64, u64)> = r
+    use c3d_compiler::plot::{svg as draw, tint, Chart, Group, Panel, Segment, PALETTE};
+    let (off, on) = (PALETTE[0].to_string(), tint(PALETTE[0], 0.5));
+    let pair = |a: f64, b: f64| {
+        vec![
+            Segment {
+                value: a,
+                fill: off.clone(),
+            },
+            Segment {
+                value: b,
+                fill: on.clone(),
+            },
+        ]
+    };
+    let groups = r
         .layers
         .iter()
         .filter(|l| l.1 + l.2 > 0.0005 || l.3 + l.4 > 0)
+        .map(|l| Group {
+            label: l.0.clone(),
+            bars: vec![pair(l.1, l.2), pair(mb(l.3), mb(l.4))],
+        })
         .collect();
-    let row = 16.0;
-    let (left, panel, gap, top) = (190.0, 300.0, 70.0, 46.0);
-    let width = left + 2.0 * panel + gap + 30.0;
-    let height = top + row * ls.len() as f64 + 40.0;
-    let tmax = ls.iter().map(|l| l.1 + l.2).fold(1e-9, f64::max);
-    let bmax = ls.iter().map(|l| (l.3 + l.4) as f64).fold(1.0, f64::max);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(
-        s,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">{}: per-layer time (server's view) and traffic; offline dark, online light</text>"#,
-        xml(&r.model)
-    );
-    let x2 = left + panel + gap;
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="36">seconds (max {tmax:.2})</text><text x="{x2}" y="36">MB both ways (max {:.0})</text>"#,
-        bmax / 1e6
-    );
-    for (i, l) in ls.iter().enumerate() {
-        let y = top + row * i as f64;
-        let name: String = l.0.chars().take(28).collect();
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.0}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            y + 11.0,
-            xml(&name)
-        );
-        let bars = [
-            (left, l.1 / tmax * panel, l.2 / tmax * panel),
-            (x2, l.3 as f64 / bmax * panel, l.4 as f64 / bmax * panel),
-        ];
-        for (x, off, on) in bars {
-            let _ = writeln!(
-                s,
-                r##"<rect x="{x:.1}" y="{:.1}" width="{off:.2}" height="12" fill="#2b5d8a"/><rect x="{:.1}" y="{:.1}" width="{on:.2}" height="12" fill="#8fc1e8"/>"##,
-                y + 1.0,
-                x + off,
-                y + 1.0
-            );
-        }
-    }
-    let yb = top + row * ls.len() as f64 + 16.0;
-    let _ = writeln!(
-        s,
-        r#"<text x="8" y="{yb:.0}">offline {:.2} s, online {:.2} s; {:.1} MB offline, {:.1} MB online; tract float {:.4} s</text>"#,
-        r.offline_s,
-        r.online_s,
-        mb(r.sent[0] + r.received[0]),
-        mb(r.sent[1] + r.received[1]),
-        r.tract_s
-    );
-    s.push_str("</svg>\n");
-    s
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    draw(&Chart {
+        title: format!(
+            "{}: per-layer time (server's view) and traffic",
+            r.model
+        ),
+        panels: vec![
+            Panel {
+                axis: "seconds".into(),
+            },
+            Panel {
+                axis: "MB both ways".into(),
+            },
+        ],
+        groups,
+        legend: vec![("offline".into(), off.clone()), ("online".into(), on.clone())],
+        notes: vec![format!(
+            "offline {:.2} s, online {:.2} s; {:.1} MB offline, {:.1} MB online; tract float {:.4} s",
+            r.offline_s,
+            r.online_s,
+            mb(r.sent[0] + r.received[0]),
+            mb(r.sent[1] + r.received[1]),
+            r.tract_s
+        )],
+    })
 }
 
 #[cfg(test)]
@@ -582,6 +561,8 @@ mod tests {
         let s = svg(&sample());
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(s.contains("m&lt;1&gt;"));
-        assert_eq!(s.matches("<rect").count(), 1 + 2 * 2 * 2);
+        // The background, two legend swatches, and per layer two panels of two segments.
+        assert_eq!(s.matches("<rect").count(), 1 + 2 + 2 * 2 * 2);
+        assert_eq!(s.matches(r#"<g class="bar-group">"#).count(), 2);
     }
 }

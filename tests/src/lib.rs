@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub mod bench;
 pub mod faults;
 pub mod motion_table;
+pub mod report_plot;
 pub mod shaper;
 
 /// The server's model (default backend) for a compiled plan and its weights (the server

@@ -159,7 +159,8 @@ pub fn import_proto(
     ))
 }
 
-/// The model's metadata: the `c3d.*` properties, or defaults for the input shape.
+/// The model's metadata: the `c3d.*` properties, or defaults for the input shape; the name
+/// by [`crate::name::from_model`].
 fn model_meta(
     proto: &pb::ModelProto,
     graph_name: &str,
@@ -187,11 +188,12 @@ fn model_meta(
             .map_err(|e| model_err(format!("metadata c3d.approx is not valid: {e}")))?,
         None => Vec::new(),
     };
-    let name = meta_map
-        .get("c3d.model")
-        .map(|s| s.to_string())
-        .or_else(|| (!graph_name.is_empty()).then(|| graph_name.to_string()))
-        .unwrap_or_else(|| fallback_name.to_string());
+    let name = crate::name::from_model(
+        meta_map.get("c3d.model").copied(),
+        graph_name,
+        fallback_name,
+    )
+    .map_err(|e| model_err(format!("metadata c3d.model is not a usable name: {e}")))?;
     Ok(ModelMeta {
         name,
         producer: format!("{} {}", proto.producer_name, proto.producer_version)

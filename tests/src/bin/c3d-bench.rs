@@ -4,11 +4,13 @@
 //! ```text
 //! c3d-bench [MODEL...] [--threads N] [--spool DIR] [--spool-limit GB] [--memory-limit MB]
 //! c3d-bench --render
+//! c3d-bench --render-report REPORT.json [--svg OUT.svg]
 //! ```
 //!
 //! Each model's result is kept as JSON under `--results` (default docs/bench/results), so
 //! models run at different times (full C3D takes most of an hour on two cores) end up in one
 //! table: docs/bench.md's table between its markers, and docs/bench/MODEL.svg.
+//! `--render-report` draws one c3d-run `--report` JSON instead, and runs nothing.
 
 #![forbid(unsafe_code)]
 
@@ -29,6 +31,12 @@ struct Args {
     /// Only re-render the table and plots from the results kept so far.
     #[arg(long)]
     render: bool,
+    /// Only draw this c3d-run session report (`--report` JSON) as SVG, per layer and phase.
+    #[arg(long)]
+    render_report: Option<PathBuf>,
+    /// Where --render-report writes (default: the report's path with .svg).
+    #[arg(long)]
+    svg: Option<PathBuf>,
     /// Threads per party (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -91,6 +99,18 @@ fn main() -> ExitCode {
 }
 
 fn run(a: &Args) -> Result<(), String> {
+    if let Some(report) = &a.render_report {
+        let out = a
+            .svg
+            .clone()
+            .unwrap_or_else(|| report.with_extension("svg"));
+        c3d_tests::report_plot::render_report(report, &out)?;
+        eprintln!("wrote {}", out.display());
+        return Ok(());
+    }
+    if a.svg.is_some() {
+        return Err("--svg goes with --render-report".into());
+    }
     std::fs::create_dir_all(&a.results).map_err(|e| format!("{}: {e}", a.results.display()))?;
     if !a.render {
         let o = BenchOptions {
