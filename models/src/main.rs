@@ -102,9 +102,13 @@ enum MotionCmd {
         /// Clip index.
         #[arg(long, default_value_t = 0)]
         index: u64,
-        /// Output .npy file.
+        /// Output .npy file (the preprocessed model input).
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
+        /// Also write the raw RGB24 frames (frame, row, column, channel), as a video encoder
+        /// takes them: `ffmpeg -f rawvideo -pix_fmt rgb24 -s 16x16 -i FILE ...`.
+        #[arg(long)]
+        rgb: Option<PathBuf>,
     },
 }
 
@@ -281,7 +285,11 @@ fn motion(cmd: MotionCmd) -> Result<()> {
             split,
             index,
             output,
+            rgb,
         } => {
+            if output.is_none() && rgb.is_none() {
+                return Err(miette!("give --output FILE.npy, --rgb FILE.rgb or both"));
+            }
             let seed = match split.as_str() {
                 "train" => TRAIN_SEED,
                 "test" => TEST_SEED,
@@ -290,11 +298,16 @@ fn motion(cmd: MotionCmd) -> Result<()> {
             let c = c3d_models::motion::clip(seed, index);
             use c3d_models::motion::{FRAMES, SIZE};
             use ndarray_npy::WriteNpyExt;
-            let arr = ndarray::Array::from_shape_vec((1, 3, FRAMES, SIZE, SIZE), c.input())
-                .into_diagnostic()?;
-            let mut bytes = Vec::new();
-            arr.write_npy(&mut bytes).into_diagnostic()?;
-            c3d_ir::format::write_atomic(&output, &bytes).into_diagnostic()?;
+            if let Some(output) = output {
+                let arr = ndarray::Array::from_shape_vec((1, 3, FRAMES, SIZE, SIZE), c.input())
+                    .into_diagnostic()?;
+                let mut bytes = Vec::new();
+                arr.write_npy(&mut bytes).into_diagnostic()?;
+                c3d_ir::format::write_atomic(&output, &bytes).into_diagnostic()?;
+            }
+            if let Some(rgb) = rgb {
+                c3d_ir::format::write_atomic(&rgb, &c.rgb_frames()).into_diagnostic()?;
+            }
             println!("{}", c3d_models::motion::CLASSES[c.label]);
             Ok(())
         }

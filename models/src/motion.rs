@@ -47,6 +47,18 @@ impl Clip {
             .map(|&p| (p as f32 * PIXEL_SCALE - MEAN) / STD)
             .collect()
     }
+
+    /// The frames as packed RGB24, frame by frame and row by row: what a video encoder takes.
+    pub fn rgb_frames(&self) -> Vec<u8> {
+        let plane = FRAMES * SIZE * SIZE;
+        let mut out = Vec::with_capacity(3 * plane);
+        for i in 0..plane {
+            for c in 0..3 {
+                out.push(self.pixels[c * plane + i]);
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -204,6 +216,19 @@ pub fn preprocess_json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rgb_frames_interleave_the_channel_planes() {
+        let c = clip(TEST_SEED, 3);
+        let rgb = c.rgb_frames();
+        let plane = FRAMES * SIZE * SIZE;
+        assert_eq!(rgb.len(), 3 * plane);
+        // Pixel (frame 5, row 7, column 2), channel by channel.
+        let i = (5 * SIZE + 7) * SIZE + 2;
+        for ch in 0..3 {
+            assert_eq!(rgb[3 * i + ch], c.pixels[ch * plane + i]);
+        }
+    }
 
     #[test]
     fn clips_are_deterministic_and_balanced() {
