@@ -16,6 +16,7 @@ use rand_chacha::ChaCha20Rng;
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod demo;
 pub mod faults;
 pub mod motion_table;
 pub mod report_plot;
