@@ -302,3 +302,81 @@ fn the_bundled_clip_decodes_to_the_model_input() {
     assert_ne!(first, second);
     assert!(first.iter().any(|&v| v != first[0]));
 }
+
+#[test]
+fn client_json_is_one_object_that_matches_the_report_and_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = clips().join("../motion/c3d-motion.onnx");
+    let c = c3d_compiler::compile(&onnx, &Default::default(), |_| {}).unwrap();
+    let plan_path = dir.path().join("m.plan");
+    let hash = c.plan.save(&plan_path).unwrap();
+    c.weights
+        .save(&c3d_ir::format::weights_path_for(&plan_path))
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Command::new(BIN)
+        .args(["--role", "server"])
+        .arg(&plan_path)
+        .args(["--listen", &addr, "--sessions", "2", "--quiet"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&addr);
+    let (report, output) = (dir.path().join("r.json"), dir.path().join("o.npy"));
+    let o = Command::new(BIN)
+        .args(["--role", "client"])
+        .arg(&plan_path)
+        .arg(clips().join("motion/left.mp4"))
+        .args(["--connect", &addr, "--json", "--top", "3", "--report"])
+        .arg(&report)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(server.wait_with_output().unwrap().status.success());
+    // All of stdout is one JSON object; the human lines went to stderr.
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("secure top-3"));
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(j["plan_hash"], c3d_ir::format::hex(&hash));
+    assert_eq!(j["plan_hash"], rep["plan_hash"]);
+    assert_eq!(j["model"], "c3d-motion");
+    for k in ["bytes_sent", "bytes_received", "peak_memory"] {
+        assert_eq!(j[k], rep[k], "{k}");
+    }
+    for p in rep["phases"].as_array().unwrap() {
+        let name = p["phase"].as_str().unwrap();
+        for k in ["seconds", "bytes_sent", "bytes_received", "rounds"] {
+            assert_eq!(j["phases"][name][k], p[k], "{name} {k}");
+        }
+        assert_eq!(j["seconds"][name], p["seconds"]);
+    }
+    // The top classes: the output's three largest, named from the plan.
+    let out = read_npy(&output);
+    let mut idx: Vec<usize> = (0..out.len()).collect();
+    idx.sort_by(|&a, &b| out[b].total_cmp(&out[a]));
+    let top = j["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    for (t, &i) in top.iter().zip(&idx) {
+        assert_eq!(t["index"], i);
+        assert_eq!(t["label"], c.plan.meta.class_names[i].as_str());
+        assert_eq!(t["probability"].as_f64().unwrap() as f32, out[i]);
+    }
+    assert_eq!(top[0]["label"], "left");
+    // One protocol per layer, as the report's online phase ran it.
+    let layers = j["layers"].as_array().unwrap();
+    for l in rep["layers"].as_array().unwrap() {
+        if l["phase"] == "online" {
+            let mine = layers.iter().find(|x| x["layer"] == l["layer"]).unwrap();
+            assert_eq!(mine["protocol"], l["protocol"]);
+        }
+    }
+    let counted: u64 = j["protocols"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, layers.len());
+}

@@ -1,27 +1,42 @@
 //! The embedding API: both roles of a secure inference as library calls, without the CLI.
 //! `c3d-run` is built on it.
 //!
-//! ```no_run
-//! use c3d_runtime::party::{Client, Server};
+//! ```
+//! use c3d_runtime::party::{Client, Server, ServerConfig};
 //! use std::net::TcpListener;
 //!
-//! # fn main() -> Result<(), c3d_runtime::party::PartyError> {
-//! // Model owner: the plan and its weights; serves until stopped.
-//! let server = Server::load("plan.bin".as_ref(), None)?;
-//! std::thread::spawn(move || server.serve(TcpListener::bind("127.0.0.1:7878").unwrap()));
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
+//! # let onnx = format!("{dir}/motion/c3d-motion.onnx");
+//! # let mp4 = format!("{dir}/clips/motion/grow.mp4");
+//! // Model owner: the ONNX model compiled into a plan (public) and weights (private) ...
+//! let compiled = c3d_compiler::compile(onnx.as_ref(), &Default::default(), |_| {})?;
+//! let (plan, weights) = (compiled.plan, compiled.weights);
+//! // ... served, here for one session.
+//! let server = Server::new(plan.clone(), &weights)?.with_config(ServerConfig {
+//!     sessions: Some(1),
+//!     ..ServerConfig::default()
+//! })?;
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?.to_string();
+//! let serving = std::thread::spawn(move || server.serve(listener));
 //!
 //! // Video owner: the public plan and a clip; learns the label, nothing else.
-//! let plan = c3d_runtime::party::load_plan("plan.bin".as_ref())?;
-//! let clip = c3d_runtime::video::load_clip(
-//!     "clip.mp4".as_ref(),
-//!     &plan.meta.preprocess,
-//!     &plan.graph.node(plan.graph.io()?.0).shape,
-//! )?;
-//! let prediction = Client::connect("127.0.0.1:7878", plan)?.infer(&clip)?;
+//! let input = plan.graph.node(plan.graph.io()?.0).shape.clone();
+//! let clip = c3d_runtime::video::load_clip(mp4.as_ref(), &plan.meta.preprocess, &input)?;
+//! let prediction = Client::connect(&addr, plan.clone())?.infer(&clip)?;
 //! println!("{} ({:.1} %)", prediction.top[0].label, prediction.top[0].probability * 100.0);
+//! assert_eq!(prediction.top[0].label, "grow");
+//!
+//! // The secure output is the plaintext fixed-point simulation's, bit for bit.
+//! let plain = c3d_ir::simulate(&plan, &weights, &clip)?;
+//! assert_eq!(prediction.output.data, plain.output.data);
+//! serving.join().expect("the server thread")?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! `examples/classify.rs` and `examples/serve.rs` are the two roles as programs.
 //!
 //! A [`Client`] runs one session per connection: [`Client::infer`] consumes it. A [`Server`]
 //! serves any number of sessions, several at once, each isolated from the others' failures.
