@@ -191,10 +191,10 @@ impl Client {
             &mut rng,
             &mut progress,
         )
-        .map_err(PartyError::Offline)?;
+        .map_err(|e| PartyError::Offline(Box::new(e)))?;
         let input = clip()?;
-        let (out, report) =
-            client_online(prep, ch, &input, &mut progress).map_err(PartyError::Online)?;
+        let (out, report) = client_online(prep, ch, &input, &mut progress)
+            .map_err(|e| PartyError::Online(Box::new(e)))?;
         let (top, softmax) = ranked(&self.plan, &out.output.data);
         Ok(Prediction {
             output: out.output,

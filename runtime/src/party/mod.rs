@@ -47,7 +47,7 @@ mod server;
 
 pub use client::{Client, ClientConfig, ClientTls};
 pub use progress::{Progress, ProgressFn};
-pub use server::{Server, ServerConfig, ServerTls, SessionOutcome};
+pub use server::{Server, ServerConfig, ServerTls, SessionOutcome, SessionProgressFn};
 
 use crate::session::{Report, SessionError};
 use crate::tls::TlsError;
@@ -89,13 +89,19 @@ pub enum PartyError {
     Video(#[from] crate::video::VideoError),
     /// The offline phase failed.
     #[error("offline phase: {0}")]
-    Offline(SessionError),
+    Offline(Box<SessionError>),
     /// The online phase failed.
     #[error("online phase: {0}")]
-    Online(SessionError),
+    Online(Box<SessionError>),
     /// Setting up a party failed (keys, connection set-up).
     #[error("{0}")]
-    Session(#[from] SessionError),
+    Session(Box<SessionError>),
+}
+
+impl From<SessionError> for PartyError {
+    fn from(e: SessionError) -> Self {
+        PartyError::Session(Box::new(e))
+    }
 }
 
 /// One class of a prediction.

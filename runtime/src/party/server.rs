@@ -15,6 +15,9 @@ use std::time::Duration;
 /// How one session ended: its number, the peer, and the server's report or the error.
 pub type SessionOutcome = Outcome;
 
+/// A progress callback for every session, with the session's number.
+pub type SessionProgressFn = Arc<dyn Fn(usize, &Progress) + Send + Sync>;
+
 /// TLS for the server.
 #[derive(Clone, Debug)]
 pub struct ServerTls {
@@ -83,7 +86,7 @@ impl ServerConfig {
 pub struct Server {
     model: ServerModel<FheRs>,
     config: ServerConfig,
-    progress: Option<Arc<dyn Fn(usize, &Progress) + Send + Sync>>,
+    progress: Option<SessionProgressFn>,
     done: Option<OutcomeSink>,
     resident: u64,
     ceiling: u64,
@@ -129,16 +132,20 @@ impl Server {
     }
 
     /// Runs the online linear layers on the GPU (a build with the `cuda` feature and a usable
-    /// device); returns the device's name.
+    /// device); returns the server and the device's name, or why there is none (the server
+    /// then runs them on the CPU).
     #[cfg(feature = "cuda")]
-    pub fn with_gpu(mut self) -> Result<(Server, String), (Server, PartyError)> {
+    pub fn with_gpu(mut self) -> (Server, Result<String, PartyError>) {
         match crate::linear::gpu::Gpu::open() {
             Ok(g) => {
                 let name = g.name().to_string();
                 self.model.set_gpu(g);
-                Ok((self, name))
+                (self, Ok(name))
             }
-            Err(e) => Err((self, PartyError::Config(format!("no usable GPU ({e})")))),
+            Err(e) => (
+                self,
+                Err(PartyError::Config(format!("no usable GPU ({e})"))),
+            ),
         }
     }
 

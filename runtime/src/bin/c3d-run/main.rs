@@ -323,11 +323,11 @@ fn run_server(args: &Args) -> Result<()> {
 #[cfg(feature = "cuda")]
 fn with_gpu(server: Server) -> Server {
     match server.with_gpu() {
-        Ok((s, name)) => {
+        (s, Ok(name)) => {
             eprintln!("c3d-run server: online linear layers on {name}");
             s
         }
-        Err((s, e)) => {
+        (s, Err(e)) => {
             eprintln!("c3d-run server: {e}; online linear layers run on the CPU");
             s
         }
