@@ -52,7 +52,7 @@ pub enum DemoError {
         /// The clip.
         clip: String,
         /// Why.
-        source: PartyError,
+        source: Box<PartyError>,
     },
     /// The plaintext simulation failed.
     #[error("{clip}: simulation: {source}")]
@@ -60,7 +60,7 @@ pub enum DemoError {
         /// The clip.
         clip: String,
         /// Why.
-        source: c3d_ir::IrError,
+        source: Box<c3d_ir::IrError>,
     },
 }
 
@@ -125,7 +125,7 @@ pub fn run_clip(
     let name = clip.file.clone();
     let party_err = |source| DemoError::Party {
         clip: name.clone(),
-        source,
+        source: Box::new(source),
     };
     let shape = &plan
         .graph
@@ -143,7 +143,7 @@ pub fn run_clip(
         .map_err(party_err)?;
     let sim = c3d_ir::simulate(plan, weights, &x).map_err(|source| DemoError::Simulate {
         clip: name.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let (plain_top, _) = party::ranked(plan, &sim.output.data);
     Ok(ClipResult {
