@@ -75,7 +75,8 @@ pub(crate) fn serve<'py>(
             // What can be refused before the model loads is refused first, as `c3d-run` does.
             config.check(&address).map_err(party_error)?;
             let server = Server::load(&plan_path, weights.as_deref())
-                .and_then(|s| s.with_config(config))
+                .map_err(party_error)?
+                .with_config(config)
                 .map_err(party_error)?;
             let listener = TcpListener::bind(&address)
                 .map_err(|e| error(format!("cannot listen on {address}: {e}")))?;
@@ -182,7 +183,8 @@ pub(crate) fn infer<'py>(
             // The clip is decoded before connecting: a bad one fails before any work.
             let x = clip.load(&plan, &shape)?;
             Client::connect_with(&address, plan, config)
-                .and_then(|c| c.infer(&x))
+                .map_err(party_error)?
+                .infer(&x)
                 .map_err(party_error)
         })
     })?;
