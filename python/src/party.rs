@@ -35,7 +35,7 @@ use std::time::Duration;
     plan_path, address = String::from("127.0.0.1:7878"), *, weights = None, sessions = None,
     max_clients = 4, tls_cert = None, tls_key = None, client_ca = None,
     allow_plaintext = false, timeout = 300.0
-))]
+), text_signature = "(plan_path, address='127.0.0.1:7878', *, weights=None, sessions=None, max_clients=4, tls_cert=None, tls_key=None, client_ca=None, allow_plaintext=False, timeout=300.0)")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn serve<'py>(
     py: Python<'py>,
@@ -128,7 +128,7 @@ pub(crate) fn serve<'py>(
     plan_path, clip, address = String::from("127.0.0.1:7878"), *, top = 5, tls_ca = None,
     tls_cert = None, tls_key = None, server_name = None, allow_plaintext = false,
     connect_wait = 10.0, timeout = 300.0
-))]
+), text_signature = "(plan_path, clip, address='127.0.0.1:7878', *, top=5, tls_ca=None, tls_cert=None, tls_key=None, server_name=None, allow_plaintext=False, connect_wait=10.0, timeout=300.0)")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn infer<'py>(
     py: Python<'py>,

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
     approx_budget = None, input_shape = None, frac_bits = None, prime = None,
     calib_samples = 4, calib = None, preprocess = None, no_rewrite = false,
     weights_out = None, verbose = false
-))]
+), text_signature = "(onnx_path, output='plan.bin', *, prune=0.0, nonlinear='auto', bandwidth=1000.0, rtt=0.5, name=None, labels=None, approx=None, approx_budget=None, input_shape=None, frac_bits=None, prime=None, calib_samples=4, calib=None, preprocess=None, no_rewrite=False, weights_out=None, verbose=False)")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn compile<'py>(
     py: Python<'py>,
