@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
 cargo test --workspace "$@"
+bash scripts/test-python.sh
