@@ -42,7 +42,7 @@
 //! serves any number of sessions, several at once, each isolated from the others' failures.
 
 mod client;
-mod progress;
+pub mod progress;
 mod server;
 
 pub use client::{Client, ClientConfig, ClientTls};

@@ -3,7 +3,8 @@
 //! per phase with an ETA and rates.
 
 use crate::he::Backend;
-use crate::session::deadline::step_work;
+use crate::session::compared::EXPAND_AHEAD_BYTES;
+use crate::session::deadline::{step_work, Rates};
 use crate::session::{Event, Phase, Schedule};
 use crate::transport::Meter;
 use c3d_ir::Plan;
@@ -23,8 +24,31 @@ pub struct Progress<'a> {
 /// A progress callback.
 pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
 
+/// The rates progress is estimated at: fitted by `examples/progress_fit.rs` to a c3d-small
+/// session with OT comparisons on the 2-core benchmark machine, release build, both parties
+/// on it (docs/embedding.md gives the fit); the garbled, Beaver and online multiply-add rates
+/// are rounder guesses (those steps take under 1 % of such a run). Only the ratios matter.
+pub const TYPICAL: Rates = Rates {
+    he_product_s: HE_PRODUCT_S,
+    he_ciphertext_s: HE_CIPHERTEXT_S,
+    bytes_per_s: 300e6,
+    macs_per_s: 2e9,
+    beaver_elements_per_s: 10e6,
+    cots_expanded_per_s: COTS_EXPANDED_PER_S,
+    cots_used_per_s: COTS_USED_PER_S,
+    cots_prepared_per_s: COTS_PREPARED_PER_S,
+    // About 16 bytes per expanded COT.
+    expand_ahead_cots: Some(EXPAND_AHEAD_BYTES / 16),
+};
+
+const HE_PRODUCT_S: f64 = 5.9e-4;
+const HE_CIPHERTEXT_S: f64 = 6.3e-3;
+const COTS_EXPANDED_PER_S: f64 = 7.7e6;
+const COTS_USED_PER_S: f64 = 7.0e6;
+const COTS_PREPARED_PER_S: f64 = 2.3e7;
+
 /// Turns step events into [`Progress`]: cumulative work per phase, from the cost of each
-/// step at the deadline rates (only their ratios matter here).
+/// step at [`TYPICAL`] rates.
 pub(crate) struct StepWeights {
     /// Per phase (offline, online): the work done before each step, normalised to 1.
     before: [Vec<f64>; 2],
@@ -37,7 +61,7 @@ impl StepWeights {
     /// session itself then reports why it cannot run).
     pub(crate) fn new<B: Backend>(plan: &Plan, be: &B) -> Self {
         let weights = |phase| match Schedule::new(plan, be) {
-            Ok(s) => step_work(&s, &[], phase),
+            Ok(s) => step_work(&s, &[], phase, &TYPICAL),
             Err(_) => vec![1.0; plan.layers.len().max(1)],
         };
         let split = |w: Vec<f64>| {
@@ -75,6 +99,82 @@ impl StepWeights {
             done: (before + share * within).clamp(0.0, 1.0),
             sent: meter.sent(),
             received: meter.received(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::he::fhers::FheRs;
+    use crate::session::schedule::Step;
+
+    fn motion_plan() -> Plan {
+        let onnx = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../models/motion/c3d-motion.onnx"
+        );
+        c3d_compiler::compile(onnx.as_ref(), &Default::default(), |_| {})
+            .unwrap()
+            .plan
+    }
+
+    #[test]
+    fn progress_rises_from_zero_to_one_through_each_phase() {
+        let plan = motion_plan();
+        let be = FheRs::new(plan.fixed.p).unwrap();
+        let sched = Schedule::new(&plan, &be).unwrap();
+        let w = StepWeights::new(&plan, &be);
+        let meter = Meter::default();
+        for phase in [Phase::Offline, Phase::Online] {
+            let steps: &[Step] = &sched.steps;
+            let n = steps.len();
+            let mut last = 0.0;
+            for (i, s) in steps.iter().enumerate() {
+                let e = Event::start(phase, i, n, s);
+                let at = w.report(&e, &meter).done;
+                assert!(at >= last, "{phase:?} step {i}: {at} < {last}");
+                if i == 0 {
+                    assert_eq!(at, 0.0);
+                }
+                // Chunks inside a step move the bar within the step's share.
+                let half = w.report(&e.clone().part(1, 2), &meter).done;
+                let next = w.report(&e.clone().part(2, 2), &meter).done;
+                assert!(at <= half && half <= next, "{at} {half} {next}");
+                last = next;
+            }
+            assert!((last - 1.0).abs() < 1e-9, "{phase:?} ends at {last}");
+        }
+    }
+
+    #[test]
+    fn the_expand_ahead_budget_moves_work_from_the_online_to_the_offline_phase() {
+        let plan = motion_plan();
+        let be = FheRs::new(plan.fixed.p).unwrap();
+        let sched = Schedule::new(&plan, &be).unwrap();
+        let total = |phase, ahead| -> f64 {
+            let r = Rates {
+                expand_ahead_cots: ahead,
+                ..TYPICAL
+            };
+            step_work(&sched, &[], phase, &r).iter().sum()
+        };
+        let cots: u64 = sched
+            .steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                crate::session::schedule::StepKind::Compared(l) => Some(l.cots().0 + l.cots().1),
+                _ => None,
+            })
+            .sum();
+        assert!(cots > 0, "the motion plan compares by OT");
+        // Every COT expanded once, in one phase or the other.
+        let moved = |ahead| total(Phase::Offline, Some(ahead)) - total(Phase::Offline, Some(0));
+        let back = |ahead| total(Phase::Online, Some(0)) - total(Phase::Online, Some(ahead));
+        for ahead in [cots / 3, cots, 2 * cots] {
+            let want = ahead.min(cots) as f64 / TYPICAL.cots_expanded_per_s;
+            assert!((moved(ahead) - want).abs() < 1e-9 * want.max(1.0));
+            assert!((back(ahead) - want).abs() < 1e-9 * want.max(1.0));
         }
     }
 }
