@@ -353,11 +353,8 @@ fn classes_line(ins: &Inspection) -> String {
 /// flight, AND gates and COTs at the reference rates; HE compute is not in the model), one
 /// bar group per layer in execution order, coloured by protocol.
 pub fn svg(ins: &Inspection) -> String {
-    use crate::plot::{svg as draw, Chart, Group, Panel, Segment, PALETTE};
-    let colour = |p: Protocol| {
-        let i = Protocol::ALL.iter().position(|q| *q == p).unwrap_or(0);
-        PALETTE[i % PALETTE.len()].to_string()
-    };
+    use crate::plot::{protocol_colour, svg as draw, Chart, Group, Panel, Segment};
+    let colour = |p: Protocol| protocol_colour(&format!("{p:?}")).to_string();
     let groups = ins
         .layers
         .iter()

@@ -10,6 +10,28 @@ pub const PALETTE: [&str; 8] = [
     "#2b5d8a", "#d9822b", "#3a9e5c", "#b8403a", "#7d5ba6", "#8c6d46", "#c55ca0", "#6f7b85",
 ];
 
+/// The colour of a protocol, one per protocol whatever its spelling: the plan's names
+/// (`HeLinear`, `OtComparison`) and the runtime's (`he-linear`, `ot-comparison`, with their
+/// `-gpu` and `-streamed` variants) get the same one, so a plan's plot and a run's match.
+pub fn protocol_colour(name: &str) -> &'static str {
+    let key: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let i = match key.as_str() {
+        "input" => 0,
+        "local" => 1,
+        "helinear" | "helineargpu" => 2,
+        "garbledcircuit" | "garbled" | "garbledstreamed" => 3,
+        "beaversquare" => 4,
+        "client" => 5,
+        "otcomparison" => 6,
+        _ => 7,
+    };
+    PALETTE[i]
+}
+
 /// One part of a stacked bar.
 #[derive(Clone, Debug)]
 pub struct Segment {
@@ -235,6 +257,24 @@ mod tests {
     fn escape_covers_markup_and_drops_control_characters() {
         assert_eq!(escape(r#"a<b>&"c"'"#), "a&lt;b&gt;&amp;&quot;c&quot;&apos;");
         assert_eq!(escape("x\u{1b}y"), "xy");
+    }
+
+    #[test]
+    fn a_protocol_has_one_colour_in_the_plans_and_the_runtimes_spelling() {
+        for (plan, run) in [
+            ("HeLinear", "he-linear-gpu"),
+            ("GarbledCircuit", "garbled-streamed"),
+            ("OtComparison", "ot-comparison"),
+            ("BeaverSquare", "beaver-square"),
+        ] {
+            assert_eq!(protocol_colour(plan), protocol_colour(run));
+        }
+        let all: std::collections::BTreeSet<_> = ["Input", "Local", "HeLinear", "GarbledCircuit"]
+            .iter()
+            .chain(&["BeaverSquare", "Client", "OtComparison", "unknown"])
+            .map(|p| protocol_colour(p))
+            .collect();
+        assert_eq!(all.len(), 8, "distinct protocols, distinct colours");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `session::Report`) as an SVG of per-layer time and traffic, offline and online stacked,
 //! coloured by how each step ran. Drawn by the compiler's plot module, as the bench plots are.
 
-use c3d_compiler::plot::{svg as draw, tint, Chart, Group, Panel, Segment, PALETTE};
+use c3d_compiler::plot::{protocol_colour, svg as draw, tint, Chart, Group, Panel, Segment};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -68,11 +68,7 @@ const PROTOCOLS: [&str; 8] = [
 ];
 
 fn colour(protocol: &str) -> &'static str {
-    let i = PROTOCOLS
-        .iter()
-        .position(|p| *p == protocol)
-        .unwrap_or(PALETTE.len() - 1);
-    PALETTE[i % PALETTE.len()]
+    protocol_colour(protocol)
 }
 
 /// The chart of a report: one bar group per layer (in the order the layers first ran), its
