@@ -107,6 +107,8 @@ pub(crate) fn compile<'py>(
     // binding offers it.
     #[allow(clippy::needless_update)]
     let opts = CompileOptions {
+        // The compiler's name rules and checks, as for `c3dc compile --name`.
+        name,
         import: ImportOptions { input_shape },
         quant: QuantConfig {
             frac_bits,
@@ -136,10 +138,7 @@ pub(crate) fn compile<'py>(
                     eprintln!("[c3d] {s}");
                 }
             };
-            let mut compiled = compile_model(&onnx_path, &opts, progress).map_err(error)?;
-            if let Some(n) = name {
-                compiled.plan.meta.name = n;
-            }
+            let compiled = compile_model(&onnx_path, &opts, progress).map_err(error)?;
             compiled.weights.save(&wpath).map_err(error)?;
             let hash = compiled.plan.save(&output).map_err(error)?;
             Ok((compiled.plan, hash))

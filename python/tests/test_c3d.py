@@ -93,6 +93,10 @@ def test_compile_name_and_labels(tmp_path):
     out = c3d.compile(MODEL, str(tmp_path / "p.bin"), name="renamed", labels=labels)
     assert out["model"] == "renamed" and out["class_names"] == labels
     assert c3d.inspect(out["plan"])["model"] == "renamed"
+    # The compiler's name rules apply, as for `c3dc compile --name`.
+    for bad in ["", "x" * 200, "tab\there"]:
+        with pytest.raises(c3d.C3dError, match="name"):
+            c3d.compile(MODEL, str(tmp_path / "q.bin"), name=bad)
 
 
 def test_missing_onnx_file(tmp_path):
