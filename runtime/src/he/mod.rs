@@ -177,28 +177,43 @@ pub(crate) fn check_flood(bits: u32, modulus_bits: u32, p: u64) -> Result<()> {
     Ok(())
 }
 
-/// (limbs as a little-endian integer) mod q.
-fn reduce_limbs(limbs: &[u64], q: u64) -> u64 {
-    let mut r = 0u128;
-    for &l in limbs.iter().rev() {
-        r = ((r << 64) | l as u128) % q as u128;
-    }
-    r as u64
-}
-
 /// Flooding noise for one polynomial: N coefficients uniform in [-2^bits, 2^bits), as
-/// residues, modulus-major (residue i * N + j is coefficient j mod q_i).
+/// residues, modulus-major (residue i * N + j is coefficient j mod q_i). Each coefficient is
+/// bits + 1 random bits (limbs of 64) less 2^bits; a limb is reduced with Barrett's method
+/// against 2^(64k) mod q_i, in constant time (a secret's residues must not leak through the
+/// time taken; u128 division is variable-time and was most of a reply's cost).
 pub(crate) fn flood_residues<R: RngCore + CryptoRng>(
     bits: u32,
     moduli: &[u64],
     rng: &mut R,
-) -> Vec<u64> {
+) -> Result<Vec<u64>> {
     let limbs = (bits as usize + 1).div_ceil(64);
     let top = (bits as usize + 1) % 64;
-    // 2^bits mod q_i, subtracted so the noise is centred.
-    let mut two = vec![0u64; bits as usize / 64 + 1];
-    two[bits as usize / 64] = 1u64 << (bits % 64);
-    let offset: Vec<u64> = moduli.iter().map(|&q| reduce_limbs(&two, q)).collect();
+    let ms = moduli
+        .iter()
+        .map(|&q| {
+            fhe_math::zq::Modulus::new(q)
+                .map_err(|e| HeError::Params(format!("flooding modulus {q}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Per modulus: 2^(64k) mod q for each limb k, and 2^bits mod q (subtracted so the noise
+    // is centred).
+    let limb_weights: Vec<Vec<u64>> = ms
+        .iter()
+        .map(|m| {
+            let w = m.reduce_u128(1u128 << 64);
+            let mut out = vec![1 % **m; limbs.max(bits as usize / 64 + 1)];
+            for k in 1..out.len() {
+                out[k] = m.mul(out[k - 1], w);
+            }
+            out
+        })
+        .collect();
+    let offset: Vec<u64> = ms
+        .iter()
+        .zip(&limb_weights)
+        .map(|(m, w)| m.mul(m.reduce(1u64 << (bits % 64)), w[bits as usize / 64]))
+        .collect();
     let mut out = vec![0u64; moduli.len() * DEGREE];
     let mut buf = vec![0u64; limbs];
     for j in 0..DEGREE {
@@ -209,11 +224,16 @@ pub(crate) fn flood_residues<R: RngCore + CryptoRng>(
         if top != 0 {
             buf[limbs - 1] &= (1u64 << top) - 1;
         }
-        for (i, &q) in moduli.iter().enumerate() {
-            out[i * DEGREE + j] = (reduce_limbs(&buf, q) + q - offset[i]) % q;
+        for (i, m) in ms.iter().enumerate() {
+            let w = &limb_weights[i];
+            let mut r = 0u64;
+            for (k, &l) in buf.iter().enumerate() {
+                r = m.add(r, m.reduce_u128(l as u128 * w[k] as u128));
+            }
+            out[i * DEGREE + j] = m.sub(r, offset[i]);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Centred representative of a field element, as i64.
@@ -547,5 +567,70 @@ pub(crate) mod conformance {
         }
         // Some mutations (a changed residue) leave valid bytes; most do not.
         assert!(accepted < rounds as usize, "every mutation was accepted");
+    }
+}
+
+#[cfg(test)]
+mod flood_tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    /// The earlier implementation, by u128 division: the reference the fast one must equal.
+    fn by_division(bits: u32, moduli: &[u64], rng: &mut ChaCha20Rng) -> Vec<u64> {
+        let reduce = |limbs: &[u64], q: u64| {
+            let mut r = 0u128;
+            for &l in limbs.iter().rev() {
+                r = ((r << 64) | l as u128) % q as u128;
+            }
+            r as u64
+        };
+        let limbs = (bits as usize + 1).div_ceil(64);
+        let top = (bits as usize + 1) % 64;
+        let mut two = vec![0u64; bits as usize / 64 + 1];
+        two[bits as usize / 64] = 1u64 << (bits % 64);
+        let offset: Vec<u64> = moduli.iter().map(|&q| reduce(&two, q)).collect();
+        let mut out = vec![0u64; moduli.len() * DEGREE];
+        let mut buf = vec![0u64; limbs];
+        for j in 0..DEGREE {
+            for l in buf.iter_mut() {
+                *l = rng.next_u64();
+            }
+            if top != 0 {
+                buf[limbs - 1] &= (1u64 << top) - 1;
+            }
+            for (i, &q) in moduli.iter().enumerate() {
+                out[i * DEGREE + j] = (reduce(&buf, q) + q - offset[i]) % q;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn barrett_noise_equals_the_division_reference_bit_for_bit() {
+        let moduli = [
+            (1u64 << 61) - 1,
+            (1u64 << 62) - 57,
+            1_152_921_504_606_830_593,
+            998_244_353,
+            3,
+        ];
+        for bits in [1u32, 4, 40, 62, 63, 64, 65, 100, 127, 128, 129, 150, 190] {
+            let fast = flood_residues(bits, &moduli, &mut ChaCha20Rng::seed_from_u64(7)).unwrap();
+            let slow = by_division(bits, &moduli, &mut ChaCha20Rng::seed_from_u64(7));
+            assert_eq!(fast, slow, "bits {bits}");
+        }
+    }
+
+    #[test]
+    fn noise_is_centred_and_covers_its_range() {
+        let q = (1u64 << 61) - 1;
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let v = flood_residues(4, &[q], &mut rng).unwrap();
+        let c: Vec<i64> = v.iter().map(|&x| centred(x, q)).collect();
+        assert!(c.iter().all(|&x| (-16..16).contains(&x)));
+        assert_eq!(c.iter().min(), Some(&-16));
+        assert_eq!(c.iter().max(), Some(&15));
+        assert!(flood_residues(8, &[1u64 << 62], &mut rng).is_err());
     }
 }

@@ -453,7 +453,7 @@ impl Backend for Seal {
             .encrypt(&self.plaintext(&[0], Encoding::Coeff)?)
             .map_err(err)?;
         self.eval.add_inplace(ct, &zero).map_err(err)?;
-        let noise = flood_residues(bits, &self.data_moduli, rng);
+        let noise = flood_residues(bits, &self.data_moduli, rng)?;
         let h = ct.get_handle();
         // SEAL's layout is poly-major, then limb, then coefficient: poly 0's residues sit at
         // the same indices as the noise's.
@@ -469,7 +469,9 @@ impl Backend for Seal {
                     if Ciphertext_GetDataAt1(h, idx, &mut v) != 0 {
                         return Err(err("reading a ciphertext coefficient"));
                     }
-                    let sum = ((v as u128 + e as u128) % q as u128) as u64;
+                    // Both below q < 2^62: one conditional subtraction, no division.
+                    let sum = v + e;
+                    let sum = sum - q * u64::from(sum >= q);
                     if Ciphertext_SetDataAt(h, idx, sum) != 0 {
                         return Err(err("writing a ciphertext coefficient"));
                     }

@@ -364,7 +364,7 @@ impl Backend for FheRs {
         }
         *ct += &fresh;
         let ctx = ct[0].ctx().clone();
-        let noise = flood_residues(bits, ctx.moduli(), rng);
+        let noise = flood_residues(bits, ctx.moduli(), rng)?;
         let e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise)
             .map_err(|e| err(e.to_string()))?;
         let mut e =
