@@ -367,14 +367,23 @@ impl Backend for FheRs {
         let noise = flood_residues(bits, ctx.moduli(), rng)?;
         let e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise)
             .map_err(|e| err(e.to_string()))?;
-        let mut e =
-            Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).map_err(err)?;
-        e.change_representation(Representation::Ntt);
+        let e = Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).map_err(err)?;
+        let target = self.par.context_at_level(self.deepest).map_err(err)?;
+        // One trip to the power basis for the whole switch, the noise added there: the same
+        // polynomials as adding it in NTT form and switching a level at a time (every NTT
+        // round trip is exact), without the noise's NTT and the round trips between levels.
         let mut c: Vec<Poly> = ct.iter().cloned().collect();
-        c[0] += &e;
-        let mut out = Ciphertext::new(c, &self.par).map_err(err)?;
-        out.switch_to_level(self.deepest).map_err(err)?;
-        *ct = out;
+        for (i, ci) in c.iter_mut().enumerate() {
+            ci.change_representation(Representation::PowerBasis);
+            if i == 0 {
+                *ci += &e;
+            }
+            if ci.ctx() != target {
+                ci.switch_down_to(target).map_err(err)?;
+            }
+            ci.change_representation(Representation::Ntt);
+        }
+        *ct = Ciphertext::new(c, &self.par).map_err(err)?;
         Ok(())
     }
 

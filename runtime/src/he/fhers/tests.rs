@@ -372,3 +372,64 @@ fn returned_products_do_not_expose_the_plaintext() {
     assert_eq!(be.decrypt(&sk, &out, Encoding::Coeff).unwrap(), x);
     assert!(be.read_public_key(b"not a key").is_err());
 }
+
+/// The earlier flooding path (noise added in NTT form, then a level at a time down to the
+/// reply level): the reference the one-trip path must equal bit for bit.
+fn flood_level_by_level(
+    be: &FheRs,
+    ct: &mut Ciphertext,
+    bits: u32,
+    pk: &PublicKey,
+    rng: &mut ChaCha20Rng,
+) {
+    let level = be.check_ct(ct).unwrap();
+    let zero =
+        Plaintext::try_encode(&[0u64], bfv::Encoding::poly_at_level(level), &be.par).unwrap();
+    let fresh: Ciphertext = pk.try_encrypt(&zero, rng).unwrap();
+    *ct += &fresh;
+    let ctx = ct[0].ctx().clone();
+    let noise = flood_residues(bits, ctx.moduli(), rng).unwrap();
+    let e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise).unwrap();
+    let mut e = Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).unwrap();
+    e.change_representation(Representation::Ntt);
+    let mut c: Vec<Poly> = ct.iter().cloned().collect();
+    c[0] += &e;
+    let mut out = Ciphertext::new(c, &be.par).unwrap();
+    out.switch_to_level(be.deepest).unwrap();
+    *ct = out;
+}
+
+#[test]
+fn flooding_in_one_trip_equals_flooding_level_by_level() {
+    let (be, sk, pk, mut rng) = setup();
+    assert!(
+        be.deepest > 1,
+        "the reply switches down more than one level"
+    );
+    let p = be.plain_modulus();
+    let v: Vec<u64> = (0..DEGREE as u64).map(|i| (i * 7919) % p).collect();
+    let ct = be.encrypt(&sk, &v, Encoding::Coeff, &mut rng).unwrap();
+    for bits in [40u32, 100] {
+        let (mut a, mut b) = (ct.clone(), ct.clone());
+        be.flood(
+            &mut a,
+            bits,
+            &pk,
+            &mut ChaCha20Rng::seed_from_u64(bits as u64),
+        )
+        .unwrap();
+        flood_level_by_level(
+            &be,
+            &mut b,
+            bits,
+            &pk,
+            &mut ChaCha20Rng::seed_from_u64(bits as u64),
+        );
+        assert_eq!(
+            be.serialize(&a).unwrap(),
+            be.serialize(&b).unwrap(),
+            "bits {bits}"
+        );
+        assert_eq!(be.decrypt(&sk, &a, Encoding::Coeff).unwrap(), v);
+    }
+}
