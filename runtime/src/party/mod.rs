@@ -130,13 +130,14 @@ pub struct Prediction {
 
 /// Reads a plan file for a client: a weights file given by mistake is refused by name.
 pub fn load_plan(path: &Path) -> Result<Plan, PartyError> {
-    let head = std::fs::read(path)
-        .map(|b| b.get(..8).map(|h| h.to_vec()))
-        .unwrap_or_default();
-    if head.as_deref() == Some(&c3d_ir::format::WEIGHTS_MAGIC[..]) {
+    let bytes = std::fs::read(path).map_err(|source| IrError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if bytes.starts_with(&c3d_ir::format::WEIGHTS_MAGIC[..]) {
         return Err(PartyError::WeightsAsPlan(path.display().to_string()));
     }
-    Ok(Plan::load(path)?.0)
+    Ok(Plan::from_bytes(&bytes)?.0)
 }
 
 /// The classes of `out` best first, named from the plan.

@@ -60,11 +60,26 @@ impl StepWeights {
     /// The weights of `plan`'s steps; a plan the schedule refuses gets even weights (the
     /// session itself then reports why it cannot run).
     pub(crate) fn new<B: Backend>(plan: &Plan, be: &B) -> Self {
-        let weights = |phase| match Schedule::new(plan, be) {
-            Ok(s) => step_work(&s, &[], phase, &TYPICAL),
-            Err(_) => vec![1.0; plan.layers.len().max(1)],
-        };
-        let split = |w: Vec<f64>| {
+        match Schedule::new(plan, be) {
+            Ok(s) => Self::of(&s),
+            Err(_) => {
+                let even = vec![1.0; plan.layers.len().max(1)];
+                Self::from_work([even.clone(), even])
+            }
+        }
+    }
+
+    /// The weights of a schedule's steps.
+    pub(crate) fn of(sched: &Schedule) -> Self {
+        Self::from_work([
+            step_work(sched, &[], Phase::Offline, &TYPICAL),
+            step_work(sched, &[], Phase::Online, &TYPICAL),
+        ])
+    }
+
+    /// Per phase, each step's work normalised to shares and running sums.
+    fn from_work(work: [Vec<f64>; 2]) -> Self {
+        let split = |w: &[f64]| {
             let total: f64 = w.iter().sum::<f64>().max(f64::MIN_POSITIVE);
             let share: Vec<f64> = w.iter().map(|x| x / total).collect();
             let before = share
@@ -77,8 +92,8 @@ impl StepWeights {
                 .collect();
             (before, share)
         };
-        let (b0, s0) = split(weights(Phase::Offline));
-        let (b1, s1) = split(weights(Phase::Online));
+        let (b0, s0) = split(&work[0]);
+        let (b1, s1) = split(&work[1]);
         StepWeights {
             before: [b0, b1],
             share: [s0, s1],

@@ -68,17 +68,28 @@ impl ServerConfig {
     /// Reads the TLS files and checks that plain TCP is not offered on a non-loopback
     /// `listen` address: what can be refused before a model is loaded.
     pub fn check(&self, listen: &str) -> Result<Option<Arc<rustls::ServerConfig>>, PartyError> {
-        let tls = match &self.tls {
-            Some(t) => Some(tls::server_config(&t.cert, &t.key, t.client_ca.as_deref())?),
-            None => None,
-        };
-        if tls.is_none() && !self.allow_plaintext && !tls::is_loopback(listen) {
-            return Err(PartyError::PlaintextServe(listen.to_string()));
-        }
+        let tls = self.tls_config()?;
+        self.check_listen(tls.is_some(), listen)?;
+        Ok(tls)
+    }
+
+    /// The TLS configuration from the PEM files (None: plain TCP), and the session count.
+    fn tls_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, PartyError> {
         if self.max_clients == 0 {
             return Err(PartyError::Config("max_clients must be at least 1".into()));
         }
-        Ok(tls)
+        Ok(match &self.tls {
+            Some(t) => Some(tls::server_config(&t.cert, &t.key, t.client_ca.as_deref())?),
+            None => None,
+        })
+    }
+
+    /// Plain TCP only on loopback, unless allowed.
+    fn check_listen(&self, tls: bool, listen: &str) -> Result<(), PartyError> {
+        if !tls && !self.allow_plaintext && !tls::is_loopback(listen) {
+            return Err(PartyError::PlaintextServe(listen.to_string()));
+        }
+        Ok(())
     }
 }
 
@@ -86,6 +97,8 @@ impl ServerConfig {
 pub struct Server {
     model: ServerModel<FheRs>,
     config: ServerConfig,
+    /// The configuration's TLS, read once.
+    tls: Option<Arc<rustls::ServerConfig>>,
     progress: Option<SessionProgressFn>,
     done: Option<OutcomeSink>,
     resident: u64,
@@ -103,6 +116,7 @@ impl Server {
         let mut s = Server {
             model,
             config: ServerConfig::default(),
+            tls: None,
             progress: None,
             done: None,
             resident: 0,
@@ -124,7 +138,7 @@ impl Server {
 
     /// Uses `config` (memory shares are recomputed from it).
     pub fn with_config(mut self, config: ServerConfig) -> Result<Server, PartyError> {
-        config.check("127.0.0.1:0")?;
+        self.tls = config.tls_config()?;
         self.model.set_deadlines(config.deadlines);
         self.config = config;
         self.share_memory()?;
@@ -209,15 +223,16 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| PartyError::Config(format!("the listener has no address: {e}")))?;
-        let tls = self.config.check(&addr.to_string())?;
+        self.config
+            .check_listen(self.tls.is_some(), &addr.to_string())?;
         let opts = ServeOptions {
             max_clients: self.config.max_clients,
             sessions: self.config.sessions,
             idle_timeout: self.config.idle_timeout,
-            tls,
+            tls: self.tls.clone(),
         };
         let user = self.progress.clone();
-        let weights = Arc::new(StepWeights::new(&self.model.plan, &self.model.backend));
+        let weights = Arc::new(StepWeights::of(&self.model.schedule));
         let progress: ProgressSink = Arc::new(move |id, e, meter| {
             if let Some(f) = &user {
                 f(id, &weights.report(e, meter))

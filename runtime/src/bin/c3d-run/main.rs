@@ -389,7 +389,6 @@ fn run_client(args: &Args) -> Result<()> {
         .as_ref()
         .ok_or_else(|| miette!("the client needs a clip: c3d-run --role client PLAN CLIP"))?;
     let plan = party::load_plan(&args.plan).map_err(diag)?;
-    let hash = plan.hash().map_err(|e| miette!("{e}"))?;
     let (inp, _) = plan.graph.io().map_err(|e| miette!("{e}"))?;
     let in_shape = plan.graph.node(inp).shape.clone();
     let preprocess = plan.meta.preprocess.clone();
@@ -428,9 +427,9 @@ fn run_client(args: &Args) -> Result<()> {
     if let Some(p) = &args.report {
         write_report(p, &pred.report)?;
     }
-    let text = summary::text(&plan, &pred, args.top, total);
+    let text = summary::text(&pred, args.top, total);
     if args.json {
-        let j = summary::json(&plan, &hash, &pred, args.top, total);
+        let j = summary::json(&plan, &pred, args.top, total);
         eprint!("{text}");
         let s = serde_json::to_string_pretty(&j).into_diagnostic()?;
         let mut out = std::io::stdout().lock();

@@ -16,7 +16,7 @@ fn phase(pred: &Prediction, ph: Phase) -> Option<&PhaseReport> {
 }
 
 /// The human summary: the top classes, time and bytes per phase.
-pub fn text(_plan: &Plan, pred: &Prediction, k: usize, total: f64) -> String {
+pub fn text(pred: &Prediction, k: usize, total: f64) -> String {
     let mut s = String::new();
     let k = k.min(pred.top.len());
     let _ = writeln!(s, "secure top-{k}:");
@@ -59,7 +59,7 @@ pub fn text(_plan: &Plan, pred: &Prediction, k: usize, total: f64) -> String {
 
 /// The `--json` object: the top classes, time and bytes per phase, the plan hash and the
 /// protocol each layer ran with. Every number is the report's.
-pub fn json(plan: &Plan, hash: &[u8; 32], pred: &Prediction, k: usize, total: f64) -> Value {
+pub fn json(plan: &Plan, pred: &Prediction, k: usize, total: f64) -> Value {
     let r = &pred.report;
     let phases: BTreeMap<&str, Value> = r
         .phases
@@ -92,7 +92,7 @@ pub fn json(plan: &Plan, hash: &[u8; 32], pred: &Prediction, k: usize, total: f6
     }
     json!({
         "model": plan.meta.name,
-        "plan_hash": c3d_ir::format::hex(hash),
+        "plan_hash": r.plan_hash,
         "softmax": pred.softmax,
         "top": pred.top.iter().take(k).collect::<Vec<_>>(),
         "seconds": {
