@@ -7,7 +7,7 @@
 
 use c3d_ir::fixed::DELPHI_PRIME;
 use c3d_runtime::he::{fhers::FheRs, Backend, Encoding, FloodBudget};
-use c3d_runtime::linear::{client_linear, server_linear, ConvShape, Packing};
+use c3d_runtime::linear::{client_linear, kernel_preparations, server_linear, ConvShape, Packing};
 use c3d_runtime::transport::Channel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -53,8 +53,10 @@ fn c3d_layers() -> Vec<(&'static str, ConvShape)> {
 /// Seconds per operation.
 struct OpCosts {
     encrypt: f64,
+    prepare: f64,
     mul: f64,
     add: f64,
+    dot: f64,
     finish: f64,
     decrypt: f64,
     bytes_in: usize,
@@ -93,6 +95,19 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
     });
     let prod = acc.clone();
     let add = time(reps * 5, || be.add_assign(&mut acc, &prod).expect("add"));
+    let prepare = time(reps, || {
+        std::hint::black_box(be.prepare(&w, Encoding::Coeff).expect("prep"));
+    });
+    // A dot of 8 rows by 16 plaintexts, per product: how the server multiplies a batch of
+    // tiles by one output group's kernels.
+    let pts: Vec<B::Pt> = (0..16)
+        .map(|_| be.prepare(&w, Encoding::Coeff).expect("prep"))
+        .collect();
+    let pts: Vec<&B::Pt> = pts.iter().collect();
+    let rows: Vec<Vec<&B::Ct>> = (0..8).map(|_| vec![&ct; 16]).collect();
+    let dot = time(reps / 4, || {
+        std::hint::black_box(be.dot_rows(&rows, &pts).expect("dot"));
+    }) / 128.0;
     let mut out = acc.clone();
     let finish = time(reps, || {
         let mut c = acc.clone();
@@ -111,8 +126,10 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
     });
     OpCosts {
         encrypt,
+        prepare,
         mul,
         add,
+        dot,
         finish,
         decrypt,
         bytes_in,
@@ -122,7 +139,8 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
 
 fn model(c: &OpCosts, s: &ConvShape, pk: &Packing) -> f64 {
     let products = pk.products(s) as f64;
-    products * (c.mul + c.add)
+    products * c.dot
+        + kernel_preparations(s, pk) as f64 * c.prepare
         + pk.cts_in(s) as f64 * c.encrypt
         + pk.cts_out(s) as f64 * (c.finish + c.decrypt)
 }
@@ -136,12 +154,14 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
         be.modulus_bits()
     );
     println!(
-        "per operation, one thread: encrypt+serialize {:.2} ms, plaintext multiply {:.3} ms, add {:.3} ms, \
-         mask+flood+switch+serialize {:.2} ms, deserialize+decrypt {:.2} ms; ciphertext {} kB in, {} kB out\n",
-        c.encrypt * 1e3, c.mul * 1e3, c.add * 1e3, c.finish * 1e3, c.decrypt * 1e3, c.bytes_in / 1000, c.bytes_out / 1000
+        "per operation, one thread: encrypt+serialize {:.2} ms, prepare a kernel {:.3} ms, plaintext multiply {:.3} ms, \
+         add {:.3} ms, product in a dot of 8 x 16 {:.4} ms, mask+flood+switch+serialize {:.2} ms, deserialize+decrypt {:.2} ms; \
+         ciphertext {} kB in, {} kB out\n",
+        c.encrypt * 1e3, c.prepare * 1e3, c.mul * 1e3, c.add * 1e3, c.dot * 1e3, c.finish * 1e3, c.decrypt * 1e3,
+        c.bytes_in / 1000, c.bytes_out / 1000
     );
-    println!("| layer | tile (D,H,W) x C_t x M_o | products | cts in | cts out | MB in | MB out | model s (1 thread) |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| layer | tile (D,H,W) x C_t x M_o | products | kernels prepared | cts in | cts out | MB in | MB out | model s (1 thread) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut total = (0.0, 0.0, 0.0);
     for (name, s) in c3d_layers() {
         let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS, &SESSION).expect("packing");
@@ -150,11 +170,12 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
         let secs = model(&c, &s, &pk);
         total = (total.0 + mb_in, total.1 + mb_out, total.2 + secs);
         println!(
-            "| {name} | {:?} x {} x {} | {} | {} | {} | {:.0} | {:.0} | {:.1} |",
+            "| {name} | {:?} x {} x {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} |",
             pk.tile,
             pk.c_t,
             pk.m_o,
             pk.products(&s),
+            kernel_preparations(&s, &pk),
             pk.cts_in(&s),
             pk.cts_out(&s),
             mb_in,
@@ -163,13 +184,56 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
         );
     }
     println!(
-        "| total | | | | | {:.0} | {:.0} | {:.0} |",
+        "| total | | | | | | {:.0} | {:.0} | {:.0} |",
         total.0, total.1, total.2
     );
 
     // The model against a real run: conv 64 -> 64 at 2x14x14, both sides over a socket pair.
     let s = conv(64, 64, [2, 14, 14]);
     let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS, &SESSION).expect("packing");
+    let (secs, st) = end_to_end(be.clone(), &s, &pk);
+    println!(
+        "\ncheck: conv 64->64 at 2x14x14 end to end over a socket pair (both parties, {} threads): {:.2} s; \
+         model (one thread) {:.2} s; {} products, {} + {} ciphertexts, {:.1} + {:.1} MB",
+        rayon::current_num_threads(),
+        secs,
+        model(&c, &s, &pk),
+        st.products,
+        st.cts_in,
+        st.cts_out,
+        st.bytes_in as f64 / 1e6,
+        st.bytes_out as f64 / 1e6
+    );
+    if std::env::args().any(|a| a == "--full") {
+        println!(
+            "\nevery layer end to end over a socket pair, both parties in one process ({} threads):\n",
+            rayon::current_num_threads()
+        );
+        println!("| layer | seconds | model s (1 thread) | MB in | MB out |");
+        println!("| --- | --- | --- | --- | --- |");
+        let mut tot = (0.0, 0.0, 0.0, 0.0);
+        for (name, s) in c3d_layers() {
+            let pk = Packing::choose(&s, be.as_ref(), WEIGHT_BITS, &SESSION).expect("packing");
+            let (secs, st) = end_to_end(be.clone(), &s, &pk);
+            let (i, o) = (st.bytes_in as f64 / 1e6, st.bytes_out as f64 / 1e6);
+            let m = model(&c, &s, &pk);
+            println!("| {name} | {secs:.1} | {m:.1} | {i:.0} | {o:.0} |");
+            tot = (tot.0 + secs, tot.1 + m, tot.2 + i, tot.3 + o);
+        }
+        println!(
+            "| total | {:.1} | {:.1} | {:.0} | {:.0} |",
+            tot.0, tot.1, tot.2, tot.3
+        );
+    }
+}
+
+/// Both sides of one layer over a socket pair, random mask and weights: seconds and the
+/// server's statistics.
+fn end_to_end<B: Backend + 'static>(
+    be: Arc<B>,
+    s: &ConvShape,
+    pk: &Packing,
+) -> (f64, c3d_runtime::linear::LinearStats) {
     let p = be.plain_modulus();
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let r: Vec<u64> = (0..s.input_len()).map(|_| rng.random_range(0..p)).collect();
@@ -202,8 +266,8 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
         be.as_ref(),
         &mut b,
         &sk,
-        &s,
-        &pk,
+        s,
+        pk,
         WEIGHT_BITS,
         &SESSION,
         &r,
@@ -211,18 +275,7 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
     )
     .expect("client");
     let (_, st) = h.join().expect("server");
-    println!(
-        "\ncheck: conv 64->64 at 2x14x14 end to end over a socket pair (both parties, {} threads): {:.2} s; \
-         model (one thread) {:.2} s; {} products, {} + {} ciphertexts, {:.1} + {:.1} MB",
-        rayon::current_num_threads(),
-        t.elapsed().as_secs_f64(),
-        model(&c, &s, &pk),
-        st.products,
-        st.cts_in,
-        st.cts_out,
-        st.bytes_in as f64 / 1e6,
-        st.bytes_out as f64 / 1e6
-    );
+    (t.elapsed().as_secs_f64(), st)
 }
 
 fn main() {

@@ -50,9 +50,45 @@ fn layer_flood<B: Backend>(
     Ok(flood)
 }
 
-/// Client side: encrypts its mask `r` (layout C, D, H, W) tile by tile and returns
-/// M r - s (layout C_out, D', H', W'). `budget` is the session's ([`FloodBudget::of_plan`]):
-/// the client refuses a layer whose flooding the parameters cannot carry for it.
+/// Most bytes of the client's input ciphertexts (in memory, at the full modulus) one batch of
+/// tiles may take on the server, which holds a batch whole to read each kernel once for all
+/// of its tiles.
+const BATCH_INPUT_BYTES: usize = 1 << 30;
+/// A ciphertext's size in memory per polynomial coefficient, an upper bound: two polynomials
+/// of four RNS limbs of 8 bytes.
+const CT_BYTES_PER_COEFF: usize = 64;
+
+/// Tiles per batch: as many as [`BATCH_INPUT_BYTES`] holds, at least one. Both sides derive it
+/// from the public packing, so they agree on the order of the messages.
+fn tile_batch(shape: &ConvShape, packing: &Packing) -> usize {
+    let per_tile = packing.in_blocks(shape).max(1) * CT_BYTES_PER_COEFF * packing.degree;
+    (BATCH_INPUT_BYTES / per_tile).clamp(1, packing.tile_count(shape).max(1))
+}
+
+/// Kernel plaintexts the server prepares for a layer: each live one once per batch of tiles
+/// (an upper bound: pruned kernels are skipped).
+pub fn kernel_preparations(shape: &ConvShape, packing: &Packing) -> usize {
+    let per_batch = if shape.depthwise {
+        packing.in_blocks(shape)
+    } else {
+        packing.in_blocks(shape) * packing.out_groups(shape)
+    };
+    per_batch
+        * packing
+            .tile_count(shape)
+            .div_ceil(tile_batch(shape, packing))
+}
+
+/// Replies a side works on at once: enough for every thread, few enough to keep memory flat.
+fn reply_chunk() -> usize {
+    2 * rayon::current_num_threads()
+}
+
+/// Client side: encrypts its mask `r` (layout C, D, H, W) and returns M r - s (layout C_out,
+/// D', H', W'). The tiles go in batches ([`tile_batch`]): the client sends a batch's input
+/// ciphertexts (tile-major, then block), and the server answers with its replies
+/// (group-major, then tile). `budget` is the session's ([`FloodBudget::of_plan`]): the client
+/// refuses a layer whose flooding the parameters cannot carry for it.
 #[allow(clippy::too_many_arguments)]
 pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
@@ -75,48 +111,69 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     }
     let mut out = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
-    for origin in packing.tiles(shape) {
-        for b in 0..packing.in_blocks(shape) {
-            let v = packing.encode_input(shape, origin, b, r);
-            let ct = be.encrypt(sk, &v, Encoding::Coeff, rng)?;
-            let bytes = be.serialize(&ct)?;
-            st.bytes_in += bytes.len() as u64;
-            st.cts_in += 1;
-            ch.send(Tag::LinearIn, &bytes)?;
-        }
-        let groups = packing.out_groups(shape);
-        let mut raw = Vec::with_capacity(groups);
-        for _ in 0..groups {
-            let bytes = ch.recv(Tag::LinearOut)?;
-            st.bytes_out += bytes.len() as u64;
-            st.cts_out += 1;
-            raw.push(bytes);
-        }
-        let decs: Vec<Result<Vec<u64>>> = raw
-            .par_iter()
-            .map(|bytes| {
-                let ct = be.deserialize_at(bytes, CtLevel::Reply)?;
-                Ok(be.decrypt(sk, &ct, Encoding::Coeff)?)
-            })
+    let blocks = packing.in_blocks(shape);
+    let groups = packing.out_groups(shape);
+    let tiles = packing.tiles(shape);
+    for batch in tiles.chunks(tile_batch(shape, packing)) {
+        // Encrypted in parallel, each with its own seed drawn from the session RNG.
+        let jobs: Vec<([usize; 3], usize, [u8; 32])> = batch
+            .iter()
+            .flat_map(|&o| (0..blocks).map(move |b| (o, b)))
+            .map(|(o, b)| (o, b, rng.random()))
             .collect();
-        for (g, dec) in decs.into_iter().enumerate() {
-            let dec = dec?;
-            for (coeff, idx) in packing.outputs(shape, origin, g) {
-                out[idx] = dec[coeff];
+        for chunk in jobs.chunks(reply_chunk()) {
+            let cts: Vec<Result<Vec<u8>>> = chunk
+                .par_iter()
+                .map(|&(origin, b, seed)| {
+                    use rand::SeedableRng;
+                    let mut crng = rand_chacha::ChaCha20Rng::from_seed(seed);
+                    let v = packing.encode_input(shape, origin, b, r);
+                    let ct = be.encrypt(sk, &v, Encoding::Coeff, &mut crng)?;
+                    Ok(be.serialize(&ct)?)
+                })
+                .collect();
+            for bytes in cts {
+                let bytes = bytes?;
+                st.bytes_in += bytes.len() as u64;
+                st.cts_in += 1;
+                ch.send(Tag::LinearIn, &bytes)?;
+            }
+        }
+        // Replies group-major, decrypted a chunk at a time as they arrive.
+        let order: Vec<(usize, [usize; 3])> = (0..groups)
+            .flat_map(|g| batch.iter().map(move |&o| (g, o)))
+            .collect();
+        for chunk in order.chunks(reply_chunk()) {
+            let mut raw = Vec::with_capacity(chunk.len());
+            for _ in chunk {
+                let bytes = ch.recv(Tag::LinearOut)?;
+                st.bytes_out += bytes.len() as u64;
+                st.cts_out += 1;
+                raw.push(bytes);
+            }
+            let decs: Vec<Result<Vec<u64>>> = raw
+                .par_iter()
+                .map(|bytes| {
+                    let ct = be.deserialize_at(bytes, CtLevel::Reply)?;
+                    Ok(be.decrypt(sk, &ct, Encoding::Coeff)?)
+                })
+                .collect();
+            for (&(g, origin), dec) in chunk.iter().zip(decs) {
+                let dec = dec?;
+                for (coeff, idx) in packing.outputs(shape, origin, g) {
+                    out[idx] = dec[coeff];
+                }
             }
         }
     }
     Ok((out, st))
 }
 
-/// Prepared kernels per output group: (input block, kernel).
-type GroupKernels<P> = Vec<Vec<(usize, P)>>;
-
-/// Most bytes of prepared kernels a layer keeps across its tiles.
-const KERNEL_CACHE_BYTES: usize = 1 << 30;
+/// Most bytes of prepared kernels the server holds at once (the groups it works on together).
+const KERNEL_BYTES: usize = 1 << 30;
 /// A prepared kernel's size per polynomial coefficient, an upper bound: four RNS limbs of
-/// 8 bytes in NTT form, and as much again for the Shoup precomputation.
-const KERNEL_BYTES_PER_COEFF: usize = 64;
+/// 8 bytes in NTT form.
+const KERNEL_BYTES_PER_COEFF: usize = 32;
 
 /// Server side: multiplies the client's ciphertexts by the weights (layout C_out, C_in or 1,
 /// kd, kh, kw; field elements whose centred values are below 2^`weight_mag_bits`), masks every
@@ -135,7 +192,7 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     key: &B::Pk,
     rng: &mut R,
 ) -> Result<(Vec<u64>, LinearStats)> {
-    server_linear_cached(
+    server_linear_limited(
         be,
         ch,
         shape,
@@ -145,13 +202,14 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         weights,
         key,
         rng,
-        KERNEL_CACHE_BYTES,
+        KERNEL_BYTES,
     )
 }
 
-/// [`server_linear`] keeping at most `cache_bytes` of prepared kernels across tiles.
+/// [`server_linear`] holding at most `kernel_bytes` of prepared kernels at once (at least one
+/// group's).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
     ch: &mut Channel<S>,
     shape: &ConvShape,
@@ -161,7 +219,7 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     weights: &[u64],
     key: &B::Pk,
     rng: &mut R,
-    cache_bytes: usize,
+    kernel_bytes: usize,
 ) -> Result<(Vec<u64>, LinearStats)> {
     let flood = layer_flood(be, shape, packing, weight_mag_bits, budget)?;
     let p = be.plain_modulus();
@@ -183,129 +241,121 @@ pub(crate) fn server_linear_cached<B: Backend, S: Stream, R: Rng + CryptoRng + R
     }
     let blocks = packing.in_blocks(shape);
     let groups = packing.out_groups(shape);
-    // Kernel plaintexts depend on (block, group) only: prepared once for all tiles.
-    let pairs: Vec<(usize, usize)> = if shape.depthwise {
-        (0..blocks).map(|b| (b, b)).collect()
-    } else {
-        (0..blocks)
-            .flat_map(|b| (0..groups).map(move |g| (b, g)))
-            .collect()
+    // The input blocks each output group reads: all of them, or its own for depthwise.
+    let reads = |g: usize| -> Range<usize> {
+        if shape.depthwise {
+            g..g + 1
+        } else {
+            0..blocks
+        }
     };
-    // Pruned weights: a product whose kernels are all zero adds nothing and is skipped
-    // (a group with none left keeps one, so every output ciphertext exists).
-    let mut live: Vec<bool> = pairs
-        .par_iter()
-        .map(|&(b, g)| {
-            packing
-                .encode_kernel(shape, b, g, weights)
-                .iter()
-                .any(|&v| v != 0)
+    // Pruned weights: a product whose kernels are all zero adds nothing and is skipped (a
+    // group with none left keeps its first, so every output ciphertext exists).
+    let live: Vec<Vec<usize>> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let bs: Vec<usize> = reads(g)
+                .filter(|&b| {
+                    packing
+                        .encode_kernel(shape, b, g, weights)
+                        .iter()
+                        .any(|&v| v != 0)
+                })
+                .collect();
+            if bs.is_empty() {
+                vec![reads(g).start]
+            } else {
+                bs
+            }
         })
         .collect();
-    let mut first: Vec<Option<usize>> = vec![None; groups];
-    let mut any = vec![false; groups];
-    for (k, &(_, g)) in pairs.iter().enumerate() {
-        first[g].get_or_insert(k);
-        any[g] |= live[k];
-    }
-    for (k, any) in first.into_iter().zip(any) {
-        if let (Some(k), false) = (k, any) {
-            live[k] = true;
-        }
-    }
-    let products_per_tile = live.iter().filter(|&&l| l).count();
-    // Prepared kernels (NTT form) of the output groups in `range`, per group: (block, kernel).
-    let prepare = |range: Range<usize>| -> Result<GroupKernels<B::Pt>> {
-        let ks: Vec<(usize, usize, B::Pt)> = pairs
-            .par_iter()
-            .zip(&live)
-            .filter(|(&(_, g), &l)| l && range.contains(&g))
-            .map(|(&(b, g), _)| {
-                let k = packing.encode_kernel(shape, b, g, weights);
-                Ok((b, g, be.prepare(&k, Encoding::Coeff)?))
-            })
-            .collect::<Result<_>>()?;
-        let mut by_group: GroupKernels<B::Pt> = (0..range.len()).map(|_| Vec::new()).collect();
-        for (b, g, k) in ks {
-            by_group[g - range.start].push((b, k));
-        }
-        Ok(by_group)
-    };
-    // Kernels depend on (block, group) only, so they are prepared once for all tiles when
-    // they fit the cache; otherwise again for each tile, a batch of groups at a time, so a
-    // wide layer (C3D's conv4b has 52 k of them, 27 GB) never sits in memory whole.
+    let products_per_tile: usize = live.iter().map(Vec::len).sum();
+    // Groups worked on together: their kernels (prepared once per batch of tiles, used by all
+    // of its tiles) within `kernel_bytes`.
     let per_group = blocks.max(1) * KERNEL_BYTES_PER_COEFF * packing.degree;
-    let batch = (cache_bytes / per_group).clamp(1, groups.max(1));
-    let cached = if batch >= groups {
-        Some(prepare(0..groups)?)
-    } else {
-        None
-    };
+    let together = (kernel_bytes / per_group).clamp(1, rayon::current_num_threads().max(1));
     let mut s = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
-    for origin in packing.tiles(shape) {
-        let mut cts = Vec::with_capacity(blocks);
-        for _ in 0..blocks {
+    let tiles = packing.tiles(shape);
+    for batch in tiles.chunks(tile_batch(shape, packing)) {
+        let mut raw = Vec::with_capacity(batch.len() * blocks);
+        for _ in 0..batch.len() * blocks {
             let bytes = ch.recv(Tag::LinearIn)?;
             st.bytes_in += bytes.len() as u64;
             st.cts_in += 1;
-            cts.push(be.deserialize_at(&bytes, CtLevel::Fresh)?);
+            raw.push(bytes);
         }
-        // Fresh per-ciphertext seeds from the session RNG keep the parallel work seeded by it.
-        let seeds: Vec<[u8; 32]> = (0..groups).map(|_| rng.random()).collect();
-        for start in (0..groups).step_by(batch) {
-            let range = start..(start + batch).min(groups);
-            let fresh;
-            let kernels = match &cached {
-                Some(all) => &all[range.clone()],
-                None => {
-                    fresh = prepare(range.clone())?;
-                    &fresh[..]
-                }
-            };
-            let results: Vec<Result<GroupReply>> = range
-                .clone()
+        // cts[t * blocks + b]: block b of the batch's tile t.
+        let cts: Vec<B::Ct> = raw
+            .par_iter()
+            .map(|bytes| Ok(be.deserialize_at(bytes, CtLevel::Fresh)?))
+            .collect::<Result<_>>()?;
+        drop(raw);
+        // Fresh per-reply seeds from the session RNG keep the parallel work seeded by it.
+        let seeds: Vec<[u8; 32]> = (0..groups * batch.len()).map(|_| rng.random()).collect();
+        for start in (0..groups).step_by(together) {
+            let range = start..(start + together).min(groups);
+            let results: Vec<Result<Vec<GroupReply>>> = range
                 .into_par_iter()
                 .map(|g| {
                     use rand::SeedableRng;
-                    let mut grng = rand_chacha::ChaCha20Rng::from_seed(seeds[g]);
-                    let mut acc: Option<B::Ct> = None;
-                    for (b, kernel) in &kernels[g - range.start] {
-                        let prod = be.mul_plain(&cts[*b], kernel)?;
-                        match acc.as_mut() {
-                            None => acc = Some(prod),
-                            Some(a) => be.add_assign(a, &prod)?,
-                        }
-                    }
-                    let mut acc =
-                        acc.ok_or_else(|| LinearError::Shape("empty output group".into()))?;
-                    // Mask every coefficient: the outputs with s, the rest (partial sums that
-                    // would reveal weights) with throw-away randomness.
-                    let u: Vec<u64> = (0..packing.degree)
-                        .map(|_| grng.random_range(0..p))
+                    let kernels: Vec<B::Pt> = live[g]
+                        .par_iter()
+                        .map(|&b| {
+                            let k = packing.encode_kernel(shape, b, g, weights);
+                            be.prepare(&k, Encoding::Coeff)
+                        })
+                        .collect::<crate::he::Result<_>>()?;
+                    let pts: Vec<&B::Pt> = kernels.iter().collect();
+                    let rows: Vec<Vec<&B::Ct>> = (0..batch.len())
+                        .map(|t| live[g].iter().map(|&b| &cts[t * blocks + b]).collect())
                         .collect();
-                    let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
-                    be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
-                    be.flood(&mut acc, flood, key, &mut grng)?;
-                    let outs = packing
-                        .outputs(shape, origin, g)
+                    // Rows split across the threads too, for layers of few groups.
+                    let per = rows.len().div_ceil(rayon::current_num_threads()).max(1);
+                    let accs: Vec<B::Ct> = rows
+                        .par_chunks(per)
+                        .map(|rows| be.dot_rows(rows, &pts))
+                        .collect::<crate::he::Result<Vec<_>>>()?
                         .into_iter()
-                        .map(|(coeff, idx)| (idx, u[coeff]))
+                        .flatten()
                         .collect();
-                    Ok((be.serialize(&acc)?, outs))
+                    drop(kernels);
+                    accs.into_par_iter()
+                        .zip(batch)
+                        .enumerate()
+                        .map(|(t, (mut acc, &origin))| {
+                            let mut grng =
+                                rand_chacha::ChaCha20Rng::from_seed(seeds[g * batch.len() + t]);
+                            // Mask every coefficient: the outputs with s, the rest (partial
+                            // sums that would reveal weights) with throw-away randomness.
+                            let u: Vec<u64> = (0..packing.degree)
+                                .map(|_| grng.random_range(0..p))
+                                .collect();
+                            let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
+                            be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
+                            be.flood(&mut acc, flood, key, &mut grng)?;
+                            let outs = packing
+                                .outputs(shape, origin, g)
+                                .into_iter()
+                                .map(|(coeff, idx)| (idx, u[coeff]))
+                                .collect();
+                            Ok((be.serialize(&acc)?, outs))
+                        })
+                        .collect()
                 })
                 .collect();
             for r in results {
-                let (bytes, outs) = r?;
-                for (idx, v) in outs {
-                    s[idx] = v;
+                for (bytes, outs) in r? {
+                    for (idx, v) in outs {
+                        s[idx] = v;
+                    }
+                    st.bytes_out += bytes.len() as u64;
+                    st.cts_out += 1;
+                    ch.send(Tag::LinearOut, &bytes)?;
                 }
-                st.bytes_out += bytes.len() as u64;
-                st.cts_out += 1;
-                ch.send(Tag::LinearOut, &bytes)?;
             }
         }
-        st.products += products_per_tile;
+        st.products += products_per_tile * batch.len();
     }
     Ok((s, st))
 }
@@ -355,7 +405,7 @@ pub(crate) mod tests {
         wbits: u32,
         seed: u64,
     ) -> LinearStats {
-        run_cached(be, shape, packing, wbits, seed, KERNEL_CACHE_BYTES)
+        run_cached(be, shape, packing, wbits, seed, KERNEL_BYTES)
     }
 
     /// [`run_with`] with the server's kernel cache limited to `cache` bytes.
@@ -394,7 +444,7 @@ pub(crate) mod tests {
         let (be2, shape2, packing2, w2) = (be.clone(), shape.clone(), packing.clone(), w.clone());
         let server = std::thread::spawn(move || {
             let mut rng = ChaCha20Rng::seed_from_u64(seed + 1);
-            server_linear_cached(
+            server_linear_limited(
                 be2.as_ref(),
                 &mut a,
                 &shape2,
@@ -459,8 +509,8 @@ pub(crate) mod tests {
         };
         let st = run(&s, Some(packing.clone()), 10, 2);
         assert!(st.cts_out > 10);
-        // Kernels too many for the cache: prepared again per tile, one group at a time (and
-        // two at a time); the same products, the same result.
+        // Kernel memory for one group at a time (and two at a time): the same products, the
+        // same result.
         let be = Arc::new(FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap());
         let per_group = 3 * KERNEL_BYTES_PER_COEFF * 8192;
         for cache in [0, 2 * per_group] {

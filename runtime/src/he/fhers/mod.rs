@@ -1,6 +1,8 @@
 //! The BFV backend over the pure-Rust `fhe` crate (fhe.rs, MIT). Ciphertexts live in NTT
-//! form; prepared plaintexts are centred integer polynomials in NTT form with Shoup
-//! precomputation, so a plaintext multiplication is one pointwise pass per RNS limb.
+//! form; prepared plaintexts are centred integer polynomials in NTT form, so a plaintext
+//! multiplication is one pointwise pass per RNS limb, and a sum of them ([`Backend::dot_rows`])
+//! one pass with the products summed in u128 and reduced once. The transforms are tfhe-ntt's
+//! (fhe-math's `tfhe-ntt` feature), whose butterflies are branch-free.
 //!
 //! Bytes from the peer are checked before the crate decodes them: its `from_bytes` checks the
 //! level against the parameters and the byte count against the moduli, but not the
@@ -8,8 +10,8 @@
 //! the number of polynomials, the degree field, or that each residue is below its modulus.
 
 use super::{
-    centred, check_flood, check_len, flood_residues, modulus_bits_of, switch_target_fits, Backend,
-    CtLevel, Encoding, HeError, NoiseBudget, Result, DEGREE,
+    centred, check_flood, check_len, check_row, flood_residues, modulus_bits_of,
+    switch_target_fits, Backend, CtLevel, Encoding, HeError, NoiseBudget, Result, DEGREE,
 };
 use fhe::bfv::{
     self, BfvParameters, BfvParametersBuilder, Ciphertext, Plaintext, PublicKey, SecretKey,
@@ -287,7 +289,9 @@ impl Backend for FheRs {
         let mut poly =
             Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)
                 .map_err(err)?;
-        poly.change_representation(Representation::NttShoup);
+        // Plain NTT form: `dot_rows` multiplies without Shoup's precomputation, which would
+        // cost as much as the transform and double the memory.
+        poly.change_representation(Representation::Ntt);
         Ok(poly)
     }
 
@@ -326,6 +330,95 @@ impl Backend for FheRs {
         }
         *acc += ct;
         Ok(())
+    }
+
+    fn dot_rows(&self, rows: &[Vec<&Ciphertext>], pts: &[&Poly]) -> Result<Vec<Ciphertext>> {
+        let ctx = self.ctx0()?;
+        for row in rows {
+            check_row(row.len(), pts.len())?;
+            for ct in row {
+                if self.check_ct(ct)? != 0 {
+                    return Err(HeError::Params(
+                        "plaintext products run at the full modulus".into(),
+                    ));
+                }
+            }
+        }
+        for pt in pts {
+            if pt.representation() != &Representation::Ntt || pt.ctx() != ctx {
+                return Err(HeError::Params(format!(
+                    "a prepared plaintext in {} form or at another level, expected NTT at the \
+                     full modulus",
+                    repr_name(pt.representation())
+                )));
+            }
+        }
+        let moduli = ctx.moduli();
+        let ms = moduli
+            .iter()
+            .map(|&q| fhe_math::zq::Modulus::new(q).map_err(err))
+            .collect::<Result<Vec<_>>>()?;
+        // Products are summed unreduced in u128 and reduced every `fold` terms (q < 2^62, so
+        // at least 15 products fit above a reduced partial sum), in chunks of coefficients
+        // that keep the sums in cache while each plaintext chunk is read once for every row.
+        const CHUNK: usize = 512;
+        let pv: Vec<_> = pts.iter().map(|p| p.coefficients()).collect();
+        let cv: Vec<Vec<[_; 2]>> = rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|ct| [ct[0].coefficients(), ct[1].coefficients()])
+                    .collect()
+            })
+            .collect();
+        let mut out: Vec<[Array2<u64>; 2]> = (0..rows.len())
+            .map(|_| std::array::from_fn(|_| Array2::zeros((moduli.len(), DEGREE))))
+            .collect();
+        let mut acc = vec![0u128; rows.len() * 2 * CHUNK];
+        for (j, (m, &q)) in ms.iter().zip(moduli).enumerate() {
+            let max = (q - 1) as u128 * (q - 1) as u128;
+            let fold = ((u128::MAX - q as u128) / max).clamp(1, 1 << 20) as usize;
+            for c0 in (0..DEGREE).step_by(CHUNK) {
+                acc.iter_mut().for_each(|a| *a = 0);
+                for (b, p) in pv.iter().enumerate() {
+                    let k = &p.row(j).to_slice().ok_or_else(|| err("plaintext layout"))?
+                        [c0..c0 + CHUNK];
+                    for (t, cts) in cv.iter().enumerate() {
+                        for (i, poly) in cts[b].iter().enumerate() {
+                            let a = &poly.row(j).to_slice().ok_or_else(|| err("layout"))?
+                                [c0..c0 + CHUNK];
+                            let s = &mut acc[(t * 2 + i) * CHUNK..][..CHUNK];
+                            for ((s, &x), &y) in s.iter_mut().zip(a).zip(k) {
+                                *s += x as u128 * y as u128;
+                            }
+                        }
+                    }
+                    if (b + 1) % fold == 0 {
+                        acc.iter_mut().for_each(|a| *a = m.reduce_u128(*a) as u128);
+                    }
+                }
+                for (t, o) in out.iter_mut().enumerate() {
+                    for (i, poly) in o.iter_mut().enumerate() {
+                        let s = &acc[(t * 2 + i) * CHUNK..][..CHUNK];
+                        let mut row = poly.row_mut(j);
+                        let d = row.as_slice_mut().ok_or_else(|| err("layout"))?;
+                        for (d, &v) in d[c0..c0 + CHUNK].iter_mut().zip(s) {
+                            *d = m.reduce_u128(v);
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|[c0, c1]| {
+                let polys = [c0, c1]
+                    .into_iter()
+                    .map(|c| Poly::try_convert_from(c, ctx, false, Representation::Ntt))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(err)?;
+                Ciphertext::new(polys, &self.par).map_err(err)
+            })
+            .collect()
     }
 
     fn add_plain_assign(&self, ct: &mut Ciphertext, values: &[u64], enc: Encoding) -> Result<()> {
