@@ -111,9 +111,7 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
     let mut out = acc.clone();
     let finish = time(reps, || {
         let mut c = acc.clone();
-        be.add_plain_assign(&mut c, &v, Encoding::Coeff)
-            .expect("add plain");
-        be.flood(&mut c, 100, &key, &mut rng).expect("flood");
+        be.finish(&mut c, &v, 100, &key, &mut rng).expect("finish");
         std::hint::black_box(be.serialize(&c).expect("ser"));
         out = c;
     });

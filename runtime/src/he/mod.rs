@@ -133,6 +133,20 @@ pub trait Backend: Send + Sync + NoiseBudget {
         pk: &Self::Pk,
         rng: &mut R,
     ) -> Result<()>;
+    /// A reply's whole treatment: adds the plaintext `mask` (as [`Backend::add_plain_assign`]
+    /// in the coefficient encoding), then floods and switches as [`Backend::flood`] does. A
+    /// backend may do both in one pass.
+    fn finish<R: RngCore + CryptoRng>(
+        &self,
+        ct: &mut Self::Ct,
+        mask: &[u64],
+        bits: u32,
+        pk: &Self::Pk,
+        rng: &mut R,
+    ) -> Result<()> {
+        self.add_plain_assign(ct, mask, Encoding::Coeff)?;
+        self.flood(ct, bits, pk, rng)
+    }
     /// Bytes on the wire.
     fn serialize(&self, ct: &Self::Ct) -> Result<Vec<u8>>;
     /// Reads a ciphertext from the peer, checking it is well formed for these parameters (two

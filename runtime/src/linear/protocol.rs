@@ -332,8 +332,7 @@ pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + 
                                 .map(|_| grng.random_range(0..p))
                                 .collect();
                             let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
-                            be.add_plain_assign(&mut acc, &neg, Encoding::Coeff)?;
-                            be.flood(&mut acc, flood, key, &mut grng)?;
+                            be.finish(&mut acc, &neg, flood, key, &mut grng)?;
                             let outs = packing
                                 .outputs(shape, origin, g)
                                 .into_iter()

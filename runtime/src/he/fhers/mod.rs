@@ -23,8 +23,22 @@ use fhe_traits::{
 use ndarray::Array2;
 use rand::{CryptoRng, RngCore};
 use std::sync::Arc;
+use zeroize::Zeroize;
 
 mod wire;
+
+/// The key owner's public key as the other party holds it: the crate's key and its two
+/// polynomials (NTT form, full modulus), which the re-randomisation here multiplies directly.
+pub struct FhePk {
+    /// The crate's own key: the tests' reference path encrypts with it.
+    #[cfg(test)]
+    key: PublicKey,
+    c: Ciphertext,
+}
+
+/// Error variance of the crate's encryptions (its default, which these parameters keep): the
+/// re-randomisation samples as its public-key encryption does.
+const VARIANCE: usize = 10;
 
 /// BFV over fhe.rs for one plaintext modulus.
 pub struct FheRs {
@@ -176,6 +190,96 @@ impl FheRs {
         Ok(ct)
     }
 
+    /// [`Backend::finish`] (or [`Backend::flood`] without a plaintext) in one trip to the power
+    /// basis: the public-key encryption of zero is u * pk + (e1, e2) with u in NTT form and the
+    /// errors added in the power basis, where the plaintext (scaled as the crate scales it) and
+    /// the flooding noise are added too; then all levels are switched at once. The same
+    /// polynomials, draw for draw, as the crate's encryption of zero, plaintext addition and
+    /// level-by-level switch (a test), with 14 transforms of one limb instead of 34.
+    fn reply<R: RngCore + CryptoRng>(
+        &self,
+        ct: &mut Ciphertext,
+        plain: Option<&[u64]>,
+        bits: u32,
+        pk: &FhePk,
+        rng: &mut R,
+    ) -> Result<()> {
+        check_flood(bits, self.modulus_bits(), self.plain_modulus())?;
+        if let Some(v) = plain {
+            check_len(v.len())?;
+        }
+        // The key was checked when it was read (`read_public_key`, the only way in from the
+        // peer).
+        let level = self.check_ct(ct)?;
+        if level > self.deepest {
+            return Err(HeError::Params(format!(
+                "flooding a ciphertext at level {level}, deeper than the reply level {}",
+                self.deepest
+            )));
+        }
+        let ctx = ct[0].ctx().clone();
+        // The key at the ciphertext's level (switched down as the crate's encryption does).
+        let key = if level == 0 {
+            std::borrow::Cow::Borrowed(&pk.c)
+        } else {
+            let mut k = pk.c.clone();
+            k.switch_to_level(level).map_err(err)?;
+            std::borrow::Cow::Owned(k)
+        };
+        let u = zeroize::Zeroizing::new(
+            Poly::small(&ctx, Representation::Ntt, VARIANCE, rng).map_err(err)?,
+        );
+        let e1 = zeroize::Zeroizing::new(
+            Poly::small(&ctx, Representation::PowerBasis, VARIANCE, rng).map_err(err)?,
+        );
+        let e2 = zeroize::Zeroizing::new(
+            Poly::small(&ctx, Representation::PowerBasis, VARIANCE, rng).map_err(err)?,
+        );
+        let noise = flood_residues(bits, ctx.moduli(), rng)?;
+        let mut e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise)
+            .map_err(|e| err(e.to_string()))?;
+        if let Some(v) = plain {
+            // The crate's scaling of a plaintext m: [m (q mod t)]_t times (-t)^-1 mod each q_i,
+            // which is floor(q m / t) mod q_i.
+            let t = fhe_math::zq::Modulus::new(self.plain_modulus()).map_err(err)?;
+            let q_mod_t = ctx
+                .moduli()
+                .iter()
+                .fold(1u64, |a, &q| t.mul(a, t.reduce(q)));
+            for (i, &q) in ctx.moduli().iter().enumerate() {
+                let m = fhe_math::zq::Modulus::new(q).map_err(err)?;
+                let delta = m
+                    .inv(m.neg(m.reduce(self.plain_modulus())))
+                    .ok_or_else(|| err("t is not invertible mod q"))?;
+                for (d, &x) in e.row_mut(i).iter_mut().zip(v) {
+                    let scaled = t.mul(t.reduce(x), q_mod_t);
+                    *d = m.add(*d, m.mul(m.reduce(scaled), delta));
+                }
+            }
+        }
+        let e = Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).map_err(err)?;
+        let target = self.par.context_at_level(self.deepest).map_err(err)?;
+        let mut c: Vec<Poly> = ct.iter().cloned().collect();
+        for (i, ci) in c.iter_mut().enumerate() {
+            let mut r = u.as_ref() * &key[i];
+            *ci += &r;
+            r.zeroize();
+            ci.change_representation(Representation::PowerBasis);
+            if i == 0 {
+                *ci += e1.as_ref();
+                *ci += &e;
+            } else {
+                *ci += e2.as_ref();
+            }
+            if ci.ctx() != target {
+                ci.switch_down_to(target).map_err(err)?;
+            }
+            ci.change_representation(Representation::Ntt);
+        }
+        *ct = Ciphertext::new(c, &self.par).map_err(err)?;
+        Ok(())
+    }
+
     fn encoding(enc: Encoding, level: usize) -> bfv::Encoding {
         match enc {
             Encoding::Coeff => bfv::Encoding::poly_at_level(level),
@@ -207,7 +311,7 @@ impl Backend for FheRs {
     type Sk = SecretKey;
     type Ct = Ciphertext;
     type Pt = Poly;
-    type Pk = PublicKey;
+    type Pk = FhePk;
 
     fn name(&self) -> &'static str {
         "fhe.rs"
@@ -221,7 +325,7 @@ impl Backend for FheRs {
         Ok(PublicKey::new(sk, rng).to_bytes())
     }
 
-    fn read_public_key(&self, bytes: &[u8]) -> Result<PublicKey> {
+    fn read_public_key(&self, bytes: &[u8]) -> Result<FhePk> {
         // The crate checks the level (0) but not the representations or the polynomial count;
         // a power-basis polynomial would panic at the first flood. The message is
         // `PublicKey { Ciphertext c = 1 }`.
@@ -244,8 +348,26 @@ impl Backend for FheRs {
         let pk = PublicKey::from_bytes(bytes, &self.par).map_err(|e| malformed("public key", e))?;
         // The crate keeps the key's ciphertext private; its own serialisation of what it
         // decoded says what it holds.
-        check(&pk.to_bytes())?;
-        Ok(pk)
+        let again = pk.to_bytes();
+        check(&again)?;
+        // The key's ciphertext, checked above, read for its polynomials.
+        let inner = match wire::fields(&again)
+            .map_err(|m| malformed("public key", m))?
+            .as_slice()
+        {
+            [(1, wire::Value::Bytes(c))] => c.to_vec(),
+            _ => return Err(malformed("public key", "unexpected fields")),
+        };
+        let ct =
+            Ciphertext::from_bytes(&inner, &self.par).map_err(|e| malformed("public key", e))?;
+        if self.check_ct(&ct)? != 0 {
+            return Err(malformed("public key", "not at the full modulus"));
+        }
+        Ok(FhePk {
+            #[cfg(test)]
+            key: pk,
+            c: ct,
+        })
     }
 
     fn encrypt<R: RngCore + CryptoRng>(
@@ -434,50 +556,21 @@ impl Backend for FheRs {
         &self,
         ct: &mut Ciphertext,
         bits: u32,
-        pk: &PublicKey,
+        pk: &FhePk,
         rng: &mut R,
     ) -> Result<()> {
-        check_flood(bits, self.modulus_bits(), self.plain_modulus())?;
-        // The key was checked when it was read (`read_public_key`, the only way in from the
-        // peer); the crate gives no access to its polynomials here.
-        let level = self.check_ct(ct)?;
-        if level > self.deepest {
-            return Err(HeError::Params(format!(
-                "flooding a ciphertext at level {level}, deeper than the reply level {}",
-                self.deepest
-            )));
-        }
-        let zero = Plaintext::try_encode(&[0u64], bfv::Encoding::poly_at_level(level), &self.par)
-            .map_err(err)?;
-        let fresh: Ciphertext = pk.try_encrypt(&zero, rng).map_err(err)?;
-        if fresh[0].ctx() != ct[0].ctx() {
-            return Err(HeError::Params(
-                "re-randomising a ciphertext below the full modulus".into(),
-            ));
-        }
-        *ct += &fresh;
-        let ctx = ct[0].ctx().clone();
-        let noise = flood_residues(bits, ctx.moduli(), rng)?;
-        let e = Array2::from_shape_vec((ctx.moduli().len(), DEGREE), noise)
-            .map_err(|e| err(e.to_string()))?;
-        let e = Poly::try_convert_from(e, &ctx, false, Representation::PowerBasis).map_err(err)?;
-        let target = self.par.context_at_level(self.deepest).map_err(err)?;
-        // One trip to the power basis for the whole switch, the noise added there: the same
-        // polynomials as adding it in NTT form and switching a level at a time (every NTT
-        // round trip is exact), without the noise's NTT and the round trips between levels.
-        let mut c: Vec<Poly> = ct.iter().cloned().collect();
-        for (i, ci) in c.iter_mut().enumerate() {
-            ci.change_representation(Representation::PowerBasis);
-            if i == 0 {
-                *ci += &e;
-            }
-            if ci.ctx() != target {
-                ci.switch_down_to(target).map_err(err)?;
-            }
-            ci.change_representation(Representation::Ntt);
-        }
-        *ct = Ciphertext::new(c, &self.par).map_err(err)?;
-        Ok(())
+        self.reply(ct, None, bits, pk, rng)
+    }
+
+    fn finish<R: RngCore + CryptoRng>(
+        &self,
+        ct: &mut Ciphertext,
+        mask: &[u64],
+        bits: u32,
+        pk: &FhePk,
+        rng: &mut R,
+    ) -> Result<()> {
+        self.reply(ct, Some(mask), bits, pk, rng)
     }
 
     fn serialize(&self, ct: &Ciphertext) -> Result<Vec<u8>> {

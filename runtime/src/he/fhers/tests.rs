@@ -7,7 +7,7 @@ use fhe::proto::bfv::Ciphertext as CiphertextProto;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-fn setup() -> (FheRs, SecretKey, PublicKey, ChaCha20Rng) {
+fn setup() -> (FheRs, SecretKey, FhePk, ChaCha20Rng) {
     let be = FheRs::new(c3d_ir::fixed::DELPHI_PRIME).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eed);
     let sk = be.keygen(&mut rng).unwrap();
@@ -379,13 +379,13 @@ fn flood_level_by_level(
     be: &FheRs,
     ct: &mut Ciphertext,
     bits: u32,
-    pk: &PublicKey,
+    pk: &FhePk,
     rng: &mut ChaCha20Rng,
 ) {
     let level = be.check_ct(ct).unwrap();
     let zero =
         Plaintext::try_encode(&[0u64], bfv::Encoding::poly_at_level(level), &be.par).unwrap();
-    let fresh: Ciphertext = pk.try_encrypt(&zero, rng).unwrap();
+    let fresh: Ciphertext = pk.key.try_encrypt(&zero, rng).unwrap();
     *ct += &fresh;
     let ctx = ct[0].ctx().clone();
     let noise = flood_residues(bits, ctx.moduli(), rng).unwrap();
@@ -432,4 +432,45 @@ fn flooding_in_one_trip_equals_flooding_level_by_level() {
         );
         assert_eq!(be.decrypt(&sk, &a, Encoding::Coeff).unwrap(), v);
     }
+}
+
+#[test]
+fn finish_equals_the_crate_plaintext_addition_then_flooding() {
+    let (be, sk, pk, mut rng) = setup();
+    let p = be.plain_modulus();
+    let v: Vec<u64> = (0..DEGREE as u64).map(|i| (i * 7919) % p).collect();
+    let mask: Vec<u64> = (0..DEGREE as u64).map(|i| (i * i + 3) % p).collect();
+    let ct = be.encrypt(&sk, &v, Encoding::Coeff, &mut rng).unwrap();
+    for bits in [40u32, 100] {
+        let (mut a, mut b) = (ct.clone(), ct.clone());
+        let seed = 0xf1 + bits as u64;
+        be.finish(
+            &mut a,
+            &mask,
+            bits,
+            &pk,
+            &mut ChaCha20Rng::seed_from_u64(seed),
+        )
+        .unwrap();
+        be.add_plain_assign(&mut b, &mask, Encoding::Coeff).unwrap();
+        flood_level_by_level(
+            &be,
+            &mut b,
+            bits,
+            &pk,
+            &mut ChaCha20Rng::seed_from_u64(seed),
+        );
+        assert_eq!(
+            be.serialize(&a).unwrap(),
+            be.serialize(&b).unwrap(),
+            "bits {bits}"
+        );
+        let want: Vec<u64> = v.iter().zip(&mask).map(|(x, m)| (x + m) % p).collect();
+        assert_eq!(be.decrypt(&sk, &a, Encoding::Coeff).unwrap(), want);
+    }
+    // A mask longer than a plaintext is refused.
+    let mut c = ct.clone();
+    assert!(be
+        .finish(&mut c, &vec![0; DEGREE + 1], 40, &pk, &mut rng)
+        .is_err());
 }
