@@ -272,11 +272,19 @@ pub fn product_noise_bits<B: NoiseBudget + ?Sized>(be: &B, l1_bits: u32, terms: 
     per + 64 - (terms.max(1) - 1).leading_zeros() + 1
 }
 
-/// Relative costs for choosing a packing, in units of one plaintext multiplication,
-/// measured with the fhe.rs backend on one core: a ciphertext in costs its encryption and
-/// upload, one out its flooding, modulus switch, download and decryption.
-const COST_IN: usize = 12;
-const COST_OUT: usize = 40;
+/// Microseconds of one core per operation of the offline linear protocol, both parties'
+/// work counted (fhe.rs backend, N = 8192, a 217-bit modulus; the fit is in
+/// docs/bench-runtime.md, from `cargo bench -p c3d-runtime --bench he_layers`): a product
+/// summed into a reply, a kernel's preparation (its transform), a ciphertext in (encryption,
+/// serialisation, the server's reading) and one out (mask, re-randomisation, flooding,
+/// switch, serialisation, the client's reading and decryption).
+pub const COST_PRODUCT_US: f64 = 120.0;
+/// See [`COST_PRODUCT_US`].
+pub const COST_PREPARE_US: f64 = 420.0;
+/// See [`COST_PRODUCT_US`].
+pub const COST_IN_US: f64 = 4700.0;
+/// See [`COST_PRODUCT_US`].
+pub const COST_OUT_US: f64 = 9000.0;
 
 fn candidates(limit: usize) -> Vec<usize> {
     let mut v: Vec<usize> = [
@@ -336,10 +344,14 @@ impl Packing {
         flood_bits(be, self.noise_bits(s, be, weight_mag_bits), budget)
     }
 
-    /// Relative cost of the layer under this packing, in units of one plaintext
-    /// multiplication (what [`Packing::choose`] minimises).
-    pub fn cost(&self, s: &ConvShape) -> usize {
-        self.products(s) + COST_IN * self.cts_in(s) + COST_OUT * self.cts_out(s)
+    /// Estimated seconds of one core the layer costs under this packing, both parties' work
+    /// (what [`Packing::choose`] minimises; [`COST_PRODUCT_US`] and the rest).
+    pub fn cost(&self, s: &ConvShape) -> f64 {
+        (self.products(s) as f64 * COST_PRODUCT_US
+            + self.kernel_preparations(s) as f64 * COST_PREPARE_US
+            + self.cts_in(s) as f64 * COST_IN_US
+            + self.cts_out(s) as f64 * COST_OUT_US)
+            / 1e6
     }
 
     /// The cheapest packing by the cost model among those that fit a session of `budget`'s
@@ -354,7 +366,7 @@ impl Packing {
         s.validate()?;
         let n = be.degree();
         let d = s.dense();
-        let mut best: Option<(usize, Packing)> = None;
+        let mut best: Option<(f64, Packing)> = None;
         // The least noisy packing that fits the ring, and why it does not fit the modulus.
         let mut quietest: Option<(u32, HeModelError)> = None;
         let mut cts: Vec<usize> = (0..)

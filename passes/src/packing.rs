@@ -53,7 +53,7 @@ pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, PackingError> {
     let mut first = true;
     loop {
         let (mut chosen, mut kept) = (0, 0);
-        let mut cost = 0usize;
+        let mut cost = 0.0f64;
         for (l, given) in plan.layers.iter_mut().zip(&given) {
             if l.protocol != Protocol::HeLinear {
                 continue;
@@ -86,8 +86,8 @@ pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, PackingError> {
             return Ok(PassRecord {
                 name: "packing".into(),
                 detail: format!(
-                    "{chosen} linear layers packed by the cost model, {kept} kept; {cost} \
-                     plaintext-product equivalents; {} flooded replies per session",
+                    "{chosen} linear layers packed by the cost model, {kept} kept; {cost:.1} s of \
+                     one core estimated; {} flooded replies per session",
                     actual.replies()
                 ),
             });

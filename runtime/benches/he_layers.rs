@@ -7,7 +7,7 @@
 
 use c3d_ir::fixed::DELPHI_PRIME;
 use c3d_runtime::he::{fhers::FheRs, Backend, Encoding, FloodBudget};
-use c3d_runtime::linear::{client_linear, kernel_preparations, server_linear, ConvShape, Packing};
+use c3d_runtime::linear::{client_linear, server_linear, ConvShape, Packing};
 use c3d_runtime::transport::Channel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -98,16 +98,16 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
     let prepare = time(reps, || {
         std::hint::black_box(be.prepare(&w, Encoding::Coeff).expect("prep"));
     });
-    // A dot of 8 rows by 16 plaintexts, per product: how the server multiplies a batch of
-    // tiles by one output group's kernels.
+    // A product in the matrix the server multiplies (8 tiles by 16 blocks by 4 groups), per
+    // product: one group's kernels against a batch of tiles.
     let pts: Vec<B::Pt> = (0..16)
         .map(|_| be.prepare(&w, Encoding::Coeff).expect("prep"))
         .collect();
-    let pts: Vec<&B::Pt> = pts.iter().collect();
+    let cols: Vec<Vec<Option<&B::Pt>>> = (0..4).map(|_| pts.iter().map(Some).collect()).collect();
     let rows: Vec<Vec<&B::Ct>> = (0..8).map(|_| vec![&ct; 16]).collect();
     let dot = time(reps / 4, || {
-        std::hint::black_box(be.dot_rows(&rows, &pts).expect("dot"));
-    }) / 128.0;
+        std::hint::black_box(be.dot_matrix(&rows, &cols).expect("dot"));
+    }) / 512.0;
     let mut out = acc.clone();
     let finish = time(reps, || {
         let mut c = acc.clone();
@@ -138,13 +138,18 @@ fn op_costs<B: Backend>(be: &B) -> OpCosts {
 fn model(c: &OpCosts, s: &ConvShape, pk: &Packing) -> f64 {
     let products = pk.products(s) as f64;
     products * c.dot
-        + kernel_preparations(s, pk) as f64 * c.prepare
+        + pk.kernel_preparations(s) as f64 * c.prepare
         + pk.cts_in(s) as f64 * c.encrypt
         + pk.cts_out(s) as f64 * (c.finish + c.decrypt)
 }
 
 fn bench<B: Backend + 'static>(be: Arc<B>) {
-    let c = op_costs(be.as_ref());
+    // One thread, as the per-operation figures say.
+    let c = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool")
+        .install(|| op_costs(be.as_ref()));
     println!(
         "\n### {} (N = {}, {}-bit q, p = Delphi's 41-bit prime, {WEIGHT_BITS}-bit weights)\n",
         be.name(),
@@ -153,7 +158,7 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
     );
     println!(
         "per operation, one thread: encrypt+serialize {:.2} ms, prepare a kernel {:.3} ms, plaintext multiply {:.3} ms, \
-         add {:.3} ms, product in a dot of 8 x 16 {:.4} ms, mask+flood+switch+serialize {:.2} ms, deserialize+decrypt {:.2} ms; \
+         add {:.3} ms, product in a dot of 8 x 16 x 4 {:.4} ms, mask+flood+switch+serialize {:.2} ms, deserialize+decrypt {:.2} ms; \
          ciphertext {} kB in, {} kB out\n",
         c.encrypt * 1e3, c.prepare * 1e3, c.mul * 1e3, c.add * 1e3, c.dot * 1e3, c.finish * 1e3, c.decrypt * 1e3,
         c.bytes_in / 1000, c.bytes_out / 1000
@@ -173,7 +178,7 @@ fn bench<B: Backend + 'static>(be: Arc<B>) {
             pk.c_t,
             pk.m_o,
             pk.products(&s),
-            kernel_preparations(&s, &pk),
+            pk.kernel_preparations(&s),
             pk.cts_in(&s),
             pk.cts_out(&s),
             mb_in,
@@ -232,19 +237,32 @@ fn end_to_end<B: Backend + 'static>(
     s: &ConvShape,
     pk: &Packing,
 ) -> (f64, c3d_runtime::linear::LinearStats) {
-    let p = be.plain_modulus();
-    let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let r: Vec<u64> = (0..s.input_len()).map(|_| rng.random_range(0..p)).collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
     let w: Vec<u64> = (0..s.weight_len())
         .map(|_| rng.random_range(0..1u64 << 10))
         .collect();
+    end_to_end_with(be, s, pk, WEIGHT_BITS, &SESSION, w)
+}
+
+/// [`end_to_end`] with given weights, weight bound and session flooding.
+fn end_to_end_with<B: Backend + 'static>(
+    be: Arc<B>,
+    s: &ConvShape,
+    pk: &Packing,
+    wbits: u32,
+    flood: &FloodBudget,
+    w: Vec<u64>,
+) -> (f64, c3d_runtime::linear::LinearStats) {
+    let p = be.plain_modulus();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let r: Vec<u64> = (0..s.input_len()).map(|_| rng.random_range(0..p)).collect();
     let (mut a, mut b) = Channel::pair().expect("pair");
     let sk = be.keygen(&mut rng).expect("keygen");
     let key = be
         .read_public_key(&be.public_key(&sk, &mut rng).expect("pk"))
         .expect("pk");
     let t = Instant::now();
-    let (be2, s2, pk2) = (be.clone(), s.clone(), pk.clone());
+    let (be2, s2, pk2, flood2) = (be.clone(), s.clone(), pk.clone(), *flood);
     let h = std::thread::spawn(move || {
         let mut rng = ChaCha20Rng::seed_from_u64(4);
         server_linear(
@@ -252,31 +270,91 @@ fn end_to_end<B: Backend + 'static>(
             &mut a,
             &s2,
             &pk2,
-            WEIGHT_BITS,
-            &SESSION,
+            wbits,
+            &flood2,
             &w,
             &key,
             &mut rng,
         )
         .expect("server")
     });
-    client_linear(
-        be.as_ref(),
-        &mut b,
-        &sk,
-        s,
-        pk,
-        WEIGHT_BITS,
-        &SESSION,
-        &r,
-        &mut rng,
-    )
-    .expect("client");
+    client_linear(be.as_ref(), &mut b, &sk, s, pk, wbits, flood, &r, &mut rng).expect("client");
     let (_, st) = h.join().expect("server");
     (t.elapsed().as_secs_f64(), st)
 }
 
+/// `--plan PLAN`: every HE layer of a compiled plan (its shapes, packings, public weight
+/// bounds, session flooding and the weights of `PLAN.weights`) end to end over a socket pair,
+/// both parties in this process: the offline HE phase of the plan without the rest.
+fn plan_layers(path: &str) {
+    use c3d_runtime::session::schedule::StepKind;
+    let plan_path = std::path::Path::new(path);
+    let (plan, hash) = c3d_ir::Plan::load(plan_path).expect("plan");
+    let weights = plan
+        .load_weights(&c3d_ir::format::weights_path_for(plan_path))
+        .expect("weights");
+    let be = Arc::new(FheRs::new(plan.fixed.p).expect("params"));
+    let model = c3d_runtime::session::server::ServerModel::new(
+        plan.clone(),
+        hash,
+        &weights,
+        FheRs::new(plan.fixed.p).expect("params"),
+    )
+    .expect("model");
+    let flood = model.schedule.flood;
+    println!(
+        "\n{path}: every HE layer end to end over a socket pair, both parties in one process ({} threads), \
+         {} flooded replies per session\n",
+        rayon::current_num_threads(),
+        flood.replies()
+    );
+    println!("| layer | seconds | products | dense products | cts in | cts out | MB in | MB out |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut tot = (0.0, 0, 0, 0, 0, 0.0, 0.0);
+    for step in &model.schedule.steps {
+        let StepKind::Linear {
+            shape,
+            packing,
+            weight_mag_bits,
+        } = &step.kind
+        else {
+            continue;
+        };
+        let w = model.linear_weights(step.node).expect("weights").to_vec();
+        let (secs, st) = end_to_end_with(be.clone(), shape, packing, *weight_mag_bits, &flood, w);
+        let name = &plan.graph.node(step.node).name;
+        let (i, o) = (st.bytes_in as f64 / 1e6, st.bytes_out as f64 / 1e6);
+        println!(
+            "| {name} | {secs:.1} | {} | {} | {} | {} | {i:.0} | {o:.0} |",
+            st.products,
+            packing.products(shape),
+            st.cts_in,
+            st.cts_out
+        );
+        tot = (
+            tot.0 + secs,
+            tot.1 + st.products,
+            tot.2 + packing.products(shape),
+            tot.3 + st.cts_in,
+            tot.4 + st.cts_out,
+            tot.5 + i,
+            tot.6 + o,
+        );
+    }
+    println!(
+        "| total | {:.1} | {} | {} | {} | {} | {:.0} | {:.0} |",
+        tot.0, tot.1, tot.2, tot.3, tot.4, tot.5, tot.6
+    );
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--plan") {
+        for path in args[i + 1..].iter().take_while(|a| !a.starts_with("--")) {
+            plan_layers(path);
+        }
+        return;
+    }
     bench(Arc::new(FheRs::new(DELPHI_PRIME).expect("params")));
     #[cfg(feature = "seal")]
     bench(Arc::new(

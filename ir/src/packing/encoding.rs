@@ -5,6 +5,12 @@
 use super::geometry::ConvShape;
 use serde::{Deserialize, Serialize};
 
+/// Most bytes of the client's input ciphertexts one batch of tiles takes on the server.
+pub const BATCH_INPUT_BYTES: usize = 1 << 30;
+/// A ciphertext's size in memory per polynomial coefficient, an upper bound: two polynomials
+/// of four RNS limbs of 8 bytes.
+pub const CT_BYTES_PER_COEFF: usize = 64;
+
 /// How a layer is cut into plaintexts: chosen by the compiler's packing pass from public data
 /// (the shape, the ring degree and the public weight bound) and recorded in the plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +89,26 @@ impl Packing {
     /// Ciphertexts the server returns.
     pub fn cts_out(&self, s: &ConvShape) -> usize {
         self.tile_count(s) * self.out_groups(s)
+    }
+
+    /// Tiles per batch of the protocol: as many as [`BATCH_INPUT_BYTES`] of the client's
+    /// ciphertexts hold in memory, at least one. The server holds a batch whole and prepares
+    /// each kernel once for all of its tiles; both sides derive the batch from the packing,
+    /// so they agree on the order of the messages.
+    pub fn tile_batch(&self, s: &ConvShape) -> usize {
+        let per_tile = self.in_blocks(s).max(1) * CT_BYTES_PER_COEFF * self.degree;
+        (BATCH_INPUT_BYTES / per_tile).clamp(1, self.tile_count(s).max(1))
+    }
+
+    /// Kernel plaintexts the server prepares: each (block, group) pair once per batch of tiles
+    /// (an upper bound: pruned kernels are skipped).
+    pub fn kernel_preparations(&self, s: &ConvShape) -> usize {
+        let per_batch = if s.depthwise {
+            self.in_blocks(s)
+        } else {
+            self.in_blocks(s) * self.out_groups(s)
+        };
+        per_batch * self.tile_count(s).div_ceil(self.tile_batch(s))
     }
     /// The client's plaintext for input block `b` of the tile at `origin`: its mask values,
     /// zero in the padding and beyond the volume.

@@ -104,19 +104,33 @@ pub trait Backend: Send + Sync + NoiseBudget {
     fn mul_plain(&self, ct: &Self::Ct, pt: &Self::Pt) -> Result<Self::Ct>;
     /// acc += ct.
     fn add_assign(&self, acc: &mut Self::Ct, ct: &Self::Ct) -> Result<()>;
-    /// Rows of ciphertexts times one column of plaintexts: out[t] = sum_b rows[t][b] * pts[b].
-    /// The rows share the plaintexts, so a backend can read each plaintext once for all of
-    /// them and reduce the sums once (the default is [`Backend::mul_plain`] and
-    /// [`Backend::add_assign`]). Every row must have one ciphertext per plaintext, at least one.
-    fn dot_rows(&self, rows: &[Vec<&Self::Ct>], pts: &[&Self::Pt]) -> Result<Vec<Self::Ct>> {
-        rows.iter()
-            .map(|row| {
-                check_row(row.len(), pts.len())?;
-                let mut acc = self.mul_plain(row[0], pts[0])?;
-                for (ct, pt) in row.iter().zip(pts).skip(1) {
-                    self.add_assign(&mut acc, &self.mul_plain(ct, pt)?)?;
-                }
-                Ok(acc)
+    /// Ciphertexts times plaintexts as matrices: out[g][t] = sum_b rows[t][b] * cols[g][b]
+    /// over the b where cols[g][b] is given (a pruned kernel is `None`). A backend can read
+    /// each ciphertext once for all columns and each plaintext once for all rows, and reduce
+    /// the sums once (the default is [`Backend::mul_plain`] and [`Backend::add_assign`]).
+    /// Every row and column must have the same length, and every column a plaintext.
+    fn dot_matrix(
+        &self,
+        rows: &[Vec<&Self::Ct>],
+        cols: &[Vec<Option<&Self::Pt>>],
+    ) -> Result<Vec<Vec<Self::Ct>>> {
+        check_matrix(rows, cols)?;
+        cols.iter()
+            .map(|col| {
+                rows.iter()
+                    .map(|row| {
+                        let mut acc: Option<Self::Ct> = None;
+                        for (ct, pt) in row.iter().zip(col) {
+                            let Some(pt) = pt else { continue };
+                            let prod = self.mul_plain(ct, pt)?;
+                            match acc.as_mut() {
+                                None => acc = Some(prod),
+                                Some(a) => self.add_assign(a, &prod)?,
+                            }
+                        }
+                        acc.ok_or_else(|| HeError::Params("a column without plaintexts".into()))
+                    })
+                    .collect()
             })
             .collect()
     }
@@ -195,13 +209,31 @@ pub(crate) fn check_len(n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a row of `cts` ciphertexts against `pts` plaintexts unless they pair up, at least
-/// one of each.
-pub(crate) fn check_row(cts: usize, pts: usize) -> Result<()> {
-    if cts != pts || pts == 0 {
+/// Refuses a ciphertext matrix and a plaintext matrix that do not pair up: rows and columns
+/// of one length, at least one of each, and a plaintext in every column.
+pub(crate) fn check_matrix<C, P>(rows: &[Vec<&C>], cols: &[Vec<Option<&P>>]) -> Result<()> {
+    let len = rows.first().map_or(0, Vec::len);
+    if rows.is_empty() || cols.is_empty() || len == 0 {
+        return Err(HeError::Params(
+            "an empty ciphertext or plaintext matrix".into(),
+        ));
+    }
+    if let Some(r) = rows.iter().find(|r| r.len() != len) {
         return Err(HeError::Params(format!(
-            "a row of {cts} ciphertexts against {pts} plaintexts"
+            "a row of {} ciphertexts beside one of {len}",
+            r.len()
         )));
+    }
+    for c in cols {
+        if c.len() != len {
+            return Err(HeError::Params(format!(
+                "a column of {} plaintexts against rows of {len} ciphertexts",
+                c.len()
+            )));
+        }
+        if c.iter().all(Option::is_none) {
+            return Err(HeError::Params("a column without plaintexts".into()));
+        }
     }
     Ok(())
 }
@@ -419,23 +451,41 @@ pub(crate) mod conformance {
             })
             .collect();
         let rows: Vec<Vec<&B::Ct>> = cts.iter().map(|r| r.iter().collect()).collect();
-        let prefs: Vec<&B::Pt> = pts.iter().collect();
-        let dots = be.dot_rows(&rows, &prefs).unwrap();
-        for (t, dot) in dots.into_iter().enumerate() {
-            let mut want = vec![0u64; n];
-            for (a, k) in ins[t].iter().zip(&ks) {
-                for (w, x) in want.iter_mut().zip(negacyclic(a, &cen(k), p)) {
-                    *w = (*w + x) % p;
+        // Three columns: every plaintext, every other one (pruned kernels), the first alone.
+        let cols: Vec<Vec<Option<&B::Pt>>> = vec![
+            pts.iter().map(Some).collect(),
+            pts.iter()
+                .enumerate()
+                .map(|(i, p)| (i % 2 == 0).then_some(p))
+                .collect(),
+            pts.iter()
+                .enumerate()
+                .map(|(i, p)| (i == 0).then_some(p))
+                .collect(),
+        ];
+        let dots = be.dot_matrix(&rows, &cols).unwrap();
+        assert_eq!(dots.len(), 3);
+        for (g, col) in cols.iter().enumerate() {
+            for (t, dot) in dots[g].iter().enumerate() {
+                let mut want = vec![0u64; n];
+                for ((a, k), used) in ins[t].iter().zip(&ks).zip(col) {
+                    if used.is_none() {
+                        continue;
+                    }
+                    for (w, x) in want.iter_mut().zip(negacyclic(a, &cen(k), p)) {
+                        *w = (*w + x) % p;
+                    }
                 }
+                assert_eq!(
+                    be.decrypt(&sk, dot, Encoding::Coeff).unwrap(),
+                    want,
+                    "column {g}, row {t}"
+                );
             }
-            assert_eq!(
-                be.decrypt(&sk, &dot, Encoding::Coeff).unwrap(),
-                want,
-                "row {t}"
-            );
         }
-        assert!(be.dot_rows(&[rows[0][..3].to_vec()], &prefs[..2]).is_err());
-        assert!(be.dot_rows(&[vec![]], &[]).is_err());
+        assert!(be.dot_matrix(&[rows[0][..3].to_vec()], &cols).is_err());
+        assert!(be.dot_matrix(&rows, &[vec![None; terms]]).is_err());
+        assert!(be.dot_matrix(&[vec![]], &[vec![]]).is_err());
 
         // Slot products are element-wise. Their plaintexts are dense and uniform (l1-norm up to
         // N p / 2), which a 186-bit modulus cannot flood for primes above 51 bits.

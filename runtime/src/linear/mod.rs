@@ -14,7 +14,7 @@ pub mod packing;
 pub mod protocol;
 
 pub use packing::{ConvShape, Packing};
-pub use protocol::{client_linear, kernel_preparations, server_linear, LinearStats};
+pub use protocol::{client_linear, server_linear, LinearStats};
 
 use crate::he::HeError;
 use crate::transport::TransportError;

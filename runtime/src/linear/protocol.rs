@@ -50,42 +50,13 @@ fn layer_flood<B: Backend>(
     Ok(flood)
 }
 
-/// Most bytes of the client's input ciphertexts (in memory, at the full modulus) one batch of
-/// tiles may take on the server, which holds a batch whole to read each kernel once for all
-/// of its tiles.
-const BATCH_INPUT_BYTES: usize = 1 << 30;
-/// A ciphertext's size in memory per polynomial coefficient, an upper bound: two polynomials
-/// of four RNS limbs of 8 bytes.
-const CT_BYTES_PER_COEFF: usize = 64;
-
-/// Tiles per batch: as many as [`BATCH_INPUT_BYTES`] holds, at least one. Both sides derive it
-/// from the public packing, so they agree on the order of the messages.
-fn tile_batch(shape: &ConvShape, packing: &Packing) -> usize {
-    let per_tile = packing.in_blocks(shape).max(1) * CT_BYTES_PER_COEFF * packing.degree;
-    (BATCH_INPUT_BYTES / per_tile).clamp(1, packing.tile_count(shape).max(1))
-}
-
-/// Kernel plaintexts the server prepares for a layer: each live one once per batch of tiles
-/// (an upper bound: pruned kernels are skipped).
-pub fn kernel_preparations(shape: &ConvShape, packing: &Packing) -> usize {
-    let per_batch = if shape.depthwise {
-        packing.in_blocks(shape)
-    } else {
-        packing.in_blocks(shape) * packing.out_groups(shape)
-    };
-    per_batch
-        * packing
-            .tile_count(shape)
-            .div_ceil(tile_batch(shape, packing))
-}
-
 /// Replies a side works on at once: enough for every thread, few enough to keep memory flat.
 fn reply_chunk() -> usize {
     2 * rayon::current_num_threads()
 }
 
 /// Client side: encrypts its mask `r` (layout C, D, H, W) and returns M r - s (layout C_out,
-/// D', H', W'). The tiles go in batches ([`tile_batch`]): the client sends a batch's input
+/// D', H', W'). The tiles go in batches ([`Packing::tile_batch`]): the client sends a batch's input
 /// ciphertexts (tile-major, then block), and the server answers with its replies
 /// (group-major, then tile). `budget` is the session's ([`FloodBudget::of_plan`]): the client
 /// refuses a layer whose flooding the parameters cannot carry for it.
@@ -114,7 +85,7 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let blocks = packing.in_blocks(shape);
     let groups = packing.out_groups(shape);
     let tiles = packing.tiles(shape);
-    for batch in tiles.chunks(tile_batch(shape, packing)) {
+    for batch in tiles.chunks(packing.tile_batch(shape)) {
         // Encrypted in parallel, each with its own seed drawn from the session RNG.
         let jobs: Vec<([usize; 3], usize, [u8; 32])> = batch
             .iter()
@@ -171,6 +142,9 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
 
 /// Most bytes of prepared kernels the server holds at once (the groups it works on together).
 const KERNEL_BYTES: usize = 1 << 30;
+/// Most sums (output groups times tiles) the server computes in one pass over the batch's
+/// ciphertexts: their chunks of coefficients stay in cache.
+const MAX_SUMS: usize = 64;
 /// A prepared kernel's size per polynomial coefficient, an upper bound: four RNS limbs of
 /// 8 bytes in NTT form.
 const KERNEL_BYTES_PER_COEFF: usize = 32;
@@ -270,14 +244,14 @@ pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + 
         })
         .collect();
     let products_per_tile: usize = live.iter().map(Vec::len).sum();
-    // Groups worked on together: their kernels (prepared once per batch of tiles, used by all
-    // of its tiles) within `kernel_bytes`.
+    // Groups worked on together: their kernels (prepared once per batch of tiles, for all of
+    // its tiles) within `kernel_bytes`, and few enough that the sums of a chunk of
+    // coefficients, one per group and tile, stay in cache.
     let per_group = blocks.max(1) * KERNEL_BYTES_PER_COEFF * packing.degree;
-    let together = (kernel_bytes / per_group).clamp(1, rayon::current_num_threads().max(1));
     let mut s = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
     let tiles = packing.tiles(shape);
-    for batch in tiles.chunks(tile_batch(shape, packing)) {
+    for batch in tiles.chunks(packing.tile_batch(shape)) {
         let mut raw = Vec::with_capacity(batch.len() * blocks);
         for _ in 0..batch.len() * blocks {
             let bytes = ch.recv(Tag::LinearIn)?;
@@ -285,73 +259,78 @@ pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + 
             st.cts_in += 1;
             raw.push(bytes);
         }
-        // cts[t * blocks + b]: block b of the batch's tile t.
+        // rows[t][b]: block b of the batch's tile t.
         let cts: Vec<B::Ct> = raw
             .par_iter()
             .map(|bytes| Ok(be.deserialize_at(bytes, CtLevel::Fresh)?))
             .collect::<Result<_>>()?;
         drop(raw);
+        let rows: Vec<Vec<&B::Ct>> = cts.chunks(blocks).map(|r| r.iter().collect()).collect();
         // Fresh per-reply seeds from the session RNG keep the parallel work seeded by it.
         let seeds: Vec<[u8; 32]> = (0..groups * batch.len()).map(|_| rng.random()).collect();
+        let together = (kernel_bytes / per_group)
+            .min(MAX_SUMS / batch.len())
+            .clamp(1, groups.max(1));
         for start in (0..groups).step_by(together) {
             let range = start..(start + together).min(groups);
-            let results: Vec<Result<Vec<GroupReply>>> = range
-                .into_par_iter()
-                .map(|g| {
-                    use rand::SeedableRng;
-                    let kernels: Vec<B::Pt> = live[g]
-                        .par_iter()
-                        .map(|&b| {
-                            let k = packing.encode_kernel(shape, b, g, weights);
-                            be.prepare(&k, Encoding::Coeff)
-                        })
-                        .collect::<crate::he::Result<_>>()?;
-                    let pts: Vec<&B::Pt> = kernels.iter().collect();
-                    let rows: Vec<Vec<&B::Ct>> = (0..batch.len())
-                        .map(|t| live[g].iter().map(|&b| &cts[t * blocks + b]).collect())
-                        .collect();
-                    // Rows split across the threads too, for layers of few groups.
-                    let per = rows.len().div_ceil(rayon::current_num_threads()).max(1);
-                    let accs: Vec<B::Ct> = rows
-                        .par_chunks(per)
-                        .map(|rows| be.dot_rows(rows, &pts))
-                        .collect::<crate::he::Result<Vec<_>>>()?
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                    drop(kernels);
-                    accs.into_par_iter()
-                        .zip(batch)
+            let pairs: Vec<(usize, usize)> = range
+                .clone()
+                .flat_map(|g| live[g].iter().map(move |&b| (g, b)))
+                .collect();
+            let kernels: Vec<B::Pt> = pairs
+                .par_iter()
+                .map(|&(g, b)| {
+                    be.prepare(
+                        &packing.encode_kernel(shape, b, g, weights),
+                        Encoding::Coeff,
+                    )
+                })
+                .collect::<crate::he::Result<_>>()?;
+            let mut cols: Vec<Vec<Option<&B::Pt>>> = vec![vec![None; blocks]; range.len()];
+            for (&(g, b), k) in pairs.iter().zip(&kernels) {
+                cols[g - start][b] = Some(k);
+            }
+            // sums[g - start][t]
+            let sums = be.dot_matrix(&rows, &cols)?;
+            drop(cols);
+            drop(kernels);
+            let jobs: Vec<(usize, usize, B::Ct)> = sums
+                .into_iter()
+                .enumerate()
+                .flat_map(|(gi, v)| {
+                    v.into_iter()
                         .enumerate()
-                        .map(|(t, (mut acc, &origin))| {
-                            let mut grng =
-                                rand_chacha::ChaCha20Rng::from_seed(seeds[g * batch.len() + t]);
-                            // Mask every coefficient: the outputs with s, the rest (partial
-                            // sums that would reveal weights) with throw-away randomness.
-                            let u: Vec<u64> = (0..packing.degree)
-                                .map(|_| grng.random_range(0..p))
-                                .collect();
-                            let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
-                            be.finish(&mut acc, &neg, flood, key, &mut grng)?;
-                            let outs = packing
-                                .outputs(shape, origin, g)
-                                .into_iter()
-                                .map(|(coeff, idx)| (idx, u[coeff]))
-                                .collect();
-                            Ok((be.serialize(&acc)?, outs))
-                        })
-                        .collect()
+                        .map(move |(t, c)| (start + gi, t, c))
+                })
+                .collect();
+            let results: Vec<Result<GroupReply>> = jobs
+                .into_par_iter()
+                .map(|(g, t, mut acc)| {
+                    use rand::SeedableRng;
+                    let mut grng = rand_chacha::ChaCha20Rng::from_seed(seeds[g * batch.len() + t]);
+                    // Mask every coefficient: the outputs with s, the rest (partial sums that
+                    // would reveal weights) with throw-away randomness.
+                    let u: Vec<u64> = (0..packing.degree)
+                        .map(|_| grng.random_range(0..p))
+                        .collect();
+                    let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
+                    be.finish(&mut acc, &neg, flood, key, &mut grng)?;
+                    let outs = packing
+                        .outputs(shape, batch[t], g)
+                        .into_iter()
+                        .map(|(coeff, idx)| (idx, u[coeff]))
+                        .collect();
+                    Ok((be.serialize(&acc)?, outs))
                 })
                 .collect();
             for r in results {
-                for (bytes, outs) in r? {
-                    for (idx, v) in outs {
-                        s[idx] = v;
-                    }
-                    st.bytes_out += bytes.len() as u64;
-                    st.cts_out += 1;
-                    ch.send(Tag::LinearOut, &bytes)?;
+                let (bytes, outs) = r?;
+                for (idx, v) in outs {
+                    s[idx] = v;
                 }
+                st.bytes_out += bytes.len() as u64;
+                st.cts_out += 1;
+                ch.send(Tag::LinearOut, &bytes)?;
             }
         }
         st.products += products_per_tile * batch.len();

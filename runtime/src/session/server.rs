@@ -155,6 +155,12 @@ impl<B: Backend> ServerModel<B> {
         self
     }
 
+    /// The weights of the linear layer at `node`, as field elements (layout C_out, C_in or
+    /// 1, kd, kh, kw), if it has any.
+    pub fn linear_weights(&self, node: NodeId) -> Option<&[u64]> {
+        self.weights.get(&node).map(|(w, _, _)| &w[..])
+    }
+
     /// [`ServerModel::with_keep_limit`] in place.
     pub fn set_keep_limit(&mut self, bytes: u64) {
         self.keep_limit = bytes;

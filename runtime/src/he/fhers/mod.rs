@@ -1,6 +1,6 @@
 //! The BFV backend over the pure-Rust `fhe` crate (fhe.rs, MIT). Ciphertexts live in NTT
 //! form; prepared plaintexts are centred integer polynomials in NTT form, so a plaintext
-//! multiplication is one pointwise pass per RNS limb, and a sum of them ([`Backend::dot_rows`])
+//! multiplication is one pointwise pass per RNS limb, and sums of them ([`Backend::dot_matrix`])
 //! one pass with the products summed in u128 and reduced once. The transforms are tfhe-ntt's
 //! (fhe-math's `tfhe-ntt` feature), whose butterflies are branch-free.
 //!
@@ -10,7 +10,7 @@
 //! the number of polynomials, the degree field, or that each residue is below its modulus.
 
 use super::{
-    centred, check_flood, check_len, check_row, flood_residues, modulus_bits_of,
+    centred, check_flood, check_len, check_matrix, flood_residues, modulus_bits_of,
     switch_target_fits, Backend, CtLevel, Encoding, HeError, NoiseBudget, Result, DEGREE,
 };
 use fhe::bfv::{
@@ -411,7 +411,7 @@ impl Backend for FheRs {
         let mut poly =
             Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)
                 .map_err(err)?;
-        // Plain NTT form: `dot_rows` multiplies without Shoup's precomputation, which would
+        // Plain NTT form: `dot_matrix` multiplies without Shoup's precomputation, which would
         // cost as much as the transform and double the memory.
         poly.change_representation(Representation::Ntt);
         Ok(poly)
@@ -454,19 +454,22 @@ impl Backend for FheRs {
         Ok(())
     }
 
-    fn dot_rows(&self, rows: &[Vec<&Ciphertext>], pts: &[&Poly]) -> Result<Vec<Ciphertext>> {
+    fn dot_matrix(
+        &self,
+        rows: &[Vec<&Ciphertext>],
+        cols: &[Vec<Option<&Poly>>],
+    ) -> Result<Vec<Vec<Ciphertext>>> {
+        use rayon::prelude::*;
+        check_matrix(rows, cols)?;
         let ctx = self.ctx0()?;
-        for row in rows {
-            check_row(row.len(), pts.len())?;
-            for ct in row {
-                if self.check_ct(ct)? != 0 {
-                    return Err(HeError::Params(
-                        "plaintext products run at the full modulus".into(),
-                    ));
-                }
+        for ct in rows.iter().flatten() {
+            if self.check_ct(ct)? != 0 {
+                return Err(HeError::Params(
+                    "plaintext products run at the full modulus".into(),
+                ));
             }
         }
-        for pt in pts {
+        for pt in cols.iter().flatten().flatten() {
             if pt.representation() != &Representation::Ntt || pt.ctx() != ctx {
                 return Err(HeError::Params(format!(
                     "a prepared plaintext in {} form or at another level, expected NTT at the \
@@ -480,38 +483,49 @@ impl Backend for FheRs {
             .iter()
             .map(|&q| fhe_math::zq::Modulus::new(q).map_err(err))
             .collect::<Result<Vec<_>>>()?;
-        // Products are summed unreduced in u128 and reduced every `fold` terms (q < 2^62, so
-        // at least 15 products fit above a reduced partial sum), in chunks of coefficients
-        // that keep the sums in cache while each plaintext chunk is read once for every row.
-        const CHUNK: usize = 512;
-        let pv: Vec<_> = pts.iter().map(|p| p.coefficients()).collect();
-        let cv: Vec<Vec<[_; 2]>> = rows
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|ct| [ct[0].coefficients(), ct[1].coefficients()])
-                    .collect()
-            })
+        let layout = || err("polynomial layout");
+        fn limb(p: &Poly, j: usize) -> Result<&[u64]> {
+            let all: ndarray::ArrayView2<'_, u64> = p.coefficients();
+            all.index_axis_move(ndarray::Axis(0), j)
+                .to_slice()
+                .ok_or_else(|| err("polynomial layout"))
+        }
+        let (nr, nc, nb) = (rows.len(), cols.len(), rows[0].len());
+        // Products are summed unreduced in u128 and reduced every `fold` blocks (q < 2^62, so
+        // at least 15 products fit above a reduced partial sum). The work is cut by limb and
+        // chunk of coefficients across the threads; inside a chunk each ciphertext is read
+        // once for all columns and each plaintext once for all rows, with the sums in cache.
+        const CHUNK: usize = 256;
+        let jobs: Vec<(usize, usize)> = (0..moduli.len())
+            .flat_map(|j| (0..DEGREE).step_by(CHUNK).map(move |c0| (j, c0)))
             .collect();
-        let mut out: Vec<[Array2<u64>; 2]> = (0..rows.len())
-            .map(|_| std::array::from_fn(|_| Array2::zeros((moduli.len(), DEGREE))))
-            .collect();
-        let mut acc = vec![0u128; rows.len() * 2 * CHUNK];
-        for (j, (m, &q)) in ms.iter().zip(moduli).enumerate() {
-            let max = (q - 1) as u128 * (q - 1) as u128;
-            let fold = ((u128::MAX - q as u128) / max).clamp(1, 1 << 20) as usize;
-            for c0 in (0..DEGREE).step_by(CHUNK) {
-                acc.iter_mut().for_each(|a| *a = 0);
-                for (b, p) in pv.iter().enumerate() {
-                    let k = &p.row(j).to_slice().ok_or_else(|| err("plaintext layout"))?
-                        [c0..c0 + CHUNK];
-                    for (t, cts) in cv.iter().enumerate() {
-                        for (i, poly) in cts[b].iter().enumerate() {
-                            let a = &poly.row(j).to_slice().ok_or_else(|| err("layout"))?
-                                [c0..c0 + CHUNK];
-                            let s = &mut acc[(t * 2 + i) * CHUNK..][..CHUNK];
-                            for ((s, &x), &y) in s.iter_mut().zip(a).zip(k) {
-                                *s += x as u128 * y as u128;
+        let done: Vec<Vec<u64>> = jobs
+            .par_iter()
+            .map(|&(j, c0)| -> Result<Vec<u64>> {
+                let (m, q) = (&ms[j], moduli[j]);
+                let max = (q - 1) as u128 * (q - 1) as u128;
+                let fold = ((u128::MAX - q as u128) / max).clamp(1, 1 << 20) as usize;
+                // acc[((g * nr + t) * 2 + i) * CHUNK + k]
+                let mut acc = vec![0u128; nc * nr * 2 * CHUNK];
+                for b in 0..nb {
+                    let cts: Vec<[&[u64]; 2]> = rows
+                        .iter()
+                        .map(|r| {
+                            Ok([
+                                &limb(&r[b][0], j)?[c0..c0 + CHUNK],
+                                &limb(&r[b][1], j)?[c0..c0 + CHUNK],
+                            ])
+                        })
+                        .collect::<Result<_>>()?;
+                    for (g, col) in cols.iter().enumerate() {
+                        let Some(pt) = col[b] else { continue };
+                        let k = &limb(pt, j)?[c0..c0 + CHUNK];
+                        for (t, ct) in cts.iter().enumerate() {
+                            for (i, a) in ct.iter().enumerate() {
+                                let s = &mut acc[((g * nr + t) * 2 + i) * CHUNK..][..CHUNK];
+                                for ((s, &x), &y) in s.iter_mut().zip(*a).zip(k) {
+                                    *s += x as u128 * y as u128;
+                                }
                             }
                         }
                     }
@@ -519,26 +533,30 @@ impl Backend for FheRs {
                         acc.iter_mut().for_each(|a| *a = m.reduce_u128(*a) as u128);
                     }
                 }
-                for (t, o) in out.iter_mut().enumerate() {
-                    for (i, poly) in o.iter_mut().enumerate() {
-                        let s = &acc[(t * 2 + i) * CHUNK..][..CHUNK];
-                        let mut row = poly.row_mut(j);
-                        let d = row.as_slice_mut().ok_or_else(|| err("layout"))?;
-                        for (d, &v) in d[c0..c0 + CHUNK].iter_mut().zip(s) {
-                            *d = m.reduce_u128(v);
-                        }
-                    }
-                }
-            }
-        }
-        out.into_iter()
-            .map(|[c0, c1]| {
-                let polys = [c0, c1]
-                    .into_iter()
-                    .map(|c| Poly::try_convert_from(c, ctx, false, Representation::Ntt))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(err)?;
-                Ciphertext::new(polys, &self.par).map_err(err)
+                Ok(acc.into_iter().map(|a| m.reduce_u128(a)).collect())
+            })
+            .collect::<Result<_>>()?;
+        (0..nc)
+            .into_par_iter()
+            .map(|g| {
+                (0..nr)
+                    .map(|t| {
+                        let polys = (0..2)
+                            .map(|i| {
+                                let mut c = Array2::zeros((moduli.len(), DEGREE));
+                                for (&(j, c0), d) in jobs.iter().zip(&done) {
+                                    let src = &d[((g * nr + t) * 2 + i) * CHUNK..][..CHUNK];
+                                    let mut row = c.row_mut(j);
+                                    row.as_slice_mut().ok_or_else(layout)?[c0..c0 + CHUNK]
+                                        .copy_from_slice(src);
+                                }
+                                Poly::try_convert_from(c, ctx, false, Representation::Ntt)
+                                    .map_err(err)
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        Ciphertext::new(polys, &self.par).map_err(err)
+                    })
+                    .collect()
             })
             .collect()
     }
