@@ -39,6 +39,89 @@ pub struct Row {
     /// For a comparison layer, what each exact protocol would spend on it, and the estimated
     /// seconds on the plan's network (empty for other layers).
     pub choices: Vec<Choice>,
+    /// For an HE linear layer, the packing the plan records and the slot packings estimated
+    /// beside it (empty for other layers).
+    pub packings: Vec<HeChoice>,
+}
+
+/// One HE packing's estimated cost for a linear layer.
+#[derive(Debug, Serialize)]
+pub struct HeChoice {
+    /// `coefficient`, `diagonal` or `gazelle`.
+    pub encoding: String,
+    /// The cut: tile, input channels per polynomial and output channels per product (the
+    /// coefficient packing), empty for the slot packings.
+    pub detail: String,
+    /// Plaintext products.
+    pub products: u64,
+    /// Rotations (key switches).
+    pub rotations: u64,
+    /// Galois keys the client would send, and their bytes.
+    pub galois_keys: u64,
+    /// Bytes of those keys.
+    pub galois_key_bytes: u64,
+    /// Ciphertexts the client sends.
+    pub cts_in: u64,
+    /// Ciphertexts the server returns.
+    pub cts_out: u64,
+    /// Estimated seconds of one core, both parties.
+    pub seconds: f64,
+    /// Ciphertext modulus bits the session's flooding needs, and what the parameters have.
+    pub modulus_needed: u32,
+    /// Ciphertext modulus bits of the parameters.
+    pub modulus_have: u32,
+    /// Whether the plan uses it.
+    pub chosen: bool,
+}
+
+/// The plan's packing of an HE layer and the slot packings beside it.
+fn he_choices(plan: &Plan, l: &c3d_ir::NodePlan, replies: u64) -> Vec<HeChoice> {
+    use c3d_ir::he_model::{FloodBudget, HeModel};
+    use c3d_ir::packing::{slots, ConvShape};
+    let (Some(pk), Ok(s)) = (&l.packing, ConvShape::of_node(&plan.graph, l.node)) else {
+        return Vec::new();
+    };
+    let he = HeModel::for_prime(plan.fixed.p);
+    let budget = FloodBudget::new(replies.max(1));
+    let t_bits = 64 - plan.fixed.p.leading_zeros();
+    let need = pk
+        .check(&s, &he, l.quant.weight_mag_bits, &budget)
+        .map_or(u32::MAX, |f| f + t_bits + 3);
+    let mut v = vec![HeChoice {
+        encoding: "coefficient".into(),
+        detail: format!("{:?} x {} x {}", pk.tile, pk.c_t, pk.m_o),
+        products: pk.products(&s) as u64,
+        rotations: 0,
+        galois_keys: 0,
+        galois_key_bytes: 0,
+        cts_in: pk.cts_in(&s) as u64,
+        cts_out: pk.cts_out(&s) as u64,
+        seconds: pk.cost(&s),
+        modulus_needed: need,
+        modulus_have: he.modulus_bits,
+        chosen: true,
+    }];
+    for e in slots::slot_estimates(&s, plan.fixed.p, &budget) {
+        v.push(HeChoice {
+            encoding: match e.kind {
+                slots::SlotKind::Diagonal => "diagonal",
+                slots::SlotKind::Gazelle => "gazelle",
+            }
+            .into(),
+            detail: String::new(),
+            products: e.products as u64,
+            rotations: e.rotations as u64,
+            galois_keys: e.galois_keys as u64,
+            galois_key_bytes: e.key_bytes,
+            cts_in: e.cts_in as u64,
+            cts_out: e.cts_out as u64,
+            seconds: e.seconds,
+            modulus_needed: e.modulus_needed,
+            modulus_have: e.modulus_have,
+            chosen: false,
+        });
+    }
+    v
 }
 
 /// One exact comparison protocol's cost for a layer.
@@ -137,6 +220,11 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
         } else {
             Vec::new()
         };
+        let packings = if l.protocol == Protocol::HeLinear {
+            he_choices(plan, l, costs.he_replies)
+        } else {
+            Vec::new()
+        };
         rows.push(Row {
             name: n.name.clone(),
             op: n.op.name().into(),
@@ -153,6 +241,7 @@ pub fn inspect(plan: &Plan, hash: &[u8; 32], weights: Option<&Weights>) -> Inspe
             sparsity: l.sparsity,
             cost,
             choices,
+            packings,
         });
     }
     Inspection {
@@ -323,6 +412,54 @@ pub fn render(ins: &Inspection) -> String {
                 o.bytes as f64 / g.bytes.max(1) as f64,
                 r.protocol
             );
+        }
+    }
+    let he_rows: Vec<&Row> = ins
+        .layers
+        .iter()
+        .filter(|r| !r.packings.is_empty())
+        .collect();
+    if !he_rows.is_empty() {
+        s += "HE packings (estimated seconds of one core, both parties; modulus bits the \
+              session's flooding needs / has):\n";
+        s += &format!(
+            "  {:name_w$}  {:11}  {:>9}  {:>9}  {:>6}  {:>8}  {:>6}  {:>6}  {:>8}  {:>9}  {}\n",
+            "name",
+            "encoding",
+            "products",
+            "rotations",
+            "keys",
+            "keys MB",
+            "in",
+            "out",
+            "s",
+            "modulus",
+            "cut"
+        );
+        for r in he_rows {
+            for c in &r.packings {
+                let fits = c.modulus_needed <= c.modulus_have;
+                s += &format!(
+                    "  {:name_w$}  {:11}  {:>9}  {:>9}  {:>6}  {:>8.1}  {:>6}  {:>6}  {:>8.2}  {:>9}  {}\n",
+                    r.name,
+                    c.encoding,
+                    human(c.products),
+                    human(c.rotations),
+                    c.galois_keys,
+                    c.galois_key_bytes as f64 / 1e6,
+                    c.cts_in,
+                    c.cts_out,
+                    c.seconds,
+                    format!("{}/{}", c.modulus_needed, c.modulus_have),
+                    if c.chosen {
+                        format!("{} (chosen)", c.detail)
+                    } else if fits {
+                        "fits, costs more".to_string()
+                    } else {
+                        "flooding does not fit".to_string()
+                    }
+                );
+            }
         }
     }
     if let Some(d) = ins.he_distance_log2 {

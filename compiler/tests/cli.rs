@@ -115,6 +115,28 @@ fn compile_inspect_simulate_round_trip() {
             r["headroom_bits"]
         );
     }
+    // Every HE layer lists the plan's packing (chosen, its counts the plan's) and the slot
+    // packing beside it, whose flooding needs more modulus than the parameters have.
+    for (r, l) in rows.iter().zip(&p.layers) {
+        let packs = r["packings"].as_array().unwrap();
+        if l.protocol != c3d_ir::Protocol::HeLinear {
+            assert!(packs.is_empty());
+            continue;
+        }
+        let pk = l.packing.as_ref().unwrap();
+        let shape = c3d_ir::packing::ConvShape::of_node(&p.graph, l.node).unwrap();
+        assert_eq!(packs[0]["encoding"], "coefficient");
+        assert_eq!(packs[0]["chosen"], true);
+        assert_eq!(packs[0]["products"], pk.products(&shape) as u64);
+        assert_eq!(packs[0]["cts_out"], pk.cts_out(&shape) as u64);
+        assert!(packs[0]["modulus_needed"].as_u64() <= packs[0]["modulus_have"].as_u64());
+        assert!(packs.len() >= 2, "{}", r["name"]);
+        for c in &packs[1..] {
+            assert_eq!(c["chosen"], false);
+            assert!(c["rotations"].as_u64().unwrap() > 0);
+            assert!(c["modulus_needed"].as_u64() > c["modulus_have"].as_u64());
+        }
+    }
     for l in &p.layers {
         let n = &p.graph.node(l.node).name;
         assert!(

@@ -347,6 +347,37 @@ fn plan_layers(path: &str) {
     );
 }
 
+/// Milliseconds of one thread per slot rotation (column rotation by 1, fhe.rs's Galois key at
+/// the full modulus, N = 8192), and the serialised key's bytes: what the slot packings'
+/// estimates take (`c3d_ir::packing::slots::COST_ROTATE_US`).
+fn rotation_cost() -> (f64, usize) {
+    use fhe::bfv::{
+        BfvParametersBuilder, Ciphertext, Encoding as E, EvaluationKeyBuilder, Plaintext, SecretKey,
+    };
+    use fhe_traits::{FheEncoder, FheEncrypter, Serialize};
+    let par = BfvParametersBuilder::new()
+        .set_degree(8192)
+        .set_plaintext_modulus(DELPHI_PRIME)
+        .set_moduli_sizes(c3d_ir::HeModel::limb_bits(DELPHI_PRIME))
+        .build_arc()
+        .expect("params");
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let sk = SecretKey::random(&par, &mut rng);
+    let ek = EvaluationKeyBuilder::new(&sk)
+        .expect("builder")
+        .enable_column_rotation(1)
+        .expect("rotation")
+        .build(&mut rng)
+        .expect("key");
+    let v: Vec<u64> = (0..8192u64).collect();
+    let pt = Plaintext::try_encode(&v, E::simd(), &par).expect("encode");
+    let ct: Ciphertext = sk.try_encrypt(&pt, &mut rng).expect("encrypt");
+    let secs = time(20, || {
+        std::hint::black_box(ek.rotates_columns_by(&ct, 1).expect("rotate"));
+    });
+    (secs * 1e3, ek.to_bytes().len())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--plan") {
@@ -355,6 +386,11 @@ fn main() {
         }
         return;
     }
+    let (rot_ms, key_bytes) = rotation_cost();
+    println!(
+        "fhe.rs slot rotation (key switch), one thread: {rot_ms:.2} ms; one Galois key {} kB",
+        key_bytes / 1000
+    );
     bench(Arc::new(FheRs::new(DELPHI_PRIME).expect("params")));
     #[cfg(feature = "seal")]
     bench(Arc::new(
