@@ -308,8 +308,10 @@ fn plan_layers(path: &str) {
         rayon::current_num_threads(),
         flood.replies()
     );
-    println!("| layer | seconds | products | dense products | cts in | cts out | MB in | MB out |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| layer | seconds | products | dense products | kernels prepared | cts in | cts out | MB in | MB out | cost model s (1 core) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut tot = (0.0, 0, 0, 0, 0, 0.0, 0.0);
     for step in &model.schedule.steps {
         let StepKind::Linear {
@@ -325,11 +327,13 @@ fn plan_layers(path: &str) {
         let name = &plan.graph.node(step.node).name;
         let (i, o) = (st.bytes_in as f64 / 1e6, st.bytes_out as f64 / 1e6);
         println!(
-            "| {name} | {secs:.1} | {} | {} | {} | {} | {i:.0} | {o:.0} |",
+            "| {name} | {secs:.1} | {} | {} | {} | {} | {} | {i:.0} | {o:.0} | {:.1} |",
             st.products,
             packing.products(shape),
+            packing.kernel_preparations(shape),
             st.cts_in,
-            st.cts_out
+            st.cts_out,
+            packing.cost(shape)
         );
         tot = (
             tot.0 + secs,
@@ -342,7 +346,7 @@ fn plan_layers(path: &str) {
         );
     }
     println!(
-        "| total | {:.1} | {} | {} | {} | {} | {:.0} | {:.0} |",
+        "| total | {:.1} | {} | {} | | {} | {} | {:.0} | {:.0} | |",
         tot.0, tot.1, tot.2, tot.3, tot.4, tot.5, tot.6
     );
 }

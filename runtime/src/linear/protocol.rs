@@ -72,6 +72,35 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     r: &[u64],
     rng: &mut R,
 ) -> Result<(Vec<u64>, LinearStats)> {
+    let batch = packing.tile_batch(shape);
+    client_linear_in(
+        be,
+        ch,
+        sk,
+        shape,
+        packing,
+        weight_mag_bits,
+        budget,
+        r,
+        rng,
+        batch,
+    )
+}
+
+/// [`client_linear`] with `batch` tiles per batch (the server must use the same).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn client_linear_in<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
+    be: &B,
+    ch: &mut Channel<S>,
+    sk: &B::Sk,
+    shape: &ConvShape,
+    packing: &Packing,
+    weight_mag_bits: u32,
+    budget: &FloodBudget,
+    r: &[u64],
+    rng: &mut R,
+    batch: usize,
+) -> Result<(Vec<u64>, LinearStats)> {
     layer_flood(be, shape, packing, weight_mag_bits, budget)?;
     if r.len() != shape.input_len() {
         return Err(LinearError::Shape(format!(
@@ -85,7 +114,7 @@ pub fn client_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     let blocks = packing.in_blocks(shape);
     let groups = packing.out_groups(shape);
     let tiles = packing.tiles(shape);
-    for batch in tiles.chunks(packing.tile_batch(shape)) {
+    for batch in tiles.chunks(batch.max(1)) {
         // Encrypted in parallel, each with its own seed drawn from the session RNG.
         let jobs: Vec<([usize; 3], usize, [u8; 32])> = batch
             .iter()
@@ -177,11 +206,12 @@ pub fn server_linear<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
         key,
         rng,
         KERNEL_BYTES,
+        packing.tile_batch(shape),
     )
 }
 
 /// [`server_linear`] holding at most `kernel_bytes` of prepared kernels at once (at least one
-/// group's).
+/// group's), with `batch` tiles per batch (the client must use the same).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + RngCore>(
     be: &B,
@@ -194,6 +224,7 @@ pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + 
     key: &B::Pk,
     rng: &mut R,
     kernel_bytes: usize,
+    batch: usize,
 ) -> Result<(Vec<u64>, LinearStats)> {
     let flood = layer_flood(be, shape, packing, weight_mag_bits, budget)?;
     let p = be.plain_modulus();
@@ -251,7 +282,7 @@ pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + 
     let mut s = vec![0u64; shape.output_len()];
     let mut st = LinearStats::default();
     let tiles = packing.tiles(shape);
-    for batch in tiles.chunks(packing.tile_batch(shape)) {
+    for batch in tiles.chunks(batch.max(1)) {
         let mut raw = Vec::with_capacity(batch.len() * blocks);
         for _ in 0..batch.len() * blocks {
             let bytes = ch.recv(Tag::LinearIn)?;
@@ -386,7 +417,7 @@ pub(crate) mod tests {
         run_cached(be, shape, packing, wbits, seed, KERNEL_BYTES)
     }
 
-    /// [`run_with`] with the server's kernel cache limited to `cache` bytes.
+    /// [`run_with`] with the server's kernel memory limited to `cache` bytes.
     pub(crate) fn run_cached<B: Backend + 'static>(
         be: Arc<B>,
         shape: &ConvShape,
@@ -394,6 +425,19 @@ pub(crate) mod tests {
         wbits: u32,
         seed: u64,
         cache: usize,
+    ) -> LinearStats {
+        run_batched(be, shape, packing, wbits, seed, cache, None)
+    }
+
+    /// [`run_cached`] with `batch` tiles per batch (the packing's own when `None`).
+    pub(crate) fn run_batched<B: Backend + 'static>(
+        be: Arc<B>,
+        shape: &ConvShape,
+        packing: Option<Packing>,
+        wbits: u32,
+        seed: u64,
+        cache: usize,
+        batch: Option<usize>,
     ) -> LinearStats {
         let p = be.plain_modulus();
         let packing = packing
@@ -419,6 +463,7 @@ pub(crate) mod tests {
         let key = be
             .read_public_key(&be.public_key(&sk, &mut rng).unwrap())
             .unwrap();
+        let batch = batch.unwrap_or_else(|| packing.tile_batch(shape));
         let (be2, shape2, packing2, w2) = (be.clone(), shape.clone(), packing.clone(), w.clone());
         let server = std::thread::spawn(move || {
             let mut rng = ChaCha20Rng::seed_from_u64(seed + 1);
@@ -433,10 +478,11 @@ pub(crate) mod tests {
                 &key,
                 &mut rng,
                 cache,
+                batch,
             )
             .unwrap()
         });
-        let (c, cst) = client_linear(
+        let (c, cst) = client_linear_in(
             be.as_ref(),
             &mut b,
             &sk,
@@ -446,6 +492,7 @@ pub(crate) mod tests {
             &SESSION,
             &r,
             &mut rng,
+            batch,
         )
         .unwrap();
         let (s, sst) = server.join().unwrap();
@@ -495,6 +542,24 @@ pub(crate) mod tests {
             let batched = run_cached(be.clone(), &s, Some(packing.clone()), 10, 2, cache);
             assert_eq!(batched.products, st.products, "cache {cache}");
             assert_eq!(batched.cts_out, st.cts_out, "cache {cache}");
+        }
+        // Tiles in batches of one, and of five (a ragged last batch of two of the 12 tiles):
+        // the same products and replies, the same result.
+        assert_eq!(packing.tile_count(&s), 12);
+        for batch in [1, 5] {
+            let b = run_batched(
+                be.clone(),
+                &s,
+                Some(packing.clone()),
+                10,
+                3,
+                1 << 30,
+                Some(batch),
+            );
+            assert_eq!(
+                (b.products, b.cts_in, b.cts_out),
+                (st.products, st.cts_in, st.cts_out)
+            );
         }
     }
 
