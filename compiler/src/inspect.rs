@@ -64,7 +64,7 @@ pub struct HeChoice {
     pub cts_in: u64,
     /// Ciphertexts the server returns.
     pub cts_out: u64,
-    /// Estimated seconds of one core, both parties.
+    /// Estimated seconds on the cost model's reference machine (2 cores), both parties.
     pub seconds: f64,
     /// Ciphertext modulus bits the session's flooding needs, and what the parameters have.
     pub modulus_needed: u32,
@@ -420,8 +420,8 @@ pub fn render(ins: &Inspection) -> String {
         .filter(|r| !r.packings.is_empty())
         .collect();
     if !he_rows.is_empty() {
-        s += "HE packings (estimated seconds of one core, both parties; modulus bits the \
-              session's flooding needs / has):\n";
+        s += "HE packings (estimated seconds on the cost model's 2-core machine, both parties; \
+              modulus bits the session's flooding needs / has):\n";
         s += &format!(
             "  {:name_w$}  {:11}  {:>9}  {:>9}  {:>6}  {:>8}  {:>6}  {:>6}  {:>8}  {:>9}  {}\n",
             "name",

@@ -272,19 +272,20 @@ pub fn product_noise_bits<B: NoiseBudget + ?Sized>(be: &B, l1_bits: u32, terms: 
     per + 64 - (terms.max(1) - 1).leading_zeros() + 1
 }
 
-/// Microseconds of one core per operation of the offline linear protocol, both parties'
-/// work counted (fhe.rs backend, N = 8192, a 217-bit modulus; the fit is in
-/// docs/bench-runtime.md, from `cargo bench -p c3d-runtime --bench he_layers`): a product
-/// summed into a reply, a kernel's preparation (its transform), a ciphertext in (encryption,
+/// Microseconds per operation of the offline linear protocol on the reference machine (2
+/// cores, both parties on them, fhe.rs backend, N = 8192, a 217-bit modulus): a product summed
+/// into a reply, a kernel's preparation (its transform), a ciphertext in (encryption,
 /// serialisation, the server's reading) and one out (mask, re-randomisation, flooding,
-/// switch, serialisation, the client's reading and decryption).
-pub const COST_PRODUCT_US: f64 = 120.0;
+/// switch, serialisation, the client's reading and decryption). Fitted by least squares to
+/// full C3D's eleven layers run end to end (`cargo bench -p c3d-runtime --bench he_layers --
+/// --plan`); the fit is in docs/bench-runtime.md.
+pub const COST_PRODUCT_US: f64 = 36.0;
 /// See [`COST_PRODUCT_US`].
-pub const COST_PREPARE_US: f64 = 420.0;
+pub const COST_PREPARE_US: f64 = 240.0;
 /// See [`COST_PRODUCT_US`].
-pub const COST_IN_US: f64 = 4700.0;
+pub const COST_IN_US: f64 = 3920.0;
 /// See [`COST_PRODUCT_US`].
-pub const COST_OUT_US: f64 = 9000.0;
+pub const COST_OUT_US: f64 = 4690.0;
 
 fn candidates(limit: usize) -> Vec<usize> {
     let mut v: Vec<usize> = [
@@ -344,8 +345,8 @@ impl Packing {
         flood_bits(be, self.noise_bits(s, be, weight_mag_bits), budget)
     }
 
-    /// Estimated seconds of one core the layer costs under this packing, both parties' work
-    /// (what [`Packing::choose`] minimises; [`COST_PRODUCT_US`] and the rest).
+    /// Estimated seconds the layer costs under this packing on the reference machine, both
+    /// parties' work (what [`Packing::choose`] minimises; [`COST_PRODUCT_US`] and the rest).
     pub fn cost(&self, s: &ConvShape) -> f64 {
         (self.products(s) as f64 * COST_PRODUCT_US
             + self.kernel_preparations(s) as f64 * COST_PREPARE_US

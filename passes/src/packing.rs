@@ -86,8 +86,8 @@ pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, PackingError> {
             return Ok(PassRecord {
                 name: "packing".into(),
                 detail: format!(
-                    "{chosen} linear layers packed by the cost model, {kept} kept; {cost:.1} s of \
-                     one core estimated; {} flooded replies per session",
+                    "{chosen} linear layers packed by the cost model, {kept} kept; {cost:.1} s \
+                     estimated on 2 cores; {} flooded replies per session",
                     actual.replies()
                 ),
             });

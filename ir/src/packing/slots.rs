@@ -16,10 +16,11 @@ use crate::he_model::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Microseconds of one core per rotation (a key switch with fhe.rs's RNS-digit keys at the
-/// full modulus, N = 8192, four limbs: the substitution, the digits' transforms and the
-/// key products), from `cargo bench -p c3d-runtime --bench he_layers` (docs/bench-runtime.md).
-pub const COST_ROTATE_US: f64 = 2900.0;
+/// Microseconds per rotation on the reference machine of [`COST_PRODUCT_US`]: one key switch
+/// with fhe.rs's RNS-digit keys at the full modulus (N = 8192, four limbs) takes 2.93 ms on one
+/// thread (`cargo bench -p c3d-runtime --bench he_layers`, docs/bench-runtime.md), shared by
+/// the machine's two cores.
+pub const COST_ROTATE_US: f64 = 1470.0;
 
 /// Which slot packing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +54,7 @@ pub struct SlotEstimate {
     pub modulus_needed: u32,
     /// Ciphertext modulus bits the parameters have.
     pub modulus_have: u32,
-    /// Estimated seconds of one core, both parties (the unit of
+    /// Estimated seconds on the reference machine, both parties (the unit of
     /// [`crate::packing::Packing::cost`]).
     pub seconds: f64,
 }
