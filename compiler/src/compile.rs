@@ -228,7 +228,8 @@ pub fn compile(
         if let Some(r) = approx_for_budget(&model, &mut opts, &mut q, budget, &mut progress)? {
             progress(&format!("{}: {}", r.name, r.detail));
             records.push(r);
-            pack = choose_packings(&mut q.plan).map_err(CompileError::pass("packing"))?;
+            pack = choose_packings(&mut q.plan, Some(&q.weights))
+                .map_err(CompileError::pass("packing"))?;
         }
     }
     let opts = &opts;
@@ -263,7 +264,8 @@ pub fn compile(
                 l.sparsity = Some(z as f64 / lw.weight.len().max(1) as f64);
             }
         }
-        let pack = choose_packings(&mut q.plan).map_err(CompileError::pass("packing"))?;
+        let pack = choose_packings(&mut q.plan, Some(&q.weights))
+            .map_err(CompileError::pass("packing"))?;
         let r = PassRecord {
             name: "prune".into(),
             detail: format!(
@@ -302,7 +304,7 @@ fn quantize_and_pack(
 ) -> Result<(c3d_passes::Quantized, PassRecord), CompileError> {
     loop {
         let mut q = quantize(model, quant, &mut *progress)?;
-        match choose_packings(&mut q.plan) {
+        match choose_packings(&mut q.plan, Some(&q.weights)) {
             Ok(r) => return Ok((q, r)),
             Err(e) => {
                 let f = q.plan.fixed.frac_bits;

@@ -348,8 +348,20 @@ impl Packing {
     /// Estimated seconds the layer costs under this packing on the reference machine, both
     /// parties' work (what [`Packing::choose`] minimises; [`COST_PRODUCT_US`] and the rest).
     pub fn cost(&self, s: &ConvShape) -> f64 {
-        (self.products(s) as f64 * COST_PRODUCT_US
-            + self.kernel_preparations(s) as f64 * COST_PREPARE_US
+        let per_tile = if s.depthwise {
+            self.in_blocks(s)
+        } else {
+            self.in_blocks(s) * self.out_groups(s)
+        };
+        self.cost_live(s, per_tile)
+    }
+
+    /// [`Packing::cost`] when only `live` of a tile's products have a non-zero kernel (pruned
+    /// weights: the server skips the others, and prepares only the live kernels).
+    pub fn cost_live(&self, s: &ConvShape, live: usize) -> f64 {
+        let batches = self.tile_count(s).div_ceil(self.tile_batch(s));
+        (live as f64 * self.tile_count(s) as f64 * COST_PRODUCT_US
+            + live as f64 * batches as f64 * COST_PREPARE_US
             + self.cts_in(s) as f64 * COST_IN_US
             + self.cts_out(s) as f64 * COST_OUT_US)
             / 1e6
@@ -363,6 +375,19 @@ impl Packing {
         be: &B,
         weight_mag_bits: u32,
         budget: &FloodBudget,
+    ) -> Result<Packing, HeModelError> {
+        Self::choose_by(s, be, weight_mag_bits, budget, &mut |pk| pk.cost(s))
+    }
+
+    /// [`Packing::choose`] minimising `cost` instead of [`Packing::cost`] (the packing pass
+    /// counts only the live products of pruned weights, so the packing a sparse model was
+    /// pruned along keeps its savings).
+    pub fn choose_by<B: NoiseBudget + ?Sized>(
+        s: &ConvShape,
+        be: &B,
+        weight_mag_bits: u32,
+        budget: &FloodBudget,
+        cost: &mut dyn FnMut(&Packing) -> f64,
     ) -> Result<Packing, HeModelError> {
         s.validate()?;
         let n = be.degree();
@@ -404,7 +429,7 @@ impl Packing {
                             }
                             continue;
                         }
-                        let cost = pk.cost(s);
+                        let cost = cost(&pk);
                         if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                             best = Some((cost, pk));
                         }

@@ -10,7 +10,7 @@
 
 use c3d_ir::he_model::{ceil_log2, session_replies, FloodBudget, HeModel, HeModelError};
 use c3d_ir::packing::{ConvShape, GeometryError, Packing};
-use c3d_ir::{PassRecord, Plan, Protocol};
+use c3d_ir::{PassRecord, Plan, Protocol, Weights};
 
 /// Why a plan's layers could not be packed.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +37,46 @@ pub enum PackingError {
     He(#[from] HeModelError),
 }
 
+/// Which (output channel, input channel) kernels of a layer have a non-zero weight, when any
+/// is zero (None for dense layers, whose packings cost what their shapes say).
+fn nonzero_kernels(s: &ConvShape, w: &[i64]) -> Option<Vec<bool>> {
+    if s.depthwise || !w.contains(&0) {
+        return None;
+    }
+    let taps: usize = s.kernel.iter().product();
+    Some(
+        w.chunks(taps.max(1))
+            .map(|k| k.iter().any(|&v| v != 0))
+            .collect(),
+    )
+}
+
+/// Products per tile of `pk` whose kernel is not all zero (a group with none left keeps one,
+/// as the runtime does), from the layer's non-zero kernels (layout C_out x C_in).
+fn live_per_tile(s: &ConvShape, pk: &Packing, nz: &[bool]) -> usize {
+    let (blocks, groups) = (pk.in_blocks(s), pk.out_groups(s));
+    let mut live = vec![false; blocks * groups];
+    for o in 0..s.c_out {
+        for c in 0..s.c_in {
+            if nz[o * s.c_in + c] {
+                live[(c / pk.c_t) * groups + o / pk.m_o] = true;
+            }
+        }
+    }
+    (0..groups)
+        .map(|g| (0..blocks).filter(|&b| live[b * groups + g]).count().max(1))
+        .sum()
+}
+
 /// Chooses the packing of every HE linear layer that has none yet (`keep` packings already
 /// in the plan if they still fit, so a plan pruned to match them stays aligned), so that every
-/// layer's flooding fits for the session's replies.
-pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, PackingError> {
+/// layer's flooding fits for the session's replies. With the layers' `weights`, a layer with
+/// zero kernels is costed by its live products only, so a model pruned along some packing
+/// (SLR training aligns its zeros with one) gets that packing back when it is the cheapest.
+pub fn choose_packings(
+    plan: &mut Plan,
+    weights: Option<&Weights>,
+) -> Result<PassRecord, PackingError> {
     let he = HeModel::for_prime(plan.fixed.p);
     let given: Vec<Option<Packing>> = plan.layers.iter().map(|l| l.packing.clone()).collect();
     // Replies assumed: at least one per HE layer.
@@ -68,7 +104,23 @@ pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, PackingError> {
                 }
                 _ => {
                     chosen += 1;
-                    Packing::choose(&s, &he, wb, &assumed).map_err(|source| {
+                    let nz = weights
+                        .and_then(|w| w.layers.get(&l.node))
+                        .filter(|lw| lw.weight.len() == s.weight_len())
+                        .and_then(|lw| nonzero_kernels(&s, &lw.weight));
+                    // Live counts depend on (C_t, M_o) only: computed once per pair.
+                    let mut memo: std::collections::HashMap<(usize, usize), usize> =
+                        Default::default();
+                    let mut cost = |pk: &Packing| match &nz {
+                        None => pk.cost(&s),
+                        Some(nz) => {
+                            let live = *memo
+                                .entry((pk.c_t, pk.m_o))
+                                .or_insert_with(|| live_per_tile(&s, pk, nz));
+                            pk.cost_live(&s, live)
+                        }
+                    };
+                    Packing::choose_by(&s, &he, wb, &assumed, &mut cost).map_err(|source| {
                         PackingError::NoFit {
                             layer: name.clone(),
                             first_round: first,
@@ -101,4 +153,81 @@ pub fn choose_packings(plan: &mut Plan) -> Result<PassRecord, PackingError> {
 pub fn shape_and_packing(plan: &Plan, l: &c3d_ir::NodePlan) -> Option<(ConvShape, Packing)> {
     let s = ConvShape::of_node(&plan.graph, l.node).ok()?;
     Some((s, l.packing.clone()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c3d_ir::fixed::DELPHI_PRIME;
+    use rand::{Rng, SeedableRng};
+
+    fn conv(c_in: usize, c_out: usize) -> ConvShape {
+        ConvShape {
+            c_in,
+            c_out,
+            input: [4, 6, 6],
+            kernel: [3; 3],
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad_begin: [1; 3],
+            pad_end: [1; 3],
+            depthwise: false,
+        }
+    }
+
+    /// The live count against the cost model's own block map (`cost::live_products`), on
+    /// random sparse kernels and several cuts.
+    #[test]
+    fn live_products_per_tile_match_the_cost_models_block_map() {
+        let s = conv(12, 10);
+        let taps = 27;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let w: Vec<i64> = (0..s.weight_len())
+            .map(|i| {
+                // Whole kernels zero with probability 0.7.
+                if (i / taps) % 10 < 7 && rng.random_bool(0.9) {
+                    0
+                } else {
+                    rng.random_range(-5..=5)
+                }
+            })
+            .collect();
+        let nz = nonzero_kernels(&s, &w).expect("sparse");
+        for (c_t, m_o) in [(1, 1), (2, 3), (4, 2), (12, 10), (5, 7)] {
+            let pk = Packing {
+                tile: [2, 2, 2],
+                c_t,
+                m_o,
+                degree: 8192,
+            };
+            let map = crate::cost::live_products(&s, &pk, &w);
+            let want: usize = (0..pk.out_groups(&s))
+                .map(|g| map.iter().filter(|r| r[g]).count().max(1))
+                .sum();
+            assert_eq!(live_per_tile(&s, &pk, &nz), want, "{c_t} x {m_o}");
+        }
+        assert!(nonzero_kernels(&s, &vec![1; s.weight_len()]).is_none());
+    }
+
+    /// With the kernels of all but one input channel zero, counting live products makes
+    /// the packing's choice cheaper than the dense estimate, and never dearer.
+    #[test]
+    fn live_costs_choose_no_dearer_than_dense() {
+        let s = conv(16, 16);
+        let taps = 27;
+        let w: Vec<i64> = (0..s.weight_len())
+            .map(|i| i64::from((i / taps) % s.c_in == 0))
+            .collect();
+        let nz = nonzero_kernels(&s, &w).unwrap();
+        let he = c3d_ir::HeModel::for_prime(DELPHI_PRIME);
+        let b = FloodBudget::new(64);
+        let dense = Packing::choose(&s, &he, 8, &b).unwrap();
+        let live = Packing::choose_by(&s, &he, 8, &b, &mut |pk| {
+            pk.cost_live(&s, live_per_tile(&s, pk, &nz))
+        })
+        .unwrap();
+        let live_cost = |pk: &Packing| pk.cost_live(&s, live_per_tile(&s, pk, &nz));
+        assert!(live_cost(&live) <= live_cost(&dense));
+        assert!(live_cost(&live) < dense.cost(&s));
+    }
 }
