@@ -77,7 +77,8 @@ pub struct HeChoice {
 /// The plan's packing of an HE layer and the slot packings beside it.
 fn he_choices(plan: &Plan, l: &c3d_ir::NodePlan, replies: u64) -> Vec<HeChoice> {
     use c3d_ir::he_model::{FloodBudget, HeModel};
-    use c3d_ir::packing::{slots, ConvShape};
+    use c3d_ir::he_slots as slots;
+    use c3d_ir::packing::ConvShape;
     let (Some(pk), Ok(s)) = (&l.packing, ConvShape::of_node(&plan.graph, l.node)) else {
         return Vec::new();
     };

@@ -13,6 +13,7 @@ pub mod fixed;
 pub mod format;
 pub mod graph;
 pub mod he_model;
+pub mod he_slots;
 pub mod kernels;
 pub mod op;
 pub mod ot_rule;

@@ -353,7 +353,7 @@ fn plan_layers(path: &str) {
 
 /// Milliseconds of one thread per slot rotation (column rotation by 1, fhe.rs's Galois key at
 /// the full modulus, N = 8192), and the serialised key's bytes: what the slot packings'
-/// estimates take (`c3d_ir::packing::slots::COST_ROTATE_US`).
+/// estimates take (`c3d_ir::he_slots::COST_ROTATE_US`).
 fn rotation_cost() -> (f64, usize) {
     use fhe::bfv::{
         BfvParametersBuilder, Ciphertext, Encoding as E, EvaluationKeyBuilder, Plaintext, SecretKey,

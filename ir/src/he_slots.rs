@@ -9,11 +9,11 @@
 //! These are estimates from public data only (shape, parameters, the session's replies); the
 //! runtime runs coefficient packings, and `c3dc inspect` shows these beside the chosen one.
 
-use super::geometry::ConvShape;
 use crate::he_model::FloodBudget;
 use crate::he_model::{
     flood_bits, HeModel, NoiseBudget, COST_IN_US, COST_OUT_US, COST_PREPARE_US, COST_PRODUCT_US,
 };
+use crate::packing::ConvShape;
 use serde::{Deserialize, Serialize};
 
 /// Microseconds per rotation on the reference machine of [`COST_PRODUCT_US`]: one key switch
