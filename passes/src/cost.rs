@@ -245,9 +245,9 @@ pub fn ct_in_bytes(he: &HeModel) -> u64 {
     (he.degree() * bits / 8 + 49) as u64
 }
 
-/// Bytes of a ciphertext the server returns: two polynomials, switched down to the fewest
-/// limbs that still decrypt (the backend's switching rule, on the limbs' sizes less one bit).
-pub fn ct_out_bytes(he: &HeModel) -> u64 {
+/// Bits of one coefficient of a reply: the limbs it keeps when switched down to the fewest
+/// that still decrypt (the backend's switching rule, on the limbs' sizes less one bit).
+pub fn reply_coeff_bits(he: &HeModel) -> u64 {
     let mut kept = 0;
     for b in HeModel::limb_bits(he.p) {
         kept += b;
@@ -255,7 +255,14 @@ pub fn ct_out_bytes(he: &HeModel) -> u64 {
             break;
         }
     }
-    (2 * he.degree() * kept / 8 + 32) as u64
+    kept as u64
+}
+
+/// Bytes of the ciphertexts the server returns for a layer of `outputs` outputs in `cts`
+/// replies: each reply's second polynomial whole and, of its first, the coefficients that
+/// hold outputs (the default backend's reply format), rounded up to bytes per reply.
+pub fn replies_bytes(he: &HeModel, cts: u64, outputs: u64) -> u64 {
+    (cts * he.degree() as u64 + outputs) * reply_coeff_bits(he) / 8 + cts
 }
 
 /// Which (input block, output group) products of a packing have a non-zero kernel. Weights
@@ -405,7 +412,8 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
                         }
                         None => c.he_products_dense,
                     };
-                    c.he_bytes = c.he_cts_in * ct_in_bytes(&he) + c.he_cts_out * ct_out_bytes(&he);
+                    c.he_bytes = c.he_cts_in * ct_in_bytes(&he)
+                        + replies_bytes(&he, c.he_cts_out, s.output_len() as u64);
                     let wb = l.quant.weight_mag_bits;
                     c.he_noise_bits = pk.noise_bits(&s, &he, wb);
                     let flood = budget.and_then(|b| flood_bits(&he, c.he_noise_bits, &b).ok());

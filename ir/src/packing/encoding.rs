@@ -230,6 +230,20 @@ impl Packing {
         }
         v
     }
+
+    /// [`Packing::outputs`] sorted by coefficient: the coefficients of its first polynomial a
+    /// reply carries (the runtime's `Backend::serialize_reply`), which both parties derive
+    /// from the plan alone.
+    pub fn reply_outputs(
+        &self,
+        s: &ConvShape,
+        origin: [usize; 3],
+        g: usize,
+    ) -> Vec<(usize, usize)> {
+        let mut held = self.outputs(s, origin, g);
+        held.sort_unstable();
+        held
+    }
 }
 
 #[cfg(test)]

@@ -240,6 +240,9 @@ struct Wire<B: Backend> {
     fresh: B::Ct,
     fresh_bytes: Vec<u8>,
     reply_bytes: Vec<u8>,
+    /// Every third coefficient, and the reply's bytes for those alone.
+    keep: Vec<usize>,
+    kept_bytes: Vec<u8>,
     one: B::Pt,
     bits: u32,
 }
@@ -256,7 +259,10 @@ fn wire<B: Backend>(be: &B, seed: u64) -> Wire<B> {
     let bits = flood_bits(be, product_noise_bits(be, 1, 1), &FloodBudget::new(1)).unwrap();
     let mut reply = be.mul_plain(&fresh, &one).unwrap();
     be.flood(&mut reply, bits, &pk, &mut rng).unwrap();
+    let keep: Vec<usize> = (1..be.degree()).step_by(3).collect();
     Wire {
+        kept_bytes: be.serialize_reply(&reply, &keep).unwrap(),
+        keep,
         fresh_bytes: be.serialize(&fresh).unwrap(),
         reply_bytes: be.serialize(&reply).unwrap(),
         sk,
@@ -286,6 +292,40 @@ pub fn check_wire<B: Backend>(be: &B) {
     let reply = be.deserialize(&w.reply_bytes).unwrap();
     assert!(be.mul_plain(&reply, &w.one).is_err());
     assert!(be.add_assign(&mut w.fresh.clone(), &reply).is_err());
+    // A reply sent for some coefficients decrypts to them; the list must be increasing and
+    // inside the ring on both sides; a truncated one is refused.
+    let at = |v: &[u64], keep: &[usize]| keep.iter().map(|&i| v[i]).collect::<Vec<u64>>();
+    assert_eq!(
+        be.decrypt_reply(&w.sk, &w.kept_bytes, &w.keep).unwrap(),
+        at(&w.x, &w.keep)
+    );
+    assert!(w.kept_bytes.len() <= w.reply_bytes.len());
+    let reply = be.deserialize_at(&w.reply_bytes, CtLevel::Reply).unwrap();
+    for keep in [
+        vec![],
+        vec![0],
+        vec![be.degree() - 1],
+        (0..be.degree()).collect(),
+    ] {
+        let bytes = be.serialize_reply(&reply, &keep).unwrap();
+        assert_eq!(
+            be.decrypt_reply(&w.sk, &bytes, &keep).unwrap(),
+            at(&w.x, &keep)
+        );
+    }
+    for keep in [vec![3, 3], vec![5, 2], vec![be.degree()]] {
+        assert!(be.serialize_reply(&reply, &keep).is_err(), "{keep:?}");
+        assert!(
+            be.decrypt_reply(&w.sk, &w.kept_bytes, &keep).is_err(),
+            "{keep:?}"
+        );
+    }
+    let n = w.kept_bytes.len();
+    for len in (0..64.min(n)).chain((64..n).step_by(n / 50 + 1)) {
+        assert!(be
+            .decrypt_reply(&w.sk, &w.kept_bytes[..len], &w.keep)
+            .is_err());
+    }
     // One kind of object for another, and nothing at all.
     assert_malformed(be.read_public_key(&w.fresh_bytes), "");
     assert_malformed(be.deserialize(&w.pk_bytes), "");
@@ -338,13 +378,17 @@ pub fn fuzz_wire<B: Backend>(be: &B, rounds: u64) {
         ("fresh ciphertext", &w.fresh_bytes),
         ("reply", &w.reply_bytes),
         ("public key", &w.pk_bytes),
+        ("reply for some coefficients", &w.kept_bytes),
     ];
     let mut accepted = 0;
     for seed in 0..rounds {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let (what, orig) = targets[(seed % 3) as usize];
+        let (what, orig) = targets[(seed % 4) as usize];
         let bytes = mutate(orig, &mut rng);
         let run = catch_unwind(AssertUnwindSafe(|| {
+            if what == "reply for some coefficients" {
+                return be.decrypt_reply(&w.sk, &bytes, &w.keep).is_ok();
+            }
             if what == "public key" {
                 let Ok(k) = be.read_public_key(&bytes) else {
                     return false;

@@ -170,6 +170,42 @@ pub trait Backend: Send + Sync + NoiseBudget {
     fn deserialize(&self, bytes: &[u8]) -> Result<Self::Ct>;
     /// [`Backend::deserialize`], also checking the ciphertext sits at the level `at`.
     fn deserialize_at(&self, bytes: &[u8], at: CtLevel) -> Result<Self::Ct>;
+    /// Bytes of a reply ([`Backend::finish`]ed, coefficient-encoded) of which the key owner
+    /// reads only the coefficients `keep` (strictly increasing, below N). A backend may send
+    /// the first polynomial's residues at `keep` alone, as Cheetah does: decrypting
+    /// coefficient i needs c0[i] and all of c1, and dropping the rest is a public function of
+    /// the flooded ciphertext. The default sends the whole ciphertext.
+    fn serialize_reply(&self, ct: &Self::Ct, keep: &[usize]) -> Result<Vec<u8>> {
+        check_keep(keep)?;
+        self.serialize(ct)
+    }
+    /// Reads a reply written by [`Backend::serialize_reply`] for the same `keep` (checked as
+    /// [`Backend::deserialize_at`] checks a reply) and decrypts the coefficients `keep`, in
+    /// their order.
+    fn decrypt_reply(&self, sk: &Self::Sk, bytes: &[u8], keep: &[usize]) -> Result<Vec<u64>> {
+        check_keep(keep)?;
+        let ct = self.deserialize_at(bytes, CtLevel::Reply)?;
+        let all = self.decrypt(sk, &ct, Encoding::Coeff)?;
+        Ok(keep.iter().map(|&i| all[i]).collect())
+    }
+}
+
+/// Refuses a list of coefficients that is not strictly increasing below N.
+pub(crate) fn check_keep(keep: &[usize]) -> Result<()> {
+    if let Some(w) = keep.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(HeError::Params(format!(
+            "reply coefficients not strictly increasing ({} then {})",
+            w[0], w[1]
+        )));
+    }
+    if let Some(&last) = keep.last() {
+        if last >= DEGREE {
+            return Err(HeError::Params(format!(
+                "reply coefficient {last} beyond the ring's {DEGREE}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that noise of 2^`noise_bits` plus its flooding for a session of `budget`'s replies

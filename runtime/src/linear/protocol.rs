@@ -151,17 +151,19 @@ pub(crate) fn client_linear_in<B: Backend, S: Stream, R: Rng + CryptoRng + RngCo
                 st.cts_out += 1;
                 raw.push(bytes);
             }
-            let decs: Vec<Result<Vec<u64>>> = raw
+            let decs: Vec<Result<Vec<(usize, u64)>>> = raw
                 .par_iter()
-                .map(|bytes| {
-                    let ct = be.deserialize_at(bytes, CtLevel::Reply)?;
-                    Ok(be.decrypt(sk, &ct, Encoding::Coeff)?)
+                .zip(chunk)
+                .map(|(bytes, &(g, origin))| {
+                    let held = packing.reply_outputs(shape, origin, g);
+                    let keep: Vec<usize> = held.iter().map(|&(coeff, _)| coeff).collect();
+                    let dec = be.decrypt_reply(sk, bytes, &keep)?;
+                    Ok(held.iter().map(|&(_, idx)| idx).zip(dec).collect())
                 })
                 .collect();
-            for (&(g, origin), dec) in chunk.iter().zip(decs) {
-                let dec = dec?;
-                for (coeff, idx) in packing.outputs(shape, origin, g) {
-                    out[idx] = dec[coeff];
+            for dec in decs {
+                for (idx, v) in dec? {
+                    out[idx] = v;
                 }
             }
         }
@@ -346,12 +348,14 @@ pub(crate) fn server_linear_limited<B: Backend, S: Stream, R: Rng + CryptoRng + 
                         .collect();
                     let neg: Vec<u64> = u.iter().map(|&x| (p - x) % p).collect();
                     be.finish(&mut acc, &neg, flood, key, &mut grng)?;
-                    let outs = packing
-                        .outputs(shape, batch[t], g)
+                    let held = packing.reply_outputs(shape, batch[t], g);
+                    let keep: Vec<usize> = held.iter().map(|&(coeff, _)| coeff).collect();
+                    let bytes = be.serialize_reply(&acc, &keep)?;
+                    let outs = held
                         .into_iter()
                         .map(|(coeff, idx)| (idx, u[coeff]))
                         .collect();
-                    Ok((be.serialize(&acc)?, outs))
+                    Ok((bytes, outs))
                 })
                 .collect();
             for r in results {

@@ -10,7 +10,7 @@
 //! the number of polynomials, the degree field, or that each residue is below its modulus.
 
 use super::{
-    centred, check_flood, check_len, check_matrix, flood_residues, modulus_bits_of,
+    centred, check_flood, check_keep, check_len, check_matrix, flood_residues, modulus_bits_of,
     switch_target_fits, Backend, CtLevel, Encoding, HeError, NoiseBudget, Result, DEGREE,
 };
 use fhe::bfv::{
@@ -603,6 +603,95 @@ impl Backend for FheRs {
     fn deserialize_at(&self, bytes: &[u8], at: CtLevel) -> Result<Ciphertext> {
         self.read_ct(bytes, &[self.level_of(at)])
     }
+
+    /// c1 in NTT form, then c0's residues at `keep` in the power basis, limb by limb, each
+    /// residue in the bits its modulus needs, as one bit stream (no framing: the length
+    /// follows from the parameters and `keep`).
+    fn serialize_reply(&self, ct: &Ciphertext, keep: &[usize]) -> Result<Vec<u8>> {
+        check_keep(keep)?;
+        if self.check_ct(ct)? != self.deepest {
+            return Err(HeError::Params(
+                "a reply must be flooded and switched before it is sent".into(),
+            ));
+        }
+        let ctx = ct[0].ctx();
+        let mut c0 = ct[0].clone();
+        c0.change_representation(Representation::PowerBasis);
+        let widths = reply_widths(ctx.moduli());
+        let mut w = wire::BitWriter::with_capacity(reply_bytes(&widths, keep.len()));
+        let (c0, c1) = (c0.coefficients(), ct[1].coefficients());
+        for (j, &bits) in widths.iter().enumerate() {
+            for &x in c1.row(j) {
+                w.put(x, bits);
+            }
+            let row = c0.row(j);
+            for &i in keep {
+                w.put(row[i], bits);
+            }
+        }
+        Ok(w.finish())
+    }
+
+    fn decrypt_reply(&self, sk: &SecretKey, bytes: &[u8], keep: &[usize]) -> Result<Vec<u64>> {
+        check_keep(keep)?;
+        let bad = |m: String| malformed("reply", m);
+        let ctx = self.par.context_at_level(self.deepest).map_err(err)?;
+        let widths = reply_widths(ctx.moduli());
+        let want = reply_bytes(&widths, keep.len());
+        if bytes.len() != want {
+            return Err(bad(format!(
+                "{} bytes, expected {want} for {} coefficients",
+                bytes.len(),
+                keep.len()
+            )));
+        }
+        let limbs = ctx.moduli().len();
+        let mut c0 = Array2::<u64>::zeros((limbs, DEGREE));
+        let mut c1 = Array2::<u64>::zeros((limbs, DEGREE));
+        let mut r = wire::BitReader::new(bytes);
+        for (j, (&bits, &q)) in widths.iter().zip(ctx.moduli()).enumerate() {
+            let mut next = |what: &str, k: usize| -> Result<u64> {
+                let x = r.get(bits).ok_or_else(|| bad("truncated".into()))?;
+                if x >= q {
+                    return Err(bad(format!(
+                        "{what} residue {k} mod limb {j} is {x}, not below the modulus {q}"
+                    )));
+                }
+                Ok(x)
+            };
+            for k in 0..DEGREE {
+                c1[[j, k]] = next("c1", k)?;
+            }
+            for &i in keep {
+                c0[[j, i]] = next("c0", i)?;
+            }
+        }
+        if !r.done() {
+            return Err(bad("non-zero padding bits".into()));
+        }
+        let c1 = Poly::try_convert_from(c1, ctx, false, Representation::Ntt).map_err(err)?;
+        let mut c0 =
+            Poly::try_convert_from(c0, ctx, false, Representation::PowerBasis).map_err(err)?;
+        c0.change_representation(Representation::Ntt);
+        let ct = Ciphertext::new(vec![c0, c1], &self.par).map_err(err)?;
+        // Coefficients outside `keep` decrypt to noise; they are dropped here.
+        let all = self.decrypt(sk, &ct, Encoding::Coeff)?;
+        Ok(keep.iter().map(|&i| all[i]).collect())
+    }
+}
+
+/// Bits of each limb's residues in a reply: as many as q - 1 needs.
+fn reply_widths(moduli: &[u64]) -> Vec<u32> {
+    moduli
+        .iter()
+        .map(|&q| 64 - (q - 1).leading_zeros())
+        .collect()
+}
+
+/// Bytes of a reply of which `kept` coefficients of c0 are sent.
+fn reply_bytes(widths: &[u32], kept: usize) -> usize {
+    let bits: usize = widths.iter().map(|&w| w as usize * (DEGREE + kept)).sum();
+    wire::BitReader::bytes_for(bits)
 }
 
 #[cfg(test)]

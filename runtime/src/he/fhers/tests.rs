@@ -4,7 +4,7 @@ use super::super::conformance::{self, assert_malformed};
 use super::*;
 use fhe::bfv::traits::TryConvertFrom as _;
 use fhe::proto::bfv::Ciphertext as CiphertextProto;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 fn setup() -> (FheRs, SecretKey, FhePk, ChaCha20Rng) {
@@ -473,4 +473,43 @@ fn finish_equals_the_crate_plaintext_addition_then_flooding() {
     assert!(be
         .finish(&mut c, &vec![0; DEGREE + 1], 40, &pk, &mut rng)
         .is_err());
+}
+
+#[test]
+fn replies_carry_only_the_kept_coefficients_of_c0() {
+    let (be, sk, pk, mut rng) = setup();
+    let p = be.plain_modulus();
+    let x: Vec<u64> = (0..DEGREE).map(|_| rng.random_range(0..p)).collect();
+    let fresh = be.encrypt(&sk, &x, Encoding::Coeff, &mut rng).unwrap();
+    let one = be.prepare(&[1], Encoding::Coeff).unwrap();
+    let mut reply = be.mul_plain(&fresh, &one).unwrap();
+    let mask: Vec<u64> = (0..DEGREE).map(|_| rng.random_range(0..p)).collect();
+    be.finish(&mut reply, &mask, 100, &pk, &mut rng).unwrap();
+    let keep: Vec<usize> = (0..DEGREE).filter(|i| i % 5 < 2).collect();
+    let bytes = be.serialize_reply(&reply, &keep).unwrap();
+    // One 62-bit limb at the reply level: c1 whole and c0 at `keep`.
+    let q = be
+        .par
+        .context_at_level(be.deepest)
+        .unwrap()
+        .moduli()
+        .to_vec();
+    assert_eq!(q.len(), 1);
+    assert_eq!(bytes.len(), ((DEGREE + keep.len()) * 62).div_ceil(8));
+    assert!(bytes.len() * 10 < be.serialize(&reply).unwrap().len() * 7);
+    let want: Vec<u64> = keep.iter().map(|&i| (x[i] + mask[i]) % p).collect();
+    assert_eq!(be.decrypt_reply(&sk, &bytes, &keep).unwrap(), want);
+    // The bytes for one list are not read as another's.
+    assert_malformed(be.decrypt_reply(&sk, &bytes, &keep[1..]), "bytes, expected");
+    // A residue at or above its modulus, and set padding bits.
+    let mut b = bytes.clone();
+    b[..8].copy_from_slice(&(u64::MAX >> 2).to_le_bytes());
+    assert_malformed(be.decrypt_reply(&sk, &b, &keep), "not below the modulus");
+    let odd: Vec<usize> = keep[..3].to_vec();
+    let mut b = be.serialize_reply(&reply, &odd).unwrap();
+    assert_ne!(((DEGREE + 3) * 62) % 8, 0);
+    *b.last_mut().unwrap() |= 0x80;
+    assert_malformed(be.decrypt_reply(&sk, &b, &odd), "padding");
+    // Only a flooded, switched ciphertext is sent this way.
+    assert!(be.serialize_reply(&fresh, &keep).is_err());
 }

@@ -179,6 +179,91 @@ pub(super) fn check_poly(
     Ok(())
 }
 
+/// Appends `values` to `out`, each in its low `bits` bits, least significant bit first, as
+/// one stream (`bits` <= 64; the last byte padded with zero bits).
+pub(super) struct BitWriter {
+    out: Vec<u8>,
+    acc: u128,
+    n: u32,
+}
+
+impl BitWriter {
+    pub(super) fn with_capacity(bytes: usize) -> Self {
+        BitWriter {
+            out: Vec::with_capacity(bytes),
+            acc: 0,
+            n: 0,
+        }
+    }
+
+    pub(super) fn put(&mut self, v: u64, bits: u32) {
+        debug_assert!(bits == 64 || v >> bits == 0);
+        self.acc |= (v as u128) << self.n;
+        self.n += bits;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    pub(super) fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+/// Reads what [`BitWriter`] wrote, given the widths; the caller checks the total length
+/// first ([`BitReader::bytes_for`]), and [`BitReader::done`] that the padding is zero.
+pub(super) struct BitReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    acc: u128,
+    n: u32,
+}
+
+impl<'a> BitReader<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        BitReader {
+            bytes,
+            at: 0,
+            acc: 0,
+            n: 0,
+        }
+    }
+
+    /// Bytes of a stream of `bits` bits.
+    pub(super) fn bytes_for(bits: usize) -> usize {
+        bits.div_ceil(8)
+    }
+
+    /// The next value of `bits` bits, or None past the end.
+    pub(super) fn get(&mut self, bits: u32) -> Option<u64> {
+        while self.n < bits {
+            let &b = self.bytes.get(self.at)?;
+            self.at += 1;
+            self.acc |= (b as u128) << self.n;
+            self.n += 8;
+        }
+        let mask = if bits == 64 {
+            u64::MAX as u128
+        } else {
+            (1u128 << bits) - 1
+        };
+        let v = (self.acc & mask) as u64;
+        self.acc >>= bits;
+        self.n -= bits;
+        Some(v)
+    }
+
+    /// Whether every byte was read and the padding bits are zero.
+    pub(super) fn done(&self) -> bool {
+        self.at == self.bytes.len() && self.acc == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +285,47 @@ mod tests {
             fields(&[0x0b]).err().map(|e| e.to_string()).as_deref(),
             Some("field 1 of wire type 3")
         );
+    }
+
+    #[test]
+    fn bit_streams_round_trip_and_check_their_padding() {
+        let widths = [62u32, 1, 64, 13, 52, 7];
+        let vals: Vec<(u64, u32)> = (0..600u64)
+            .map(|i| {
+                let w = widths[i as usize % widths.len()];
+                let v = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                (if w == 64 { v } else { v & ((1 << w) - 1) }, w)
+            })
+            .collect();
+        let mut wr = BitWriter::with_capacity(0);
+        for &(v, w) in &vals {
+            wr.put(v, w);
+        }
+        let bytes = wr.finish();
+        let total: usize = vals.iter().map(|&(_, w)| w as usize).sum();
+        assert_eq!(bytes.len(), BitReader::bytes_for(total));
+        let mut rd = BitReader::new(&bytes);
+        for &(v, w) in &vals {
+            assert_eq!(rd.get(w), Some(v));
+        }
+        assert!(rd.done());
+        // A set padding bit, an extra byte and a short stream are all noticed.
+        let mut b = bytes.clone();
+        *b.last_mut().unwrap() |= 0x80;
+        assert_ne!(total % 8, 0, "the stream must end in padding");
+        let mut rd = BitReader::new(&b);
+        for &(_, w) in &vals {
+            rd.get(w).unwrap();
+        }
+        assert!(!rd.done());
+        let mut b = bytes.clone();
+        b.push(0);
+        let mut rd = BitReader::new(&b);
+        for &(_, w) in &vals {
+            rd.get(w).unwrap();
+        }
+        assert!(!rd.done());
+        let mut rd = BitReader::new(&bytes[..bytes.len() - 8]);
+        assert!(vals.iter().any(|&(_, w)| rd.get(w).is_none()));
     }
 }
