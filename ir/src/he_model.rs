@@ -520,17 +520,7 @@ mod tests {
     #[test]
     fn packings_are_chosen_for_the_session_and_refused_naming_what_they_need() {
         let he = delphi();
-        let s = ConvShape {
-            c_in: 64,
-            c_out: 128,
-            input: [8, 28, 28],
-            kernel: [3; 3],
-            stride: [1; 3],
-            dilation: [1; 3],
-            pad_begin: [1; 3],
-            pad_end: [1; 3],
-            depthwise: false,
-        };
+        let s = ConvShape::same_3x3x3(64, 128, [8, 28, 28]);
         for r in [1u64, 1 << 10, 1 << 20] {
             let budget = FloodBudget::new(r);
             let pk = Packing::choose(&s, &he, 12, &budget).unwrap();

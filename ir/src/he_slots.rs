@@ -186,17 +186,7 @@ mod tests {
     use crate::fixed::DELPHI_PRIME;
 
     fn conv(c_in: usize, c_out: usize, dhw: [usize; 3]) -> ConvShape {
-        ConvShape {
-            c_in,
-            c_out,
-            input: dhw,
-            kernel: [3; 3],
-            stride: [1; 3],
-            dilation: [1; 3],
-            pad_begin: [1; 3],
-            pad_end: [1; 3],
-            depthwise: false,
-        }
+        ConvShape::same_3x3x3(c_in, c_out, dhw)
     }
 
     /// The counts against a direct count of the hybrid method on a small square block, and

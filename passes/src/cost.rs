@@ -265,27 +265,35 @@ pub fn replies_bytes(he: &HeModel, cts: u64, outputs: u64) -> u64 {
     (cts * he.degree() as u64 + outputs) * reply_coeff_bits(he) / 8 + cts
 }
 
-/// Which (input block, output group) products of a packing have a non-zero kernel. Weights
-/// are laid out (C_out, C_in, taps).
-pub fn live_products(s: &ConvShape, pk: &Packing, weight: &[i64]) -> Vec<Vec<bool>> {
+/// Which (output channel, input channel) kernels have a non-zero weight, laid out
+/// C_out x C_in (weights are laid out (C_out, C_in, taps); not for depthwise layers).
+pub fn nonzero_kernels(s: &ConvShape, weight: &[i64]) -> Vec<bool> {
     let taps: usize = s.kernel.iter().product();
+    weight
+        .chunks(taps.max(1))
+        .map(|k| k.iter().any(|&v| v != 0))
+        .collect()
+}
+
+/// Products per tile of `pk` whose kernel block is not all zero, from the layer's
+/// [`nonzero_kernels`]; a group with none left keeps one product, as the runtime does (every
+/// reply exists). A depthwise layer has one product per group.
+pub fn live_per_tile(s: &ConvShape, pk: &Packing, nz: &[bool]) -> usize {
     let (blocks, groups) = (pk.in_blocks(s), pk.out_groups(s));
-    let mut live = vec![vec![false; groups]; blocks];
     if s.depthwise {
-        for (b, row) in live.iter_mut().enumerate() {
-            row[b] = true;
-        }
-        return live;
+        return groups;
     }
+    let mut live = vec![false; blocks * groups];
     for o in 0..s.c_out {
         for c in 0..s.c_in {
-            let k = &weight[(o * s.c_in + c) * taps..(o * s.c_in + c + 1) * taps];
-            if k.iter().any(|&v| v != 0) {
-                live[c / pk.c_t][o / pk.m_o] = true;
+            if nz[o * s.c_in + c] {
+                live[(c / pk.c_t) * groups + o / pk.m_o] = true;
             }
         }
     }
-    live
+    (0..groups)
+        .map(|g| (0..blocks).filter(|&b| live[b * groups + g]).count().max(1))
+        .sum()
 }
 
 /// What a non-linear node costs under `protocol` (garbled circuits, OT comparisons or Beaver
@@ -403,12 +411,8 @@ pub fn plan_cost(plan: &Plan, weights: Option<&Weights>) -> PlanCost {
                     c.he_products_dense = pk.products(&s) as u64;
                     c.he_products = match lw {
                         Some(lw) => {
-                            // A group with every kernel zero still returns one product.
-                            let live = live_products(&s, pk, &lw.weight);
-                            let per_tile: usize = (0..pk.out_groups(&s))
-                                .map(|g| live.iter().filter(|r| r[g]).count().max(1))
-                                .sum();
-                            (pk.tile_count(&s) * per_tile) as u64
+                            let nz = nonzero_kernels(&s, &lw.weight);
+                            (pk.tile_count(&s) * live_per_tile(&s, pk, &nz)) as u64
                         }
                         None => c.he_products_dense,
                     };

@@ -8,6 +8,7 @@
 //! counts the replies of what it chose, and chooses again under the larger count until the
 //! assumption covers the plan (the flooding margin only grows, by whole bits, so this ends).
 
+use crate::cost::{live_per_tile, nonzero_kernels};
 use c3d_ir::he_model::{ceil_log2, session_replies, FloodBudget, HeModel, HeModelError};
 use c3d_ir::packing::{ConvShape, GeometryError, Packing};
 use c3d_ir::{PassRecord, Plan, Protocol, Weights};
@@ -37,35 +38,10 @@ pub enum PackingError {
     He(#[from] HeModelError),
 }
 
-/// Which (output channel, input channel) kernels of a layer have a non-zero weight, when any
-/// is zero (None for dense layers, whose packings cost what their shapes say).
-fn nonzero_kernels(s: &ConvShape, w: &[i64]) -> Option<Vec<bool>> {
-    if s.depthwise || !w.contains(&0) {
-        return None;
-    }
-    let taps: usize = s.kernel.iter().product();
-    Some(
-        w.chunks(taps.max(1))
-            .map(|k| k.iter().any(|&v| v != 0))
-            .collect(),
-    )
-}
-
-/// Products per tile of `pk` whose kernel is not all zero (a group with none left keeps one,
-/// as the runtime does), from the layer's non-zero kernels (layout C_out x C_in).
-fn live_per_tile(s: &ConvShape, pk: &Packing, nz: &[bool]) -> usize {
-    let (blocks, groups) = (pk.in_blocks(s), pk.out_groups(s));
-    let mut live = vec![false; blocks * groups];
-    for o in 0..s.c_out {
-        for c in 0..s.c_in {
-            if nz[o * s.c_in + c] {
-                live[(c / pk.c_t) * groups + o / pk.m_o] = true;
-            }
-        }
-    }
-    (0..groups)
-        .map(|g| (0..blocks).filter(|&b| live[b * groups + g]).count().max(1))
-        .sum()
+/// The layer's [`nonzero_kernels`] when any kernel is zero (None for dense and depthwise
+/// layers, whose packings cost what their shapes say).
+fn sparse_kernels(s: &ConvShape, w: &[i64]) -> Option<Vec<bool>> {
+    (!s.depthwise && w.contains(&0)).then(|| nonzero_kernels(s, w))
 }
 
 /// Chooses the packing of every HE linear layer that has none yet (`keep` packings already
@@ -107,7 +83,7 @@ pub fn choose_packings(
                     let nz = weights
                         .and_then(|w| w.layers.get(&l.node))
                         .filter(|lw| lw.weight.len() == s.weight_len())
-                        .and_then(|lw| nonzero_kernels(&s, &lw.weight));
+                        .and_then(|lw| sparse_kernels(&s, &lw.weight));
                     // Live counts depend on (C_t, M_o) only: computed once per pair.
                     let mut memo: std::collections::HashMap<(usize, usize), usize> =
                         Default::default();
@@ -162,23 +138,13 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn conv(c_in: usize, c_out: usize) -> ConvShape {
-        ConvShape {
-            c_in,
-            c_out,
-            input: [4, 6, 6],
-            kernel: [3; 3],
-            stride: [1; 3],
-            dilation: [1; 3],
-            pad_begin: [1; 3],
-            pad_end: [1; 3],
-            depthwise: false,
-        }
+        ConvShape::same_3x3x3(c_in, c_out, [4, 6, 6])
     }
 
-    /// The live count against the cost model's own block map (`cost::live_products`), on
-    /// random sparse kernels and several cuts.
+    /// The live count against a brute-force scan of the weights for each (output group,
+    /// input block), on random sparse kernels and several cuts.
     #[test]
-    fn live_products_per_tile_match_the_cost_models_block_map() {
+    fn live_products_per_tile_match_a_scan_of_the_weights() {
         let s = conv(12, 10);
         let taps = 27;
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
@@ -192,7 +158,7 @@ mod tests {
                 }
             })
             .collect();
-        let nz = nonzero_kernels(&s, &w).expect("sparse");
+        let nz = sparse_kernels(&s, &w).expect("sparse");
         for (c_t, m_o) in [(1, 1), (2, 3), (4, 2), (12, 10), (5, 7)] {
             let pk = Packing {
                 tile: [2, 2, 2],
@@ -200,13 +166,19 @@ mod tests {
                 m_o,
                 degree: 8192,
             };
-            let map = crate::cost::live_products(&s, &pk, &w);
+            // A product is live when any weight of its block of output and input channels is.
+            let live = |g: usize, b: usize| {
+                w.iter().enumerate().any(|(i, &v)| {
+                    let (o, c) = (i / taps / s.c_in, i / taps % s.c_in);
+                    v != 0 && o / m_o == g && c / c_t == b
+                })
+            };
             let want: usize = (0..pk.out_groups(&s))
-                .map(|g| map.iter().filter(|r| r[g]).count().max(1))
+                .map(|g| (0..pk.in_blocks(&s)).filter(|&b| live(g, b)).count().max(1))
                 .sum();
             assert_eq!(live_per_tile(&s, &pk, &nz), want, "{c_t} x {m_o}");
         }
-        assert!(nonzero_kernels(&s, &vec![1; s.weight_len()]).is_none());
+        assert!(sparse_kernels(&s, &vec![1; s.weight_len()]).is_none());
     }
 
     /// With the kernels of all but one input channel zero, counting live products makes
@@ -218,7 +190,7 @@ mod tests {
         let w: Vec<i64> = (0..s.weight_len())
             .map(|i| i64::from((i / taps) % s.c_in == 0))
             .collect();
-        let nz = nonzero_kernels(&s, &w).unwrap();
+        let nz = sparse_kernels(&s, &w).unwrap();
         let he = c3d_ir::HeModel::for_prime(DELPHI_PRIME);
         let b = FloodBudget::new(64);
         let dense = Packing::choose(&s, &he, 8, &b).unwrap();

@@ -21,17 +21,7 @@ const WEIGHT_BITS: u32 = 16;
 const SESSION: FloodBudget = FloodBudget::new(1 << 16);
 
 fn conv(c_in: usize, c_out: usize, dhw: [usize; 3]) -> ConvShape {
-    ConvShape {
-        c_in,
-        c_out,
-        input: dhw,
-        kernel: [3; 3],
-        stride: [1; 3],
-        dilation: [1; 3],
-        pad_begin: [1; 3],
-        pad_end: [1; 3],
-        depthwise: false,
-    }
+    ConvShape::same_3x3x3(c_in, c_out, dhw)
 }
 
 fn c3d_layers() -> Vec<(&'static str, ConvShape)> {

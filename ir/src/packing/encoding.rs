@@ -252,17 +252,7 @@ mod tests {
 
     #[test]
     fn counts_follow_the_tiles_blocks_and_groups() {
-        let s = ConvShape {
-            c_in: 5,
-            c_out: 7,
-            input: [4, 6, 6],
-            kernel: [3; 3],
-            stride: [1; 3],
-            dilation: [1; 3],
-            pad_begin: [1; 3],
-            pad_end: [1; 3],
-            depthwise: false,
-        };
+        let s = ConvShape::same_3x3x3(5, 7, [4, 6, 6]);
         let pk = Packing {
             tile: [2, 4, 3],
             c_t: 2,

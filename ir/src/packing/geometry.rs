@@ -117,6 +117,22 @@ impl ConvShape {
         }
     }
 
+    /// A 3x3x3 convolution with stride 1 and one voxel of padding on every side (every C3D
+    /// convolution) over an `input` volume (D, H, W).
+    pub fn same_3x3x3(c_in: usize, c_out: usize, input: [usize; 3]) -> Self {
+        ConvShape {
+            c_in,
+            c_out,
+            input,
+            kernel: [3; 3],
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad_begin: [1; 3],
+            pad_end: [1; 3],
+            depthwise: false,
+        }
+    }
+
     /// The linear map of a node with secret weights (Conv3d, or Linear as a 1x1x1 convolution
     /// over a 1x1x1 volume), for one clip (N = 1).
     pub fn of_node(g: &Graph, id: NodeId) -> Result<ConvShape, GeometryError> {
